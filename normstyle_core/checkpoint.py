@@ -1,0 +1,87 @@
+"""One versioned checkpoint format: config + weights + provenance, loaded with weights_only=True."""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, config_from_dict, config_to_dict
+from .errors import CheckpointError
+from .models.style_transfer import StyleTransferModel
+
+FORMAT = "normstyle-checkpoint"
+VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a crash never leaves a
+    half-written file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_torch_load(path: Path) -> Any:
+    """torch.load with weights_only=True; any failure becomes one clear CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path} was refused: it contains Python objects other than tensors "
+                              "and plain data (not a normstyle file, or unsafe)") from exc
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a readable normstyle file ({type(exc).__name__})") from exc
+
+
+def save_checkpoint(path: Path, *, model: StyleTransferModel, vgg_source: str,
+                    extra: dict[str, Any] | None = None, half: bool = False) -> None:
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": config_to_dict(model.config),
+        "model_state": state,
+        "vgg_weights": vgg_source,
+    }
+    payload.update(extra or {})
+    atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    data = safe_torch_load(path)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a normstyle checkpoint")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {data.get('version')} is not supported "
+                              f"(this normstyle reads version {VERSION})")
+    return data
+
+
+def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
+    """Rebuild the model from the checkpoint's own config and load its weights (float32)."""
+    data = read_checkpoint(path)
+    try:
+        config = config_from_dict(ModelConfig, data["model_config"])
+        model = StyleTransferModel(config)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in data["model_state"].items()})
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: damaged normstyle checkpoint ({exc})") from exc
+    model.eval()
+    return model, data

@@ -1,0 +1,160 @@
+"""Frozen configuration dataclasses; each is stored inside every checkpoint (nanoGPT habit).
+
+A model is rebuilt from :class:`ModelConfig` alone, so changing a default here never changes
+how an existing checkpoint loads.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+StyleEncoderKind = Literal["paper", "vgg"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the Image Transformation Network and the Normalization Network."""
+
+    # Channel widths of the transform net's c9s1 / d / d stages (paper and Johnson: 32/64/128).
+    widths: tuple[int, int, int] = (32, 64, 128)
+    num_residual: int = 5
+    # "paper": the paper's conv encoder on raw pixels (section 3.2).
+    # "vgg": an MLP on the frozen VGG-19 feature statistics of the style image (Ghiasi et al.
+    #        feed Inception features to their style predictor the same way); generalises better.
+    style_encoder: StyleEncoderKind = "paper"
+    # Paper section 3.2 / 4.2: last affine layer's weights scaled by this; 1e-2 blended all styles.
+    init_scale: float = 0.1
+    norm_hidden: int = 256  # paper: affine 625 -> 256 -> 32
+    style_size: int = 256  # the Normalization Network reads style images at 256x256 (paper 3.2)
+    encoder_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    encoder_vgg_preprocess: str = "caffe"  # preprocessing of the VGG copy inside a "vgg" encoder
+
+    def __post_init__(self) -> None:
+        if len(self.widths) != 3 or any(w <= 0 for w in self.widths):
+            raise ConfigError(f"widths must be three positive ints, got {self.widths}")
+        if self.num_residual < 0:
+            raise ConfigError("num_residual must be >= 0")
+        if self.style_encoder not in ("paper", "vgg"):
+            raise ConfigError(f"style_encoder must be 'paper' or 'vgg', got {self.style_encoder!r}")
+        if not self.init_scale > 0:
+            raise ConfigError("init_scale must be > 0")
+
+    @property
+    def cin_channels(self) -> tuple[int, ...]:
+        """Channel count of every conditional instance norm, in forward order.
+
+        This is the single declaration both networks derive from (magenta habit):
+        c9s1-w0, d-w1, d-w2, R-w2 x (2 * num_residual), u-w1, u-w0, c9s1-3.
+        Style-code layout: a (rows, 2 * num_layers) matrix; column ``i`` holds the gamma of
+        CIN layer ``i`` and column ``num_layers + i`` its beta; layer ``i`` uses rows
+        ``0 .. cin_channels[i] - 1`` (the paper's 128 x 32 matrix for the default widths).
+        """
+        w0, w1, w2 = self.widths
+        return (w0, w1, w2, *([w2] * (2 * self.num_residual)), w1, w0, 3)
+
+    @property
+    def code_rows(self) -> int:
+        return max(self.cin_channels)
+
+    @property
+    def num_cin(self) -> int:
+        return len(self.cin_channels)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Perceptual loss (paper eqs. 1-4): layers and weights applied *before* the distance."""
+
+    content_layers: tuple[str, ...] = ("conv2_2",)
+    style_layers: tuple[str, ...] = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
+    content_weight: float = 5.0  # paper 4.2: content:style 5:1000
+    style_weight: float = 1000.0
+    # Optional per-layer multipliers (same order as the layer tuples); default all 1.
+    style_layer_weights: tuple[float, ...] | None = None
+    # Total-variation weight; 0 is the paper. Small values suppress high-frequency noise.
+    tv_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.content_layers or not self.style_layers:
+            raise ConfigError("loss needs at least one content and one style layer")
+        if self.style_layer_weights is not None and len(self.style_layer_weights) != len(self.style_layers):
+            raise ConfigError("style_layer_weights must match style_layers in length")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "LossConfig":
+        if name not in LOSS_PRESETS:
+            raise ConfigError(f"unknown loss preset {name!r}; choose from {', '.join(LOSS_PRESETS)}")
+        return dataclasses.replace(LOSS_PRESETS[name], **overrides)
+
+
+LOSS_PRESETS: dict[str, LossConfig] = {
+    # The paper's layers, renumbered (DESIGN.md 2): style on the first five convs, content conv2_2.
+    "paper": LossConfig(),
+    # Johnson et al. 2016: a proven second preset to compare against.
+    "johnson": LossConfig(
+        content_layers=("relu3_3",),
+        style_layers=("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+    ),
+}
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain dict (tuples become lists) that ``torch.load(weights_only=True)`` accepts."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Inverse of :func:`config_to_dict`; unknown keys are an error, missing keys take defaults."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe; defaults are the paper's (section 4, DESIGN.md 2)."""
+
+    content: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
+    out_dir: str = "runs/default"
+    steps: int = 40_000
+    batch_size: int = 4
+    image_size: int = 256
+    style_size: int = 256  # style images are held (and their Gram targets taken) at this size
+    style_mode: str = "auto"  # cycle (small sets, fixed order) | random (large sets) | auto
+    styles_per_step: int = 1  # paper: 1; >1 gives each content image its own style
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # bf16 autocast where fast (CUDA, AVX512-BF16/AMX CPUs)
+    compile: bool = False
+    vgg_weights: str = "auto"
+    loss_preset: str = "paper"
+    checkpoint_every: int = 500
+    keep_last: int = 3
+    sample_every: int = 1000
+    log_every: int = 10
+    num_workers: int = 1
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this long; 0 = no limit
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "image_size", "style_size", "styles_per_step",
+                     "checkpoint_every", "keep_last", "sample_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0")
+        if self.image_size % 4:
+            raise ConfigError("image_size must be a multiple of 4")
+        if self.lr <= 0:
+            raise ConfigError("lr must be > 0")
+        if self.style_mode not in ("auto", "cycle", "random"):
+            raise ConfigError("style_mode must be auto, cycle or random")
+        if self.batch_size % self.styles_per_step:
+            raise ConfigError("batch_size must be a multiple of styles_per_step")

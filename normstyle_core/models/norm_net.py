@@ -1,0 +1,119 @@
+"""Normalization Networks: style image -> packed (rows, 2 * num_cin) gamma/beta matrix."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import ModelConfig
+from .vgg import VGG19, mean_std, resize_for_vgg
+
+
+def init_code_layer(layer: nn.Linear, *, num_cin: int, init_scale: float, rows: int = 1) -> None:
+    """The paper's initialisation trick (section 3.2, slip corrected per DESIGN.md 1).
+
+    The last affine layer's weights are scaled by ``init_scale`` and its bias is 1 for gamma
+    columns and 0 for beta columns, so the network starts near identity normalisation
+    (gamma ~ 1, beta ~ 0) with a spread proportional to ``init_scale``. ``rows`` > 1 when the
+    layer emits the whole (rows, 2 * num_cin) matrix flattened row-major.
+    """
+    with torch.no_grad():
+        layer.weight.mul_(init_scale)
+        bias = torch.zeros(rows, 2 * num_cin)
+        bias[:, :num_cin] = 1.0
+        layer.bias.copy_(bias.reshape(-1))
+
+
+class NormalizationNet(nn.Module):
+    """The paper's Normalization Network (section 3.2, Fig. 1).
+
+    256x256 style image -> three 9x9 stride-2 unpadded convs (3 -> w0 -> w1 -> w2; 32/64/128 in
+    the paper, spatial 256 -> 124 -> 58 -> 25) with ReLU between -> (B, w2, 625) -> affine
+    625 -> 256 -> ReLU -> affine 256 -> 2 * num_cin, applied per channel row -> (B, w2, 32).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        w0, w1, w2 = config.widths
+        if w2 != config.code_rows:
+            raise ValueError("the paper's Normalization Network needs widths[2] == code rows")
+        self.convs = nn.ModuleList([
+            nn.Conv2d(3, w0, 9, stride=2), nn.Conv2d(w0, w1, 9, stride=2), nn.Conv2d(w1, w2, 9, stride=2),
+        ])
+        side = config.style_size
+        for _ in range(3):
+            side = (side - 9) // 2 + 1  # 256 -> 124 -> 58 -> 25
+        self.fc1 = nn.Linear(side * side, config.norm_hidden)  # 625 -> 256
+        self.fc2 = nn.Linear(config.norm_hidden, 2 * config.num_cin)  # 256 -> 32
+        init_code_layer(self.fc2, num_cin=config.num_cin, init_scale=config.init_scale)
+
+    def forward(self, style: Tensor) -> Tensor:
+        x = resize_for_vgg(style, self.config.style_size) * 2.0 - 1.0
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < 2:
+                x = F.relu(x)  # DESIGN.md 1: the paper is silent; stacked linear maps learn little
+        x = x.flatten(2)  # (B, w2, 625)
+        return self.fc2(F.relu(self.fc1(x)))  # (B, w2, 2 * num_cin)
+
+
+class VGGStatsNormalizationNet(nn.Module):
+    """Stronger variant: MLP on the frozen VGG-19 feature statistics of the style image.
+
+    Per-channel mean and std of relu1_1..relu4_1 (the statistics AdaIN shows carry style)
+    -> log1p (activations span orders of magnitude) -> affine -> ReLU -> affine to the whole
+    packed matrix, with the same init trick. The VGG copy is part of the model (frozen), so a
+    checkpoint is self-contained at inference.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        last = max(config.encoder_layers, key=lambda n: _layer_index(n))
+        self.vgg = VGG19(last_layer=last, preprocess=config.encoder_vgg_preprocess, source="checkpoint")
+        channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
+        in_dim = 2 * sum(channels[name[4]] for name in config.encoder_layers)
+        self.fc1 = nn.Linear(in_dim, config.norm_hidden)
+        self.fc2 = nn.Linear(config.norm_hidden, config.code_rows * 2 * config.num_cin)
+        init_code_layer(self.fc2, num_cin=config.num_cin, init_scale=config.init_scale, rows=config.code_rows)
+
+    def load_vgg_from(self, vgg: VGG19) -> None:
+        """Copy frozen weights from the training loss network (same source, same preprocessing)."""
+        if vgg.preprocess != self.vgg.preprocess:
+            raise ValueError("encoder VGG and loss VGG use different preprocessing")
+        for dst, src in zip(self.vgg.conv_layers, vgg.conv_layers):
+            dst.weight.data.copy_(src.weight.data)
+            dst.bias.data.copy_(src.bias.data)
+        self.vgg.source = vgg.source
+
+    def style_features(self, style: Tensor) -> Tensor:
+        feats = self.vgg(resize_for_vgg(style, self.config.style_size), self.config.encoder_layers)
+        stats = []
+        for name in self.config.encoder_layers:
+            mean, std = mean_std(feats[name])
+            stats += [torch.log1p(mean.clamp_min(0)), torch.log1p(std)]
+        return torch.cat(stats, dim=1)  # (B, in_dim)
+
+    def head(self, features: Tensor) -> Tensor:
+        """The trainable part: (B, in_dim) statistics -> (B, rows, 2 * num_cin) code.
+
+        Split out so training can cache the frozen statistics of a fixed style set.
+        """
+        h = F.relu(self.fc1(features.to(self.fc1.weight.dtype)))
+        return self.fc2(h).view(-1, self.config.code_rows, 2 * self.config.num_cin)
+
+    def forward(self, style: Tensor) -> Tensor:
+        return self.head(self.style_features(style))
+
+
+def _layer_index(name: str) -> int:
+    from .vgg import layer_names
+    return layer_names().index(name)
+
+
+def build_normalization_net(config: ModelConfig) -> nn.Module:
+    if config.style_encoder == "vgg":
+        return VGGStatsNormalizationNet(config)
+    return NormalizationNet(config)

@@ -1,0 +1,202 @@
+"""`Stylizer`: the public inference API used by the CLI and the GIMP plug-in."""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from . import imaging
+from .checkpoint import load_model
+from .devices import Placement, placement
+from .errors import CheckpointError, StyleError
+from .imaging import LoadedImage
+from .models.style_transfer import StyleTransferModel
+from .style_code import StyleCode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.pt"
+ImageInput = Union[Image.Image, np.ndarray, LoadedImage, str, os.PathLike]
+StyleInput = Union[StyleCode, str, os.PathLike, Image.Image, LoadedImage]
+
+
+def default_model_path() -> Path:
+    return Path(os.environ.get("NORMSTYLE_MODEL", DEFAULT_MODEL))
+
+
+def _as_loaded(image: ImageInput) -> LoadedImage:
+    if isinstance(image, LoadedImage):
+        return image
+    if isinstance(image, Image.Image):
+        return imaging.from_pil(image)
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype == np.uint8:
+            arr = arr.astype(np.float32) / 255.0
+        elif arr.dtype == np.uint16:
+            arr = arr.astype(np.float32) / 65535.0
+        arr = np.asarray(arr, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        alpha = None
+        if arr.shape[2] in (2, 4):
+            alpha, arr = arr[..., -1], arr[..., :-1]
+        if arr.shape[2] == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        if arr.shape[2] != 3:
+            raise StyleError(f"an image array must have 1-4 channels, got shape {image.shape}")
+        return LoadedImage(rgb=np.clip(arr, 0, 1), alpha=alpha)
+    return imaging.load_image(image)
+
+
+def luminance_transfer(stylized: Tensor, content: Tensor) -> Tensor:
+    """Keep the content's colours: stylized luminance + content chroma (YIQ, Gatys et al. 2016)."""
+    m = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                     dtype=stylized.dtype, device=stylized.device)
+    y_s = torch.einsum("ij,bjhw->bihw", m, stylized)
+    y_c = torch.einsum("ij,bjhw->bihw", m, content)
+    mixed = torch.cat([y_s[:, :1], y_c[:, 1:]], dim=1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), mixed).clamp(0, 1)
+
+
+class Stylizer:
+    """Loads a model once; encodes styles to :class:`StyleCode`; renders pastiches.
+
+    >>> s = Stylizer.load()                    # the packaged model
+    >>> out = s.stylize(Image.open("photo.jpg"), style="candy", strength=0.8)
+    """
+
+    def __init__(self, model: StyleTransferModel, *, place: Placement | None = None,
+                 style_bank: dict[str, StyleCode] | None = None, info: dict | None = None) -> None:
+        self.place = place or placement("cpu", "fp32")
+        self.model = model.to(self.place.device).eval().requires_grad_(False)
+        self.style_bank = dict(style_bank or {})
+        self.info = dict(info or {})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, *, device: str = "auto",
+             precision: str = "auto") -> "Stylizer":
+        path = Path(path) if path is not None else default_model_path()
+        if not path.exists():
+            if path == DEFAULT_MODEL:
+                raise CheckpointError("no trained model ships with this build yet; "
+                                      "train one with `normstyle train` or pass --model FILE")
+            raise CheckpointError(f"model file not found: {path}")
+        model, data = load_model(path)
+        bank = {name: StyleCode(m, name) for name, m in (data.get("style_bank") or {}).items()}
+        info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description")}
+        info["path"] = str(path)
+        return cls(model, place=placement(device, precision), style_bank=bank, info=info)
+
+    # ------------------------------------------------------------------ styles
+    @property
+    def config(self):
+        return self.model.config
+
+    def _autocast(self):
+        if not self.place.autocast:
+            return nullcontext()
+        return torch.autocast(self.place.device.type, dtype=self.place.dtype)
+
+    @torch.inference_mode()
+    def encode(self, image: ImageInput, *, name: str = "custom") -> StyleCode:
+        """Style code of an image (the Normalization Network's output)."""
+        loaded = _as_loaded(image)
+        x = imaging.to_tensor(loaded.rgb).to(self.place.device)
+        code = self.model.encode_style(x)  # fp32: the code is tiny, keep it exact
+        return StyleCode(code[0], name)
+
+    def style(self, spec: StyleInput) -> StyleCode:
+        """A built-in or user style name, a style-code file (.pt), an image file, or an image."""
+        if isinstance(spec, StyleCode):
+            self._check_code(spec)
+            return spec
+        if isinstance(spec, (Image.Image, LoadedImage)):
+            return self.encode(spec)
+        text = str(spec)
+        if text in self.style_bank:
+            return self.style_bank[text]
+        path = Path(text).expanduser()
+        if path.suffix.lower() == ".pt" and path.is_file():
+            code = StyleCode.load(path)
+            self._check_code(code)
+            return code
+        if path.exists():
+            return self.encode(path, name=path.stem)
+        known = ", ".join(sorted(self.style_bank)) or "none"
+        raise StyleError(f"style {text!r} is neither a built-in style ({known}) nor an existing file")
+
+    def _check_code(self, code: StyleCode) -> None:
+        want = (self.config.code_rows, 2 * self.config.num_cin)
+        if tuple(code.matrix.shape) != want:
+            raise StyleError(f"style code {code.name!r} has shape {tuple(code.matrix.shape)}, "
+                             f"this model needs {want}")
+
+    def blend(self, specs: Sequence[StyleInput], weights: Sequence[float] | None = None) -> StyleCode:
+        return StyleCode.blend([self.style(s) for s in specs], weights)
+
+    # ------------------------------------------------------------------ render
+    @torch.inference_mode()
+    def render(self, content: Tensor, code: StyleCode | Tensor) -> Tensor:
+        """(B, 3, H, W) in [0, 1], any H, W -> pastiche of the same size (reflect-pad to x4)."""
+        matrix = code.matrix if isinstance(code, StyleCode) else code
+        if matrix.dim() == 2:
+            matrix = matrix[None]
+        content = content.to(self.place.device)
+        h, w = content.shape[-2:]
+        # Pad to a multiple of 4 (two stride-2 stages) and at least 16 px, so the inner 3x3
+        # reflection pads always fit; reflect where possible, replicate for tiny images.
+        ph, pw = max((-h) % 4, 16 - h), max((-w) % 4, 16 - w)
+        x = content
+        if ph > 0 or pw > 0:
+            ph, pw = max(ph, 0), max(pw, 0)
+            mode = "reflect" if h > ph and w > pw else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        with self._autocast():
+            out = self.model.transform(x, matrix.to(self.place.device))
+        return out[..., :h, :w].float()
+
+    def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, strength: float = 1.0,
+                preserve_color: bool = False, max_size: int | None = None,
+                progress: Callable[[float], None] | None = None) -> Image.Image:
+        """Stylize one image; returns a PIL image (RGBA when the input had alpha)."""
+        if not 0.0 <= strength <= 1.0:
+            raise StyleError(f"strength must be between 0 and 1, got {strength}")
+        loaded = _as_loaded(image)
+        code = self.style(style)
+        rgb, alpha = loaded.rgb, loaded.alpha
+        if max_size is not None and max(rgb.shape[:2]) > max_size:
+            rgb, alpha = _downscale(rgb, alpha, max_size)
+        content = imaging.to_tensor(rgb)
+        if strength < 1.0:
+            # Ghiasi et al.: interpolate between the content's own code and the style's code.
+            own = self.encode(LoadedImage(rgb=rgb))
+            code = own.lerp(code, strength)
+        if progress:
+            progress(0.1)
+        out = self.render(content, code)
+        if preserve_color:
+            out = luminance_transfer(out, content.to(out.device))
+        if progress:
+            progress(1.0)
+        return imaging.compose(imaging.to_array(out), alpha)
+
+
+def _downscale(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
+    h, w = rgb.shape[:2]
+    scale = max_size / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+    out_alpha = None
+    if alpha is not None:
+        a = Image.fromarray((alpha * 255 + 0.5).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+        out_alpha = np.asarray(a, dtype=np.float32) / 255.0
+    return np.asarray(img, dtype=np.float32) / 255.0, out_alpha

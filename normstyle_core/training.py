@@ -1,0 +1,315 @@
+"""End-to-end training of the Normalization Network and the Image Transformation Network.
+
+Resumable (atomic checkpoints every N steps and on SIGINT/SIGTERM; batches are a pure function
+of (seed, step)), observable (callbacks, JSONL log, sample sheets), and honest about
+non-finite losses (the run stops, the last good checkpoint stays).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .checkpoint import atomic_torch_save, read_checkpoint
+from .config import LossConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from .data import ContentBatches, StyleSet, list_images
+from .devices import placement
+from .errors import CheckpointError, TrainingError
+from .losses import PerceptualLoss
+from .models.norm_net import VGGStatsNormalizationNet
+from .models.style_transfer import StyleTransferModel
+from .models.vgg import VGG19, layer_names
+
+log = logging.getLogger(__name__)
+CKPT_GLOB = "ckpt_*.pt"
+
+
+@dataclass
+class StepInfo:
+    step: int
+    total_steps: int
+    losses: dict[str, float]
+    seconds_per_step: float
+    event: str = "step"  # step | checkpoint | sample | done | interrupted
+    path: str | None = None
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the current step and stops."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_StopFlag":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """Newest checkpoint in ``run_dir`` that reads back; a corrupt one is skipped."""
+    for path in sorted(Path(run_dir).glob(CKPT_GLOB), reverse=True):
+        try:
+            read_checkpoint(path)
+            return path
+        except CheckpointError as exc:
+            log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
+    return None
+
+
+class Trainer:
+    """Owns the model, loss, optimiser and data for one run."""
+
+    def __init__(self, train: TrainConfig, *, model_config: ModelConfig | None = None,
+                 loss_config: LossConfig | None = None, vgg: VGG19 | None = None) -> None:
+        self.train_cfg = train
+        self.model_cfg = model_config or ModelConfig()
+        self.loss_cfg = loss_config or LossConfig.preset(train.loss_preset)
+        self.place = placement(train.device, train.precision)
+        self.out_dir = Path(train.out_dir)
+        self.step = 0
+
+        loss_layers = self.loss_cfg.content_layers + self.loss_cfg.style_layers
+        last = max(loss_layers, key=layer_names().index)
+        self.vgg = (vgg or VGG19.load(train.vgg_weights, last_layer=last)).to(self.place.device)
+        self.loss_fn = PerceptualLoss(self.vgg, self.loss_cfg)
+        torch.manual_seed(train.seed)
+        model_cfg = self.model_cfg
+        if model_cfg.style_encoder == "vgg" and model_cfg.encoder_vgg_preprocess != self.vgg.preprocess:
+            model_cfg = dataclasses.replace(model_cfg, encoder_vgg_preprocess=self.vgg.preprocess)
+            self.model_cfg = model_cfg
+        self.model = StyleTransferModel(model_cfg)
+        if isinstance(self.model.normalization, VGGStatsNormalizationNet):
+            full = VGG19.load(train.vgg_weights, last_layer=self.model.normalization.vgg.names[-1]) \
+                if vgg is None or len(vgg.names) < len(self.model.normalization.vgg.names) else vgg
+            self.model.normalization.load_vgg_from(full)
+        self.model.to(self.place.device).train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.params, lr=train.lr)
+        self._forward = self._make_forward()
+        self.content_files = list_images(train.content)
+        self.style_files = list_images(train.styles)
+        self.styles: StyleSet | None = None
+        self._grams: dict[int, dict[str, Tensor]] = {}
+        self._style_feats: dict[int, Tensor] = {}
+
+    # ------------------------------------------------------------------ setup
+    def _make_forward(self) -> Callable[[Tensor, Tensor], Tensor]:
+        transform = self.model.transform
+        if self.train_cfg.compile:
+            transform.set_fused(False)  # the whole net is compiled; no nested compile
+            return torch.compile(transform)
+        return transform
+
+    def load_styles(self) -> StyleSet:
+        if self.styles is None:
+            self.styles = StyleSet(self.style_files, size=self.train_cfg.style_size,
+                                   mode=self.train_cfg.style_mode, seed=self.train_cfg.seed)
+            log.info("%d style images (%s order), %d unreadable skipped",
+                     len(self.styles), self.styles.mode, self.styles.skipped)
+        return self.styles
+
+    def style_grams(self, idx: int) -> dict[str, Tensor]:
+        """Gram targets of style ``idx``, computed once and cached (a fixed style set never
+        needs the style's VGG pass again)."""
+        if idx not in self._grams:
+            with torch.no_grad(), self._autocast():
+                img = self.styles.image(idx).to(self.place.device)
+                self._grams[idx] = {k: v.float() for k, v in self.loss_fn.style_targets(img).items()}
+        return self._grams[idx]
+
+    def encode_styles(self, style_ids: list[int]) -> Tensor:
+        """Codes for the given styles. A VGG-statistics encoder's frozen statistics are cached
+        per style, so only its small trainable head runs each step."""
+        norm = self.model.normalization
+        if isinstance(norm, VGGStatsNormalizationNet):
+            for i in style_ids:
+                if i not in self._style_feats:
+                    with torch.no_grad():
+                        self._style_feats[i] = norm.style_features(self.styles.image(i).to(self.place.device))
+            return norm.head(torch.cat([self._style_feats[i] for i in style_ids]))
+        styles = torch.cat([self.styles.image(i) for i in style_ids]).to(self.place.device)
+        return self.model.encode_style(styles)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.place.autocast:
+            return contextlib.nullcontext()
+        return torch.autocast(self.place.device.type, dtype=self.place.dtype)
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": "normstyle-checkpoint",
+            "version": 1,
+            "model_config": config_to_dict(self.model_cfg),
+            "model_state": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "vgg_weights": self.vgg.source,
+            "loss_config": config_to_dict(self.loss_cfg),
+            "train_config": config_to_dict(self.train_cfg),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "rng": {"torch": torch.get_rng_state()},
+            "style_names": list(self.styles.names) if self.styles else [],
+        }
+
+    def save(self) -> Path:
+        path = self.out_dir / f"ckpt_{self.step:07d}.pt"
+        atomic_torch_save(self.state(), path)
+        for old in sorted(self.out_dir.glob(CKPT_GLOB))[: -self.train_cfg.keep_last]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def resume(self, path: Path) -> None:
+        data = read_checkpoint(path)
+        saved = config_from_dict(ModelConfig, data["model_config"])
+        if saved != self.model_cfg:
+            raise CheckpointError(f"{path}: model config differs from this run's; "
+                                  "resume with the same model options or start a new --out folder")
+        self.model.load_state_dict(data["model_state"])
+        if "optimizer" in data:
+            self.optimizer.load_state_dict(data["optimizer"])
+        self.step = int(data.get("step", 0))
+        if "rng" in data:
+            torch.set_rng_state(data["rng"]["torch"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, content: Tensor, style_ids: list[int]) -> dict[str, Tensor]:
+        """One optimiser step; returns the (detached) named losses."""
+        cfg = self.train_cfg
+        content = content.to(self.place.device, non_blocking=True)
+        per = content.shape[0] // len(style_ids)
+        grams = [self.style_grams(i) for i in style_ids]
+        target = {k: torch.cat([g[k].expand(per, -1, -1) for g in grams]) for k in grams[0]}
+        with self._autocast():
+            code = self.encode_styles(style_ids).float()  # (S, rows, 2L)
+            code = code.repeat_interleave(per, dim=0)  # one style per content group
+            pastiche = self._forward(content, code)
+            total, parts = self.loss_fn(pastiche, content, target)
+        if not torch.isfinite(total):
+            raise TrainingError(f"loss became non-finite ({total.item()}) at step {self.step}; "
+                                "stopping, the last good checkpoint is kept (try a lower --lr)")
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        out = {k: v.detach() for k, v in parts.items()}
+        out["total"] = total.detach()
+        return out
+
+    def fit(self, *, resume: bool = True, callback: Callable[[StepInfo], None] | None = None) -> Path:
+        cfg = self.train_cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            ckpt = latest_checkpoint(self.out_dir)
+            if ckpt is not None:
+                self.resume(ckpt)
+        (self.out_dir / "config.json").write_text(json.dumps({
+            "train": config_to_dict(cfg), "model": config_to_dict(self.model_cfg),
+            "loss": config_to_dict(self.loss_cfg), "vgg_weights": self.vgg.source}, indent=2))
+        self.load_styles()
+        batches = ContentBatches(self.content_files, batch_size=cfg.batch_size, image_size=cfg.image_size,
+                                 seed=cfg.seed, steps=cfg.steps)
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(batches, range(self.step, cfg.steps)), batch_size=None,
+            num_workers=cfg.num_workers, prefetch_factor=4 if cfg.num_workers else None,
+            persistent_workers=False, pin_memory=self.place.device.type == "cuda")
+        log_path = self.out_dir / "log.jsonl"
+        started = time.monotonic()
+        last_t = time.perf_counter()
+        ema: float | None = None
+        last_saved = None
+        with _StopFlag() as stop, log_path.open("a") as log_fh:
+            for content in loader:
+                style_ids = [self.styles.index(self.step, s, cfg.styles_per_step) for s in range(cfg.styles_per_step)]
+                losses = self.train_step(content, style_ids)
+                self.step += 1
+                now = time.perf_counter()
+                dt = now - last_t
+                last_t = now
+                ema = dt if ema is None else 0.9 * ema + 0.1 * dt
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    values = {k: float(v) for k, v in losses.items()}
+                    log_fh.write(json.dumps({"step": self.step, **values, "sec_per_step": ema,
+                                             "time": time.time()}) + "\n")
+                    log_fh.flush()
+                    if callback:
+                        callback(StepInfo(self.step, cfg.steps, values, ema))
+                if self.step % cfg.checkpoint_every == 0:
+                    last_saved = self.save()
+                    if callback:
+                        callback(StepInfo(self.step, cfg.steps, {}, ema, "checkpoint", str(last_saved)))
+                if self.step % cfg.sample_every == 0:
+                    sheet = self.sample_sheet()
+                    if callback and sheet:
+                        callback(StepInfo(self.step, cfg.steps, {}, ema, "sample", str(sheet)))
+                timed_out = cfg.max_minutes > 0 and (time.monotonic() - started) > cfg.max_minutes * 60
+                if stop.signum is not None or timed_out:
+                    last_saved = self.save()
+                    if callback:
+                        callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "interrupted", str(last_saved)))
+                    return last_saved
+        last_saved = self.save()
+        self.sample_sheet()
+        from .plots import loss_curve_png
+        loss_curve_png(log_path, self.out_dir / "loss_curve.png")
+        if callback:
+            callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "done", str(last_saved)))
+        return last_saved
+
+    # ---------------------------------------------------------------- samples
+    @torch.no_grad()
+    def sample_sheet(self, *, n_content: int = 3, n_styles: int = 6, size: int = 192) -> Path | None:
+        """Grid PNG: rows = fixed content photos, columns = style thumbnail + pastiches."""
+        from .plots import contact_sheet
+        if not self.content_files or self.styles is None:
+            return None
+        step_files = self.content_files[:: max(1, len(self.content_files) // n_content)][:n_content]
+        from .data import load_rgb
+        from .imaging import to_tensor
+        import numpy as np
+        contents = []
+        for f in step_files:
+            img = load_rgb(f)
+            if img is not None:
+                contents.append(to_tensor(np.asarray(img.resize((size, size)), dtype=np.float32) / 255.0))
+        idxs = list(range(0, len(self.styles), max(1, len(self.styles) // n_styles)))[:n_styles]
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            rows = [[None] + [self.styles.image(i) for i in idxs]]
+            for c in contents:
+                row = [c]
+                for i in idxs:
+                    code = self.model.encode_style(self.styles.image(i).to(self.place.device))
+                    with self._autocast():
+                        row.append(self.model.transform(c.to(self.place.device), code).float().cpu())
+                rows.append(row)
+        finally:
+            self.model.train(was_training)
+        path = self.out_dir / f"samples_{self.step:07d}.png"
+        contact_sheet(rows, path, cell=size)
+        return path

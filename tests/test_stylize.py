@@ -1,0 +1,96 @@
+"""Stylizer round trips: odd sizes, grayscale, RGBA, strength, preserve colour, codes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from normstyle_core import StyleCode, StyleError, Stylizer
+from normstyle_core.stylize import luminance_transfer
+
+
+@pytest.fixture
+def stylizer(tiny_model_file):
+    return Stylizer.load(tiny_model_file, device="cpu", precision="fp32")
+
+
+def _photo(w=97, h=61, mode="RGB"):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (h, w, len(mode)), dtype=np.uint8)
+    return Image.fromarray(arr if len(mode) > 1 else arr[..., 0], mode)
+
+
+@pytest.mark.parametrize("size", [(97, 61), (5, 3), (64, 64), (1, 9)])
+def test_odd_sizes_round_trip(stylizer, size):
+    out = stylizer.stylize(_photo(*size), style="red")
+    assert out.size == size and out.mode == "RGB"
+
+
+def test_grayscale_in_gives_rgb_out(stylizer):
+    out = stylizer.stylize(_photo(mode="L"), style="red")
+    assert out.mode == "RGB" and out.size == (97, 61)
+
+
+def test_rgba_alpha_is_kept_exactly(stylizer):
+    img = _photo(mode="RGBA")
+    out = stylizer.stylize(img, style="blue")
+    assert out.mode == "RGBA" and out.size == img.size
+    np.testing.assert_array_equal(np.asarray(out)[..., 3], np.asarray(img)[..., 3])
+
+
+def test_style_from_image_file_and_blend(stylizer, tmp_path):
+    path = tmp_path / "style.png"
+    _photo(50, 40).save(path)
+    code = stylizer.style(path)
+    assert code.matrix.shape == (stylizer.config.code_rows, 2 * stylizer.config.num_cin)
+    mix = stylizer.blend(["red", "blue"], [0.25, 0.75])
+    expected = 0.25 * stylizer.style_bank["red"].matrix + 0.75 * stylizer.style_bank["blue"].matrix
+    torch.testing.assert_close(mix.matrix, expected)
+
+
+def test_unknown_style_is_a_clear_error(stylizer):
+    with pytest.raises(StyleError, match="neither a built-in style"):
+        stylizer.style("no-such-style")
+
+
+def test_strength_zero_uses_the_contents_own_code(stylizer):
+    img = _photo(32, 32)
+    own = stylizer.encode(img)
+    a = stylizer.stylize(img, style="red", strength=0.0)
+    b = stylizer.stylize(img, style=own)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(StyleError):
+        stylizer.stylize(img, style="red", strength=1.5)
+
+
+def test_preserve_color_keeps_content_chroma():
+    content = torch.rand(1, 3, 8, 8) * 0.5 + 0.25
+    stylized = torch.rand(1, 3, 8, 8) * 0.5 + 0.25
+    out = luminance_transfer(stylized, content)
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    f = lambda t: torch.einsum("ij,bjhw->bihw", yiq, t)
+    torch.testing.assert_close(f(out)[:, 0], f(stylized)[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(f(out)[:, 1:], f(content)[:, 1:], atol=1e-5, rtol=0)
+
+
+def test_style_code_save_load_and_blend(tmp_path):
+    a, b = StyleCode(torch.zeros(4, 6), "a"), StyleCode(torch.ones(4, 6), "b")
+    mid = a.lerp(b, 0.3)
+    torch.testing.assert_close(mid.matrix, torch.full((4, 6), 0.3))
+    mid.save(tmp_path / "c.pt")
+    back = StyleCode.load(tmp_path / "c.pt")
+    torch.testing.assert_close(back.matrix, mid.matrix)
+    assert back.gamma(1, 4).shape == (4,) and back.beta(1, 2).tolist() == pytest.approx([0.3, 0.3])
+    with pytest.raises(StyleError):
+        StyleCode.blend([a, StyleCode(torch.ones(2, 6))])
+
+
+def test_core_imports_no_front_end_libraries():
+    code = ("import sys, normstyle_core, normstyle_core.training, normstyle_core.stylize;"
+            "bad = [m for m in ('click', 'rich', 'gi') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
