@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 from torch import Tensor
 
@@ -81,8 +82,38 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+class _PasticheStep(nn.Module):
+    """Style input -> code -> pastiche as one module, so DistributedDataParallel can wrap it
+    (DDP synchronises gradients only through its wrapped module's ``forward``)."""
+
+    def __init__(self, model: StyleTransferModel, transform: Callable[[Tensor, Tensor], Tensor]) -> None:
+        super().__init__()
+        self.model = model
+        self._transform = transform
+
+    def forward(self, content: Tensor, style: Tensor, per: int, cached_features: bool) -> Tensor:
+        norm = self.model.normalization
+        code = norm.head(style) if cached_features else norm(style)  # (S, rows, 2L)
+        code = code.float().repeat_interleave(per, dim=0)  # one style per content group
+        return self._transform(content, code)
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the process group torchrun describes (WORLD_SIZE/RANK env); (rank, world_size)."""
+    import os
+    if not dist.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 class Trainer:
-    """Owns the model, loss, optimiser and data for one run."""
+    """Owns the model, loss, optimiser and data for one run.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) every process trains a DDP replica on its own content
+    batches and styles; only rank 0 writes checkpoints, logs and samples.
+    """
 
     def __init__(self, train: TrainConfig, *, model_config: ModelConfig | None = None,
                  loss_config: LossConfig | None = None, vgg: VGG19 | None = None) -> None:
@@ -90,6 +121,11 @@ class Trainer:
         self.model_cfg = model_config or ModelConfig()
         self.loss_cfg = loss_config or LossConfig.preset(train.loss_preset)
         self.place = placement(train.device, train.precision)
+        if self.place.device.type == "cuda" and int(__import__("os").environ.get("WORLD_SIZE", "1")) > 1:
+            local = int(__import__("os").environ.get("LOCAL_RANK", "0"))
+            self.place = dataclasses.replace(self.place, device=torch.device("cuda", local))
+            torch.cuda.set_device(self.place.device)
+        self.rank, self.world_size = _init_distributed(self.place.device)
         self.out_dir = Path(train.out_dir)
         self.step = 0
 
@@ -110,7 +146,11 @@ class Trainer:
         self.model.to(self.place.device).train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=train.lr)
-        self._forward = self._make_forward()
+        self.step_module: nn.Module = _PasticheStep(self.model, self._make_transform())
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.place.device.index] if self.place.device.type == "cuda" else None
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids)
         self.content_files = list_images(train.content)
         self.style_files = list_images(train.styles)
         self.styles: StyleSet | None = None
@@ -118,7 +158,11 @@ class Trainer:
         self._style_feats: dict[int, Tensor] = {}
 
     # ------------------------------------------------------------------ setup
-    def _make_forward(self) -> Callable[[Tensor, Tensor], Tensor]:
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _make_transform(self) -> Callable[[Tensor, Tensor], Tensor]:
         transform = self.model.transform
         if self.train_cfg.compile:
             transform.set_fused(False)  # the whole net is compiled; no nested compile
@@ -142,18 +186,18 @@ class Trainer:
                 self._grams[idx] = {k: v.float() for k, v in self.loss_fn.style_targets(img).items()}
         return self._grams[idx]
 
-    def encode_styles(self, style_ids: list[int]) -> Tensor:
-        """Codes for the given styles. A VGG-statistics encoder's frozen statistics are cached
-        per style, so only its small trainable head runs each step."""
+    def style_input(self, style_ids: list[int]) -> tuple[Tensor, bool]:
+        """What the Normalization Network reads for these styles, and whether it is cached
+        features. A VGG-statistics encoder's frozen statistics are cached per style, so only
+        its small trainable head runs each step."""
         norm = self.model.normalization
         if isinstance(norm, VGGStatsNormalizationNet):
             for i in style_ids:
                 if i not in self._style_feats:
                     with torch.no_grad():
                         self._style_feats[i] = norm.style_features(self.styles.image(i).to(self.place.device))
-            return norm.head(torch.cat([self._style_feats[i] for i in style_ids]))
-        styles = torch.cat([self.styles.image(i) for i in style_ids]).to(self.place.device)
-        return self.model.encode_style(styles)
+            return torch.cat([self._style_feats[i] for i in style_ids]), True
+        return torch.cat([self.styles.image(i) for i in style_ids]).to(self.place.device), False
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if not self.place.autocast:
@@ -176,7 +220,9 @@ class Trainer:
             "style_names": list(self.styles.names) if self.styles else [],
         }
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        if not self.is_main:
+            return None
         path = self.out_dir / f"ckpt_{self.step:07d}.pt"
         atomic_torch_save(self.state(), path)
         for old in sorted(self.out_dir.glob(CKPT_GLOB))[: -self.train_cfg.keep_last]:
@@ -205,10 +251,9 @@ class Trainer:
         per = content.shape[0] // len(style_ids)
         grams = [self.style_grams(i) for i in style_ids]
         target = {k: torch.cat([g[k].expand(per, -1, -1) for g in grams]) for k in grams[0]}
+        style, cached = self.style_input(style_ids)
         with self._autocast():
-            code = self.encode_styles(style_ids).float()  # (S, rows, 2L)
-            code = code.repeat_interleave(per, dim=0)  # one style per content group
-            pastiche = self._forward(content, code)
+            pastiche = self.step_module(content, style, per, cached)
             total, parts = self.loss_fn(pastiche, content, target)
         if not torch.isfinite(total):
             raise TrainingError(f"loss became non-finite ({total.item()}) at step {self.step}; "
@@ -227,24 +272,27 @@ class Trainer:
             ckpt = latest_checkpoint(self.out_dir)
             if ckpt is not None:
                 self.resume(ckpt)
-        (self.out_dir / "config.json").write_text(json.dumps({
-            "train": config_to_dict(cfg), "model": config_to_dict(self.model_cfg),
-            "loss": config_to_dict(self.loss_cfg), "vgg_weights": self.vgg.source}, indent=2))
+        if self.is_main:
+            (self.out_dir / "config.json").write_text(json.dumps({
+                "train": config_to_dict(cfg), "model": config_to_dict(self.model_cfg),
+                "loss": config_to_dict(self.loss_cfg), "vgg_weights": self.vgg.source,
+                "world_size": self.world_size}, indent=2))
         self.load_styles()
         batches = ContentBatches(self.content_files, batch_size=cfg.batch_size, image_size=cfg.image_size,
-                                 seed=cfg.seed, steps=cfg.steps)
+                                 seed=cfg.seed, steps=cfg.steps, rank=self.rank, world_size=self.world_size)
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(batches, range(self.step, cfg.steps)), batch_size=None,
             num_workers=cfg.num_workers, prefetch_factor=4 if cfg.num_workers else None,
             persistent_workers=False, pin_memory=self.place.device.type == "cuda")
-        log_path = self.out_dir / "log.jsonl"
+        log_path = self.out_dir / ("log.jsonl" if self.is_main else f"log.rank{self.rank}.jsonl")
         started = time.monotonic()
         last_t = time.perf_counter()
         ema: float | None = None
         last_saved = None
         with _StopFlag() as stop, log_path.open("a") as log_fh:
             for content in loader:
-                style_ids = [self.styles.index(self.step, s, cfg.styles_per_step) for s in range(cfg.styles_per_step)]
+                k = cfg.styles_per_step
+                style_ids = [self.styles.index(self.step, self.rank * k + s, k * self.world_size) for s in range(k)]
                 losses = self.train_step(content, style_ids)
                 self.step += 1
                 now = time.perf_counter()
@@ -262,23 +310,32 @@ class Trainer:
                     last_saved = self.save()
                     if callback:
                         callback(StepInfo(self.step, cfg.steps, {}, ema, "checkpoint", str(last_saved)))
-                if self.step % cfg.sample_every == 0:
+                if self.step % cfg.sample_every == 0 and self.is_main:
                     sheet = self.sample_sheet()
                     if callback and sheet:
                         callback(StepInfo(self.step, cfg.steps, {}, ema, "sample", str(sheet)))
                 timed_out = cfg.max_minutes > 0 and (time.monotonic() - started) > cfg.max_minutes * 60
-                if stop.signum is not None or timed_out:
+                if self._agree(stop.signum is not None or timed_out):
                     last_saved = self.save()
                     if callback:
                         callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "interrupted", str(last_saved)))
                     return last_saved
         last_saved = self.save()
-        self.sample_sheet()
-        from .plots import loss_curve_png
-        loss_curve_png(log_path, self.out_dir / "loss_curve.png")
+        if self.is_main:
+            self.sample_sheet()
+            from .plots import loss_curve_png
+            loss_curve_png(log_path, self.out_dir / "loss_curve.png")
         if callback:
             callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "done", str(last_saved)))
         return last_saved
+
+    def _agree(self, flag: bool) -> bool:
+        """Any replica asked to stop -> all stop at the same step (so checkpoints agree)."""
+        if self.world_size == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.place.device)
+        dist.all_reduce(t)
+        return bool(t.item() > 0)
 
     # ---------------------------------------------------------------- samples
     @torch.no_grad()

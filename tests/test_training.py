@@ -1,0 +1,152 @@
+"""Training: runs, resumes exactly, survives SIGKILL, stops on non-finite loss, DDP replicas agree."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from normstyle_core import TrainingError
+from normstyle_core.checkpoint import load_model, read_checkpoint
+from normstyle_core.training import Trainer, latest_checkpoint
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_helpers import tiny_model_config, tiny_train_config  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.parametrize("encoder", ["paper", "vgg"])
+def test_tiny_run_writes_checkpoints_logs_and_loads(tmp_path, encoder):
+    cfg = tiny_train_config(tmp_path, steps=4, sample_every=4)
+    events = []
+    final = Trainer(cfg, model_config=tiny_model_config(encoder)).fit(callback=lambda i: events.append(i.event))
+    run = Path(cfg.out_dir)
+    assert final.name == "ckpt_0000004.pt"
+    assert sorted(p.name for p in run.glob("ckpt_*.pt")) == ["ckpt_0000002.pt", "ckpt_0000004.pt"]
+    records = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(r["total"] > 0 and "content" in r and "style" in r for r in records)
+    assert (run / "samples_0000004.png").is_file() and (run / "loss_curve.png").is_file()
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 4
+    model, data = load_model(final)  # the training checkpoint is a normal model file too
+    assert data["step"] == 4 and data["vgg_weights"] == "random"
+    assert events.count("checkpoint") == 2 and events[-1] == "done"
+
+
+def test_resume_continues_exactly(tmp_path):
+    """3 steps + resume to 6 == 6 uninterrupted steps (model, optimiser, RNG, data, style order)."""
+    full = Trainer(tiny_train_config(tmp_path / "a", steps=6), model_config=tiny_model_config())
+    full.fit()
+    first = Trainer(tiny_train_config(tmp_path / "b", steps=3), model_config=tiny_model_config())
+    first.fit()
+    second = Trainer(tiny_train_config(tmp_path / "b", steps=6), model_config=tiny_model_config())
+    second.fit()
+    assert second.step == 6
+    for (name, a), (_, b) in zip(full.model.state_dict().items(), second.model.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_sigkill_mid_training_then_resume(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(HERE / "train_helpers.py"), str(tmp_path), "100000", "paper"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = tmp_path / "run"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(run.glob("ckpt_*.pt"))) < 3:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # Every checkpoint left behind is complete (atomic writes); no temp file is mistaken for one.
+    ckpts = sorted(run.glob("ckpt_*.pt"))
+    assert ckpts
+    for c in ckpts:
+        read_checkpoint(c)
+    last = latest_checkpoint(run)
+    killed_at = read_checkpoint(last)["step"]
+    trainer = Trainer(tiny_train_config(tmp_path, steps=killed_at + 2, checkpoint_every=1),
+                      model_config=tiny_model_config())
+    trainer.fit()
+    assert trainer.step == killed_at + 2
+    assert read_checkpoint(latest_checkpoint(run))["step"] == killed_at + 2
+
+
+def test_sigint_saves_a_checkpoint_and_stops(tmp_path):
+    cfg = tiny_train_config(tmp_path, steps=50, checkpoint_every=1000)
+    trainer = Trainer(cfg, model_config=tiny_model_config())
+
+    def interrupt(info):
+        if info.event == "step" and info.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    path = trainer.fit(callback=interrupt)
+    assert path.name == "ckpt_0000002.pt" and read_checkpoint(path)["step"] == 2
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny_train_config(tmp_path, steps=10, checkpoint_every=2)
+    trainer = Trainer(cfg, model_config=tiny_model_config())
+    real = trainer.loss_fn.forward
+
+    def poisoned(pastiche, content, grams):
+        total, parts = real(pastiche, content, grams)
+        if trainer.step >= 3:
+            total = total * float("nan")
+        return total, parts
+
+    monkeypatch.setattr(trainer.loss_fn, "forward", poisoned)
+    with pytest.raises(TrainingError, match="non-finite"):
+        trainer.fit()
+    ckpts = sorted(Path(cfg.out_dir).glob("ckpt_*.pt"))
+    assert [c.name for c in ckpts] == ["ckpt_0000002.pt"]
+    state = read_checkpoint(ckpts[0])["model_state"]
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_unreadable_images_are_skipped_and_counted(tmp_path):
+    cfg = tiny_train_config(tmp_path, steps=2)
+    (Path(cfg.content[0]) / "broken.jpg").write_bytes(b"not an image")
+    (Path(cfg.styles[0]) / "empty.png").write_bytes(b"")
+    trainer = Trainer(cfg, model_config=tiny_model_config())
+    trainer.fit()
+    assert trainer.styles.skipped == 1 and len(trainer.styles) == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_gloo_processes_keep_replicas_identical(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(f"""
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {str(HERE)!r})
+from pathlib import Path
+from train_helpers import tiny_model_config, tiny_train_config
+from normstyle_core.training import Trainer
+tmp = Path({str(tmp_path)!r})
+t = Trainer(tiny_train_config(tmp, steps=3, checkpoint_every=3), model_config=tiny_model_config())
+t.fit()
+flat = torch.cat([p.detach().flatten() for p in t.model.parameters()])
+torch.save(flat, tmp / f"params_rank{{dist.get_rank()}}.pt")
+dist.destroy_process_group()
+""")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={_free_port()}", str(script)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    p0, p1 = (torch.load(tmp_path / f"params_rank{r}.pt") for r in (0, 1))
+    torch.testing.assert_close(p0, p1, atol=0, rtol=0)
+    # Only rank 0 writes checkpoints; the run trained (parameters moved from the seed init).
+    assert [c.name for c in (tmp_path / "run").glob("ckpt_*.pt")] == ["ckpt_0000003.pt"]
