@@ -85,3 +85,20 @@ def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
         raise CheckpointError(f"{path}: damaged normstyle checkpoint ({exc})") from exc
     model.eval()
     return model, data
+
+
+def export_model(src: Path, dst: Path, *, style_images: dict[str, Path] | None = None,
+                 half: bool = True, description: str = "") -> dict[str, Any]:
+    """Training checkpoint -> inference file: weights (fp16 by default: half the size, within
+    bf16/fp16 rounding of the fp32 output), no optimiser, plus a bank of named style codes
+    computed from ``style_images`` so built-in styles need no image file."""
+    from .imaging import load_image, to_tensor
+    model, data = load_model(src)
+    bank: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, path in sorted((style_images or {}).items()):
+            bank[name] = model.encode_style(to_tensor(load_image(path).rgb))[0].float().contiguous()
+    extra = {"style_bank": bank, "step": data.get("step"), "description": description,
+             "loss_config": data.get("loss_config"), "train_config": data.get("train_config")}
+    save_checkpoint(dst, model=model, vgg_source=data.get("vgg_weights", "unknown"), extra=extra, half=half)
+    return extra

