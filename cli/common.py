@@ -1,0 +1,149 @@
+"""Helpers shared by the commands. Standard library and click only at import time."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+
+DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def error_line(message: str) -> None:
+    """One line on stderr (newlines inside ``message`` are folded)."""
+    click.echo(" ".join(str(message).split("\n")), err=True)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """A problem the user can fix: any NormstyleError, or an OSError about their files.
+
+    The core is only imported if it already is (an exception from it means it was), so this
+    check never imports torch.
+    """
+    core = sys.modules.get("normstyle_core.errors")
+    if core is not None and isinstance(exc, core.NormstyleError):
+        return True
+    return isinstance(exc, OSError) and exc.errno is not None
+
+
+def describe_os_error(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """True if ``exc`` (or what caused it) is 'no space left on device' / quota exceeded."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+class _EchoHandler(logging.Handler):
+    """Writes log records through click.echo, so it follows whatever stderr is current."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            prefix = "warning: " if record.levelno >= logging.WARNING else ""
+            click.echo(prefix + self.format(record), err=True)
+        except Exception:  # pragma: no cover - logging must never break a run
+            self.handleError(record)
+
+
+_handler: _EchoHandler | None = None
+
+
+def configure_logging(verbose: int) -> None:
+    """Core warnings (skipped unreadable training images, ...) to stderr; -v adds info."""
+    global _handler
+    logger = logging.getLogger("normstyle_core")
+    if _handler is None:
+        _handler = _EchoHandler()
+        _handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(_handler)
+        logger.propagate = False
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logger.setLevel(level)
+
+
+# ----------------------------------------------------------------------- options
+def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--model, --device, --precision: where the model comes from and where it runs."""
+    func = click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                        help="Compute precision (auto: bf16 on CUDA and on CPUs with native bf16).")(func)
+    func = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
+                        help="Where to run the model.")(func)
+    func = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None, envvar="NORMSTYLE_MODEL", show_envvar=True,
+                        help="Model checkpoint (.pt); default: the packaged model.")(func)
+    return func
+
+
+def load_stylizer(model_path: Path | None, device: str, precision: str):
+    from normstyle_core import Stylizer  # heavy: torch
+    return Stylizer.load(model_path, device=device, precision=precision)
+
+
+def parse_floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, e.g. 0.7,0.3; got {text!r}",
+                                 param_hint=what) from None
+
+
+def parse_ints(text: str | None, what: str, count: int | None = None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(x) for x in text.replace(" ", "").split(",") if x != "")
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers; got {text!r}", param_hint=what) from None
+    if count is not None and len(values) != count:
+        raise click.BadParameter(f"expected {count} integers, got {len(values)}", param_hint=what)
+    return values
+
+
+def data_home() -> Path:
+    """Where user styles live: $NORMSTYLE_HOME, else the platform's user data dir."""
+    env = os.environ.get("NORMSTYLE_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+    return Path(platformdirs.user_data_dir("normstyle", appauthor=False))
+
+
+def cache_home() -> Path:
+    env = os.environ.get("NORMSTYLE_HOME")
+    if env:
+        return Path(env).expanduser() / "cache"
+    import platformdirs
+    return Path(platformdirs.user_cache_dir("normstyle", appauthor=False))
+
+
+def stdout_console():
+    """Rich console on stdout; when piped (logs, tests), wide enough that tables do not wrap."""
+    from rich.console import Console
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(file=sys.stdout, highlight=False, soft_wrap=True, width=200)
+    return console
+
+
+def stderr_console():
+    from rich.console import Console
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)

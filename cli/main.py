@@ -1,0 +1,131 @@
+"""`normstyle` command-line tool: the root Click group.
+
+Only click and the standard library are imported at module level, so ``normstyle --help``
+answers instantly; torch, the core and rich are imported inside the commands that need them
+(DESIGN.md habit 10). Users' mistakes (:class:`normstyle_core.NormstyleError`) become one line
+on stderr and a non-zero exit (habit 11).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, configure_logging, error_line, is_user_error
+
+# Commands written elsewhere, registered only if their module exists, imported only when used:
+# name -> (module, attribute, short help shown in `normstyle --help` without importing it).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "gimp": ("cli.gimp_cmd", "gimp", "Install and manage the GIMP 3 plug-in."),
+    "eval": ("cli.eval_cmd", "eval", "Evaluate a model (held-out styles, speed, quality)."),
+    "demo": ("cli.demo_cmd", "demo", "Stylize sample photos with a few built-in styles."),
+}
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+class NormstyleGroup(click.Group):
+    """Group with lazily imported sub-commands and one-line errors instead of tracebacks."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names.update(n for n, (mod, _, _) in LAZY_COMMANDS.items() if _module_exists(mod))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None or cmd_name not in LAZY_COMMANDS:
+            return cmd
+        module_name, attr, _ = LAZY_COMMANDS[cmd_name]
+        if not _module_exists(module_name):
+            return None
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # an optional part that cannot load must not break the rest
+            click.echo(f"warning: `normstyle {cmd_name}` is unavailable ({exc})", err=True)
+            return None
+        cmd = getattr(module, attr, None)
+        if not isinstance(cmd, click.Command):  # e.g. `eval_command = click.command("eval")(...)`
+            cmd = next((c for c in vars(module).values()
+                        if isinstance(c, click.Command) and c.name == cmd_name), None)
+        if isinstance(cmd, click.Command):
+            self.add_command(cmd, cmd_name)
+            return cmd
+        return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but lazy commands show their static short help (no import)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(limit=formatter.width - 6 - len(name))))
+            elif name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][2]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - users' mistakes: one line, no traceback
+            if not is_user_error(exc) or os.environ.get("NORMSTYLE_DEBUG"):
+                raise
+            error_line(f"error: {exc}")
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=NormstyleGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                                   "max_content_width": 100})
+@click.version_option(package_name="normstyle", prog_name="normstyle")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """normstyle: one network, many styles. Stylize photos by style name, image or blend.
+
+    \b
+    Examples:
+      normstyle stylize photo.jpg --style candy -o out.jpg
+      normstyle batch photos/ --recursive --style a.jpg --style b.jpg --weights 0.7,0.3 --out styled/
+      normstyle styles add mine painting.jpg
+      normstyle train content/ --style styles/ --out runs/mine
+
+    Set NORMSTYLE_DEBUG=1 to see tracebacks.
+    """
+    configure_logging(verbose)
+
+
+def _register() -> None:
+    from .info_cmd import info
+    from .styles_cmd import styles
+    from .stylize_cmd import batch, stylize
+    from .train_cmd import train
+
+    for cmd in (stylize, batch, styles, info, train):
+        cli.add_command(cmd)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="normstyle")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Batch stylization: plan input -> output pairs safely, then render with overlapped I/O.
+
+Planning never touches the model: it collects inputs (files, folders, globs), names outputs
+from a template, and decides per file whether it would overwrite an input (always an error),
+an existing output (error unless --overwrite / --skip-existing) or another output of the
+same batch (error).
+
+Running: a small reader pool decodes the next images while the current one renders on the
+main thread, and one writer thread encodes and saves the previous result; saves are atomic
+(temp file + rename, in the core). Queues are bounded so memory stays flat over thousands of
+files. One bad file is one failed result; a full disk or Ctrl-C stops the batch cleanly.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import string
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .common import describe_os_error, disk_full
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
+                    ".pgm", ".pbm", ".tga", ".jp2", ".heic", ".heif", ".avif"}
+# Extensions the core can write (imaging.FORMATS); others fall back to PNG.
+WRITABLE = {"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"}
+OUTPUT_FORMATS = ("same", "jpg", "png", "webp", "tiff")
+TEMPLATE_FIELDS = ("stem", "style", "ext", "name", "index", "strength")
+DEFAULT_TEMPLATE = "{stem}_{style}.{ext}"
+
+OK, SKIPPED, FAILED, NOT_RUN = "ok", "skipped", "failed", "not-run"
+
+
+@dataclass
+class Job:
+    index: int
+    src: Path
+    rel_dir: Path  # sub-folder (relative to the scanned folder) to mirror under --out
+    out: Path | None = None
+    status: str | None = None  # decided at planning time: SKIPPED / FAILED, else None = to do
+    error: str | None = None
+
+
+@dataclass
+class Result:
+    input: str
+    output: str | None
+    status: str
+    error: str | None = None
+    seconds: float = 0.0
+    size: tuple[int, int] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"input": self.input, "output": self.output, "status": self.status, "error": self.error,
+                "seconds": round(self.seconds, 4), "size": list(self.size) if self.size else None}
+
+
+@dataclass
+class Options:
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None
+    quality: int = 95
+    keep_metadata: bool = True
+    overwrite: bool = False
+
+
+# ---------------------------------------------------------------- templates
+def check_template(template: str) -> None:
+    """Raise ValueError naming the problem if the template is unusable."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"bad output name template {template!r}: {exc}") from None
+    for f in fields:
+        base = f.split("!")[0].split(":")[0]
+        if base not in TEMPLATE_FIELDS:
+            raise ValueError(f"unknown field {{{base}}} in output name template; "
+                             f"use {', '.join('{' + x + '}' for x in TEMPLATE_FIELDS)}")
+    if "{stem}" not in template and "{name}" not in template and "{index" not in template:
+        raise ValueError("the output name template must contain {stem}, {name} or {index}, "
+                         "or every file would get the same name")
+
+
+def output_ext(src: Path, fmt: str) -> str:
+    if fmt != "same":
+        return fmt
+    ext = src.suffix.lower().lstrip(".")
+    return ext if ext in WRITABLE else "png"
+
+
+def render_name(template: str, src: Path, *, style: str, fmt: str, index: int, strength: float) -> str:
+    name = template.format(stem=src.stem, style=style, ext=output_ext(src, fmt), name=src.name,
+                           index=index, strength=f"{strength:g}")
+    parts = Path(name).parts
+    if not name or Path(name).is_absolute() or ".." in parts:
+        raise ValueError(f"output name {name!r} from the template must be a relative path without '..'")
+    return name
+
+
+# ------------------------------------------------------------------ inputs
+def _is_hidden(path: Path) -> bool:
+    return path.name.startswith(".")
+
+
+def collect_inputs(paths: Sequence[str], *, recursive: bool, exclude: Path | None = None
+                   ) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """([(file, rel_dir)], [(path, problem)]) for files, folders and glob patterns.
+
+    Files named explicitly are taken whatever their extension (a non-image then fails with a
+    clear message); folders contribute their image files (hidden files and, when it lies
+    inside the folder, the output folder are skipped).
+    """
+    found: list[tuple[Path, Path]] = []
+    problems: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    excl = exclude.resolve() if exclude is not None else None
+
+    def add(path: Path, rel: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append((path, rel))
+
+    def scan(folder: Path) -> None:
+        pattern = "**/*" if recursive else "*"
+        files = []
+        for f in folder.glob(pattern):
+            if f.suffix.lower() not in IMAGE_EXTENSIONS or not f.is_file():
+                continue
+            rel = f.relative_to(folder)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            if excl is not None and excl != folder.resolve() and _inside(f.resolve(), excl):
+                continue  # our own outputs from an earlier run
+            files.append(f)
+        for f in sorted(files):
+            add(f, f.parent.relative_to(folder))
+
+    for text in paths:
+        p = Path(text).expanduser()
+        if p.is_dir():
+            scan(p)
+        elif p.exists():
+            add(p, Path())
+        elif glob.has_magic(text):
+            matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
+            files = [Path(m) for m in matches if Path(m).is_file() and not _is_hidden(Path(m))]
+            if not files:
+                problems.append((text, "no files match this pattern"))
+            for f in files:
+                add(f, Path())
+        else:
+            problems.append((text, "no such file or folder"))
+    return found, problems
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- planning
+def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file: Path | None,
+         template: str, style: str, fmt: str, strength: float, overwrite: bool,
+         skip_existing: bool) -> list[Job]:
+    """Output path and pre-decided status for every input."""
+    all_inputs = {src.resolve() for src, _ in inputs}
+    claimed: dict[Path, Path] = {}
+    jobs: list[Job] = []
+    for i, (src, rel) in enumerate(inputs):
+        job = Job(index=i, src=src, rel_dir=rel)
+        jobs.append(job)
+        try:
+            if out_file is not None:
+                out = out_file
+            else:
+                name = render_name(template, src, style=style, fmt=fmt, index=i + 1, strength=strength)
+                out = (out_dir if out_dir is not None else src.parent) / rel / name
+        except ValueError as exc:
+            job.status, job.error = FAILED, str(exc)
+            continue
+        job.out = out
+        key = out.resolve()
+        if key == src.resolve() or (out.exists() and _same_file(out, src)):
+            job.status = FAILED
+            job.error = (f"output {out} is the input itself; refusing to overwrite an input "
+                         "(choose another -o/--out or --name template)")
+            continue
+        if key in all_inputs:
+            job.status, job.error = FAILED, f"output {out} would overwrite another input file; refusing"
+            continue
+        if key in claimed:
+            job.status = FAILED
+            job.error = f"output {out} is also the output of {claimed[key]}; use {{index}} or keep sub-folders"
+            continue
+        claimed[key] = src
+        if out.is_dir():
+            job.status, job.error = FAILED, f"output {out} is an existing folder"
+        elif out.exists() or out.is_symlink():
+            if skip_existing:
+                job.status, job.error = SKIPPED, "output exists"
+            elif not overwrite:
+                job.status = FAILED
+                job.error = f"output {out} already exists (use --overwrite to replace it or --skip-existing)"
+    return jobs
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------- running
+class DiskFull(Exception):
+    """Raised to stop the batch: nothing more can be written."""
+
+
+def _message(exc: BaseException, src: Path) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        msg = describe_os_error(exc)
+    else:
+        msg = str(exc) or type(exc).__name__
+    core = sys.modules.get("normstyle_core.errors")
+    if core is None or not isinstance(exc, (core.NormstyleError, OSError)):
+        msg = f"unexpected {type(exc).__name__}: {msg}"
+    msg = " ".join(msg.split())
+    return msg if str(src) in msg else f"{src}: {msg}"
+
+
+def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
+             on_start: Callable[[Job], None] = lambda job: None,
+             on_result: Callable[[Job, Result], None] = lambda job, r: None,
+             readers: int = 2, prefetch: int = 3, max_pending_writes: int = 2) -> tuple[list[Result], str | None]:
+    """Render every job; returns (results in input order, stop reason or None).
+
+    Stop reasons: "disk-full: <message>" or "interrupted" (KeyboardInterrupt; the jobs
+    not finished are reported as not run, finished writes are complete files).
+    """
+    from normstyle_core.imaging import load_image, save_image
+
+    results: dict[int, Result] = {}
+    todo: Iterable[Job] = iter([j for j in jobs if j.status is None])
+    for job in jobs:
+        if job.status is not None:
+            results[job.index] = Result(str(job.src), str(job.out) if job.out else None, job.status, job.error)
+            on_result(job, results[job.index])
+
+    def write(job: Job, image, loaded) -> tuple[int, int]:
+        if not opts.overwrite and (job.out.exists() or job.out.is_symlink()):
+            raise FileExistsError(f"output {job.out} appeared while the batch ran; not overwritten")
+        save_image(image, job.out, quality=opts.quality,
+                   exif=loaded.exif if opts.keep_metadata else None,
+                   icc_profile=loaded.icc_profile if opts.keep_metadata else None)
+        # The core's temp file is created 0600 (mkstemp) and keeps that mode after the rename;
+        # give outputs the permissions any other new file would get.
+        try:
+            os.chmod(job.out, file_mode)
+        except OSError:
+            pass
+        return image.size
+
+    umask = os.umask(0)
+    os.umask(umask)
+    file_mode = 0o666 & ~umask
+    stop: str | None = None
+    read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="normstyle-read")
+    write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normstyle-write")
+    reads: deque[tuple[Job, Future]] = deque()
+    writes: deque[tuple[Job, Future, float]] = deque()
+
+    def refill() -> None:
+        while len(reads) < prefetch:
+            job = next(todo, None)  # type: ignore[call-overload]
+            if job is None:
+                return
+            reads.append((job, read_pool.submit(load_image, job.src)))
+
+    def finish_write(job: Job, fut: Future, seconds: float) -> None:
+        nonlocal stop
+        try:
+            size = fut.result()
+            results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds, size)
+        except BaseException as exc:  # noqa: BLE001 - reported per file
+            results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src), seconds)
+            if disk_full(exc):
+                if stop is not None:
+                    return  # already stopping for a full disk: one line is enough
+                stop = f"disk full: {_message(exc, job.out)}"
+        on_result(job, results[job.index])
+
+    def drain(limit: int) -> None:
+        while writes and (len(writes) > limit or writes[0][1].done()):
+            finish_write(*writes.popleft())
+
+    try:
+        refill()
+        while reads and stop is None:
+            job, fut = reads.popleft()
+            refill()
+            on_start(job)
+            t0 = time.perf_counter()
+            try:
+                loaded = fut.result()
+                image = stylizer.stylize(loaded, style=code, strength=opts.strength,
+                                         preserve_color=opts.preserve_color, max_size=opts.max_size)
+                if loaded.grayscale and opts.preserve_color:
+                    image = image.convert("LA" if image.mode == "RGBA" else "L")
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - one bad file never stops the batch
+                results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src),
+                                            time.perf_counter() - t0)
+                on_result(job, results[job.index])
+                drain(max_pending_writes)
+                continue
+            seconds = time.perf_counter() - t0
+            writes.append((job, write_pool.submit(write, job, image, loaded), seconds))
+            drain(max_pending_writes)
+        while writes:
+            finish_write(*writes.popleft())
+    except KeyboardInterrupt:
+        stop = "interrupted"
+        for job, fut in reads:
+            fut.cancel()
+        # Writes already started complete (each is atomic); record what they produced.
+        while writes:
+            job, fut, seconds = writes.popleft()
+            try:
+                fut.result()
+                results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds)
+            except BaseException as exc:  # noqa: BLE001
+                results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src))
+    finally:
+        read_pool.shutdown(wait=True, cancel_futures=True)
+        write_pool.shutdown(wait=True, cancel_futures=True)
+
+    out = []
+    for job in jobs:
+        r = results.get(job.index)
+        if r is None:
+            r = Result(str(job.src), str(job.out) if job.out else None, NOT_RUN,
+                       "not processed: the batch stopped early")
+        out.append(r)
+    return out, stop

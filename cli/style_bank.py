@@ -1,0 +1,187 @@
+"""The user's style bank (``$NORMSTYLE_HOME/styles``) and style resolution for the commands.
+
+A user style is stored as a copy of its source file, plus a small JSON record:
+
+    styles/<name>.json   {"name", "kind": "image" | "code", "file", "source", "added"}
+    styles/<name>.<ext>  the style image (encoded with whatever model is in use) or a .pt code
+
+Images are kept rather than codes because a code belongs to one model; an image works with
+every model, and encoding it costs one small forward pass per run.
+
+Resolution order of a ``--style`` value: built-in style of the model, user style, file path.
+Built-ins win; a user style with a built-in's name is never used silently (a warning says so),
+and ``styles add`` refuses such names.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .common import data_home
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def _core_errors():
+    from normstyle_core import errors
+    return errors
+
+
+@dataclass
+class UserStyle:
+    name: str
+    kind: str  # "image" | "code"
+    file: Path
+    source: str
+    added: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "file": str(self.file), "source": self.source,
+                "added": self.added}
+
+
+class UserStyleBank:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else data_home() / "styles"
+
+    # ------------------------------------------------------------------ read
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.stem for p in self.root.glob("*.json") if NAME_RE.match(p.stem))
+
+    def get(self, name: str) -> UserStyle | None:
+        meta = self.root / f"{name}.json"
+        if not NAME_RE.match(name) or not meta.is_file():
+            return None
+        try:
+            data = json.loads(meta.read_text())
+            return UserStyle(name=name, kind=str(data["kind"]), file=self.root / str(data["file"]),
+                             source=str(data.get("source", "")), added=float(data.get("added", 0)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise _core_errors().StyleError(f"user style {name!r} is damaged ({meta}: {exc}); "
+                                            f"remove it with `normstyle styles remove {name}`") from exc
+
+    def all(self) -> list[UserStyle]:
+        return [s for s in (self.get(n) for n in self.names()) if s is not None]
+
+    # ----------------------------------------------------------------- write
+    def add(self, name: str, source: Path, *, kind: str, replace: bool = False) -> UserStyle:
+        errors = _core_errors()
+        if not NAME_RE.match(name):
+            raise errors.StyleError(f"invalid style name {name!r}: use letters, digits, '-' and '_' "
+                                    "(up to 64, starting with a letter or digit)")
+        if self.get(name) is not None and not replace:
+            raise errors.StyleError(f"user style {name!r} already exists; use --force to replace it")
+        self.root.mkdir(parents=True, exist_ok=True)
+        suffix = source.suffix.lower() or ".img"
+        data_file = self.root / f"{name}{suffix}"
+        _atomic_copy(source, data_file)
+        # Remove an older data file of the same name with another extension.
+        for old in self.root.glob(f"{name}.*"):
+            if old != data_file and old.suffix != ".json" and old.stem == name:
+                old.unlink(missing_ok=True)
+        record = {"name": name, "kind": kind, "file": data_file.name, "source": str(source.resolve()),
+                  "added": time.time()}
+        _atomic_write_text(self.root / f"{name}.json", json.dumps(record, indent=2))
+        return self.get(name)  # type: ignore[return-value]
+
+    def remove(self, name: str) -> bool:
+        style = self.get(name)
+        if style is None:
+            return False
+        (self.root / f"{name}.json").unlink(missing_ok=True)
+        style.file.unlink(missing_ok=True)
+        return True
+
+    # ---------------------------------------------------------------- encode
+    def code(self, name: str, stylizer):
+        """The style code of user style ``name`` for this stylizer's model."""
+        from normstyle_core import StyleCode
+        style = self.get(name)
+        if style is None:
+            raise _core_errors().StyleError(f"no user style named {name!r}")
+        if not style.file.is_file():
+            raise _core_errors().StyleError(f"user style {name!r}: its file {style.file} is missing; "
+                                            f"add it again with `normstyle styles add {name} IMAGE --force`")
+        if style.kind == "code":
+            code = StyleCode.load(style.file)
+            return stylizer.style(StyleCode(code.matrix, name))  # checks the shape fits the model
+        return stylizer.encode(style.file, name=name)
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -------------------------------------------------------------- resolution
+def safe_name(text: str) -> str:
+    """A style name usable inside a file name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.")
+    return cleaned or "style"
+
+
+def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], None]):
+    """(StyleCode, display name) for one ``--style`` value."""
+    errors = _core_errors()
+    if spec in stylizer.style_bank:
+        if bank.get(spec) is not None:
+            warn(f"warning: the built-in style {spec!r} is used; your user style of the same name is "
+                 f"shadowed (rename it: `normstyle styles remove {spec}` then add it under another name)")
+        return stylizer.style_bank[spec], spec
+    if NAME_RE.match(spec) and bank.get(spec) is not None:
+        return bank.code(spec, stylizer), spec
+    path = Path(spec).expanduser()
+    if not path.exists():
+        builtin = ", ".join(sorted(stylizer.style_bank)) or "none"
+        user = ", ".join(bank.names()) or "none"
+        raise errors.StyleError(f"style {spec!r} is not a built-in style ({builtin}), not a user style "
+                                f"({user}) and not an existing file")
+    if path.is_dir():
+        raise errors.StyleError(f"style {spec!r} is a folder; give an image file or a style name")
+    return stylizer.style(path), path.stem
+
+
+def resolve_styles(specs: Sequence[str], weights: Sequence[float] | None, stylizer,
+                   bank: UserStyleBank, warn: Callable[[str], None]):
+    """One StyleCode (blended if several) and its name for output templates."""
+    errors = _core_errors()
+    if not specs:
+        raise errors.StyleError("no style given (use --style NAME|IMAGE|CODE.pt)")
+    if weights is not None and len(weights) != len(specs):
+        raise errors.StyleError(f"{len(specs)} style(s) but {len(weights)} weight(s) in --weights")
+    resolved = [resolve_one(s, stylizer, bank, warn) for s in specs]
+    names = [safe_name(n) for _, n in resolved]
+    if len(resolved) == 1:
+        code, _ = resolved[0]
+        if weights is not None and not weights[0] > 0:
+            raise errors.StyleError("the weight of a single style must be > 0")
+        return code, names[0]
+    from normstyle_core import StyleCode
+    name = "+".join(names)
+    return StyleCode.blend([c for c, _ in resolved], weights, name=name), name

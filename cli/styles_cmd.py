@@ -1,0 +1,146 @@
+"""`normstyle styles list|add|remove|show`: built-in styles of the model and the user's bank."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import EXIT_ERROR, error_line, load_stylizer, model_options, stdout_console
+from .style_bank import NAME_RE, UserStyleBank
+
+
+def _try_stylizer(model_path, device, precision, *, required: bool):
+    """The stylizer, or (None, reason) when the model is unavailable and not required."""
+    try:
+        return load_stylizer(model_path, device, precision), None
+    except Exception as exc:  # noqa: BLE001
+        from normstyle_core import NormstyleError
+        if required or not isinstance(exc, NormstyleError):
+            raise
+        return None, str(exc)
+
+
+@click.group()
+def styles() -> None:
+    """Built-in styles of the model and your own style bank.
+
+    User styles live in $NORMSTYLE_HOME/styles (default: the platform's user data folder) and
+    are used by name like built-in ones: `normstyle stylize photo.jpg --style NAME`.
+    """
+
+
+@styles.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@model_options
+def list_styles(as_json, model_path, device, precision):
+    """List built-in and user styles."""
+    stylizer, why = _try_stylizer(model_path, "cpu", "fp32", required=False)
+    bank = UserStyleBank()
+    builtin = sorted(stylizer.style_bank) if stylizer is not None else []
+    rows = [{"name": n, "kind": "built-in", "source": "model", "shadowed": False} for n in builtin]
+    for s in bank.all():
+        rows.append({"name": s.name, "kind": f"user ({s.kind})", "source": s.source,
+                     "shadowed": s.name in builtin})
+    if as_json:
+        click.echo(json.dumps({"model_error": why, "user_styles_dir": str(bank.root), "styles": rows}, indent=2))
+        return
+    if why:
+        error_line(f"warning: built-in styles unknown: {why}")
+    if not rows:
+        click.echo(f"no styles yet; add one with `normstyle styles add NAME IMAGE` (stored in {bank.root})")
+        return
+    from rich.table import Table
+    table = Table(show_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("source", overflow="fold")
+    for r in rows:
+        note = ", SHADOWED by the built-in style of this name" if r["shadowed"] else ""
+        table.add_row(r["name"], r["kind"] + note, r["source"])
+    stdout_console().print(table)
+
+
+@styles.command("add")
+@click.argument("name")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a user style of the same name.")
+@model_options
+def add_style(name, source, force, model_path, device, precision):
+    """Add user style NAME from SOURCE (a style image, or a style-code .pt file)."""
+    from normstyle_core import StyleCode, StyleError
+    from normstyle_core.imaging import load_image
+
+    if not NAME_RE.match(name):
+        raise StyleError(f"invalid style name {name!r}: use letters, digits, '-' and '_' "
+                         "(up to 64, starting with a letter or digit)")
+    stylizer, why = _try_stylizer(model_path, "cpu", "fp32", required=False)
+    if stylizer is not None and name in stylizer.style_bank:
+        raise StyleError(f"{name!r} is a built-in style of the model; choose another name")
+    if source.suffix.lower() == ".pt":
+        code = StyleCode.load(source)  # validates the file
+        if stylizer is not None:
+            stylizer.style(code)  # the code fits this model
+        kind = "code"
+    else:
+        load_image(source)  # validates: a corrupt or non-image file fails here, not at use time
+        kind = "image"
+    style = UserStyleBank().add(name, source, kind=kind, replace=force)
+    if why:
+        error_line(f"warning: could not check {name!r} against the built-in styles ({why})")
+    click.echo(f"added user style {name!r} ({kind}) -> {style.file}")
+
+
+@styles.command("remove")
+@click.argument("name")
+@model_options
+def remove_style(name, model_path, device, precision):
+    """Remove user style NAME (built-in styles cannot be removed)."""
+    from normstyle_core import StyleError
+    bank = UserStyleBank()
+    if bank.remove(name):
+        click.echo(f"removed user style {name!r}")
+        return
+    stylizer, _ = _try_stylizer(model_path, "cpu", "fp32", required=False)
+    if stylizer is not None and name in stylizer.style_bank:
+        raise StyleError(f"{name!r} is a built-in style of the model and cannot be removed")
+    raise StyleError(f"no user style named {name!r} (see `normstyle styles list`)")
+
+
+@styles.command("show")
+@click.argument("name")
+@click.option("--export", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the style code to this .pt file (usable as --style FILE.pt).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@model_options
+def show_style(name, export, as_json, model_path, device, precision):
+    """Show where style NAME comes from and its style code."""
+    from normstyle_core import StyleError
+    from .style_bank import resolve_one
+
+    stylizer = load_stylizer(model_path, "cpu", "fp32")
+    bank = UserStyleBank()
+    user = bank.get(name)
+    if name not in stylizer.style_bank and user is None:
+        known = ", ".join(sorted(stylizer.style_bank) + bank.names()) or "none"
+        raise StyleError(f"no style named {name!r} (known: {known})")
+    code, _ = resolve_one(name, stylizer, bank, error_line)
+    kind = "built-in" if name in stylizer.style_bank else f"user ({user.kind})"
+    m = code.matrix
+    n = code.num_cin
+    info = {"name": name, "kind": kind, "model": stylizer.info.get("path"),
+            "file": str(user.file) if user and kind != "built-in" else None,
+            "source": user.source if user and kind != "built-in" else None,
+            "code_shape": list(m.shape), "gamma_mean": float(m[:, :n].mean()),
+            "beta_mean": float(m[:, n:].mean()), "code_norm": float(m.norm())}
+    if export is not None:
+        if export.suffix.lower() != ".pt":
+            raise StyleError(f"--export needs a .pt file name, got {export}")
+        code.save(export)
+        info["exported"] = str(export)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if value is not None:
+            click.echo(f"{key:>11}: {value:.4g}" if isinstance(value, float) else f"{key:>11}: {value}")

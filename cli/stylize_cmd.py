@@ -1,0 +1,265 @@
+"""`normstyle stylize` (one image) and `normstyle batch` (thousands), sharing one pipeline."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, error_line, load_stylizer, model_options,
+                     parse_floats, stderr_console, stdout_console)
+from .pipeline import (DEFAULT_TEMPLATE, FAILED, NOT_RUN, OK, OUTPUT_FORMATS, SKIPPED, WRITABLE, Job,
+                       Options, Result, check_template, collect_inputs, plan, run_jobs)
+
+
+def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--style", "-s", "styles", multiple=True, required=True, metavar="NAME|IMAGE|CODE.pt",
+                     help="Built-in or user style name, style image, or style-code file. Repeat to blend."),
+        click.option("--weights", metavar="W1,W2,...", default=None,
+                     help="Blend weights, one per --style (normalised to sum to 1), e.g. 0.7,0.3."),
+        click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+                     help="0 keeps the photo's own look, 1 is the full style."),
+        click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
+        click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
+                     help="Downscale so the longer side is at most this (default: full resolution)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
+                     help="Output file name template: {stem} {style} {ext} {name} {index} {strength}."),
+        click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="same", show_default=True,
+                     help="Output format (same: the input's, PNG if it cannot be written)."),
+        click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+                     help="JPEG/WebP quality."),
+        click.option("--strip-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to outputs."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten)."),
+        click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone and skip those files."),
+        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+# ------------------------------------------------------------------ display
+class Reporter:
+    """Rich progress on a terminal; plain one-line messages otherwise (logs, CI, tests)."""
+
+    def __init__(self, total: int, *, show_progress: bool) -> None:
+        self.console = stderr_console()
+        self.total = total
+        self.progress = None
+        if show_progress and self.console.is_terminal and total > 0:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+            self.progress = Progress(
+                TextColumn("[bold]stylizing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
+                console=self.console, transient=True)
+            self.task = self.progress.add_task("stylizing", total=total, current="")
+
+    def __enter__(self) -> "Reporter":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def line(self, message: str) -> None:
+        message = " ".join(str(message).split())
+        if self.progress is not None:
+            self.progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+        else:
+            click.echo(message, err=True)
+
+    def start(self, job: Job) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, current=job.src.name)
+
+    def result(self, job: Job, result: Result) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+        if result.status == FAILED:
+            self.line(f"failed: {result.error}")
+
+
+def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, style: str,
+              model: str | None, as_json: bool, show_table: bool) -> int:
+    counts = {s: sum(r.status == s for r in results) for s in (OK, SKIPPED, FAILED, NOT_RUN)}
+    interrupted = stop == "interrupted"
+    if as_json:
+        click.echo(json.dumps({
+            "written": counts[OK], "skipped": counts[SKIPPED], "failed": counts[FAILED],
+            "not_run": counts[NOT_RUN], "total": len(results), "stopped": stop,
+            "seconds": round(seconds, 3), "style": style, "model": model,
+            "files": [r.as_dict() for r in results]}, indent=2))
+    elif show_table:
+        from rich.table import Table
+        table = Table(title="normstyle batch", show_edge=False)
+        table.add_column("result")
+        table.add_column("files", justify="right")
+        table.add_row("written", str(counts[OK]))
+        table.add_row("skipped (output exists)", str(counts[SKIPPED]))
+        table.add_row("failed", str(counts[FAILED]))
+        if counts[NOT_RUN]:
+            table.add_row("not run (stopped early)", str(counts[NOT_RUN]))
+        table.add_row("total", str(len(results)))
+        rate = counts[OK] / seconds if seconds > 0 else 0.0
+        table.add_row("time", f"{seconds:.1f} s ({rate:.2f} images/s)")
+        stdout_console().print(table)
+    if stop and stop != "interrupted":
+        error_line(f"error: {stop}; stopped, {counts[OK]} file(s) written")
+    if interrupted:
+        error_line(f"interrupted: {counts[OK]} file(s) written, {counts[NOT_RUN]} not processed "
+                   "(run the same command with --skip-existing to continue)")
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if counts[FAILED] or counts[NOT_RUN] else 0
+
+
+def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, styles: Sequence[str],
+             weights: str | None, strength: float, preserve_color: bool, max_size: int | None,
+             model_path: Path | None, device: str, precision: str, template: str, fmt: str,
+             quality: int, strip_metadata: bool, overwrite: bool, skip_existing: bool, as_json: bool,
+             single: bool) -> int:
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    try:
+        check_template(template)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
+    weight_list = parse_floats(weights, "--weights")
+    if weight_list is not None and len(weight_list) != len(styles):
+        raise click.BadParameter(f"{len(styles)} --style value(s) but {len(weight_list)} weight(s)",
+                                 param_hint="--weights")
+    if weight_list is not None and (any(w < 0 for w in weight_list) or sum(weight_list) <= 0):
+        raise click.BadParameter("weights must be >= 0 and not all zero", param_hint="--weights")
+
+    started = time.perf_counter()
+    # The style's name is part of output names; planning needs it before the model loads, so
+    # use the user's spelling (file stem for files), the same name resolve_styles returns.
+    from .style_bank import safe_name
+    style_name = "+".join(safe_name(Path(s).stem if Path(s).suffix else s) for s in styles)
+    jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=template, style=style_name,
+                fmt=fmt, strength=strength, overwrite=overwrite, skip_existing=skip_existing)
+    pre = [Result(p, None, FAILED, f"{p}: {why}") for p, why in problems]
+
+    if single and jobs and jobs[0].status == FAILED:
+        error_line(f"error: {jobs[0].error}")  # before loading the model: fail fast
+        return EXIT_ERROR
+
+    reporter = Reporter(len(jobs), show_progress=not single)
+    for r in pre:
+        reporter.line(f"failed: {r.error}")
+    todo = [j for j in jobs if j.status is None]
+    stylizer = code = None
+    if todo:
+        stylizer = load_stylizer(model_path, device, precision)  # once per run
+        from .style_bank import UserStyleBank, resolve_styles
+        code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line)  # once per run
+    opts = Options(strength=strength, preserve_color=preserve_color, max_size=max_size, quality=quality,
+                   keep_metadata=not strip_metadata, overwrite=overwrite)
+    with reporter:
+        results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
+                                 on_result=reporter.result if not single else lambda j, r: None)
+    results = pre + results
+    seconds = time.perf_counter() - started
+    model_name = stylizer.info.get("path") if stylizer is not None else None
+    if single:
+        r = results[0]
+        if as_json:
+            click.echo(json.dumps(r.as_dict(), indent=2))
+        if stop == "interrupted":
+            error_line("interrupted; nothing was left half-written")
+            return EXIT_INTERRUPTED
+        if r.status == FAILED:
+            error_line(f"error: {r.error}")
+            return EXIT_ERROR
+        if r.status == SKIPPED:
+            error_line(f"skipped: {r.output} exists")
+            return 0
+        if not as_json:
+            size = f" ({r.size[0]}x{r.size[1]}, {r.seconds:.2f} s)" if r.size else ""
+            click.echo(f"wrote {r.output}{size}", err=True)
+        return 0
+    return summarize(results, stop=stop, seconds=seconds, style=style_name, model=model_name,
+                     as_json=as_json, show_table=True)
+
+
+# ----------------------------------------------------------------- commands
+@click.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@style_options
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file, or an existing folder (default: next to the input, named by --name).")
+@output_options
+@model_options
+def stylize(image: Path, styles, weights, strength, preserve_color, max_size, output, template, fmt,
+            quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision):
+    """Stylize one IMAGE.
+
+    \b
+      normstyle stylize photo.jpg --style candy -o photo_candy.jpg
+      normstyle stylize photo.png --style a.jpg --style b.jpg --weights 0.7,0.3 --strength 0.8
+    """
+    out_dir = out_file = None
+    if output is not None:
+        if output.is_dir() or str(output).endswith(("/", "\\")):
+            out_dir = output
+        else:
+            ext = output.suffix.lower().lstrip(".")
+            if ext not in WRITABLE:
+                raise click.BadParameter(f"cannot write {output.suffix or 'files without an extension'!r}; "
+                                         f"use one of .{', .'.join(sorted(WRITABLE))}", param_hint="-o")
+            if fmt != "same" and {ext, fmt} not in ({"jpg", "jpeg"}, {"tif", "tiff"}) and ext != fmt:
+                raise click.BadParameter(f"--format {fmt} contradicts the extension of {output}",
+                                         param_hint="--format")
+            out_file = output
+    code = _execute([(image, Path())], [], out_dir=out_dir, out_file=out_file, styles=styles,
+                    weights=weights, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                    model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
+                    quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
+                    skip_existing=skip_existing, as_json=as_json, single=True)
+    raise click.exceptions.Exit(code)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@style_options
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder (sub-folders of the inputs are mirrored).")
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders (and ** in globs).")
+@output_options
+@model_options
+def batch(paths, styles, weights, strength, preserve_color, max_size, out_dir, recursive, template, fmt,
+          quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision):
+    """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
+
+    One bad file is reported in one line and the batch goes on; existing outputs are never
+    replaced unless --overwrite; the exit code is non-zero if any file failed.
+
+    \b
+      normstyle batch photos/ --recursive --style candy --out styled/
+      normstyle batch "shoot/*.CR2.tif" --style mine --format jpg --quality 90 --out web/ --json
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+    inputs, problems = collect_inputs(paths, recursive=recursive, exclude=out_dir)
+    if not inputs and not problems:
+        raise click.UsageError(f"no images found in {', '.join(paths)}"
+                               + ("" if recursive else " (use --recursive for sub-folders)"))
+    code = _execute(inputs, problems, out_dir=out_dir, out_file=None, styles=styles, weights=weights,
+                    strength=strength, preserve_color=preserve_color, max_size=max_size,
+                    model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
+                    quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
+                    skip_existing=skip_existing, as_json=as_json, single=False)
+    raise click.exceptions.Exit(code)
