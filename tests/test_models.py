@@ -102,3 +102,17 @@ def test_normalization_net_is_trained_end_to_end(encoder, random_vgg):
         assert not torch.equal(p, before[name]), f"{name} did not change"
     if encoder == "vgg":  # the frozen VGG copy inside the encoder must not train
         assert all(not p.requires_grad for p in model.normalization.vgg.parameters())
+
+
+def test_saturated_output_can_recover():
+    """hardtanh forward, but a saturated pixel still gets the gradient that pulls it back."""
+    from normstyle_core.models.transform_net import recoverable_hardtanh
+    x = torch.tensor([-3.0, -0.5, 0.5, 3.0], requires_grad=True)
+    y = recoverable_hardtanh(x)
+    assert y.tolist() == [-1.0, -0.5, 0.5, 1.0]
+    # Loss wants everything smaller (d/dy = +1): only the pixel above 1 and the inside ones move.
+    y.backward(torch.ones(4))
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0]
+    x.grad = None
+    recoverable_hardtanh(x).backward(-torch.ones(4))  # wants everything larger
+    assert x.grad.tolist() == [-1.0, -1.0, -1.0, 0.0]

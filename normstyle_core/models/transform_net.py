@@ -10,6 +10,35 @@ from ..config import ModelConfig
 from .layers import ConditionalInstanceNorm2d, ConvCIN, ResidualBlock
 
 
+class _RecoverableHardtanh(torch.autograd.Function):
+    """Forward: exactly ``hardtanh`` (paper 3.2). Backward: like hardtanh inside [-1, 1], and on a
+    saturated pixel it still passes the gradient that pulls the value back inside.
+
+    With the plain hardtanh gradient a style whose last beta overshoots past the clip gets zero
+    gradient everywhere and can never come back; measured: our first shipped-model run went
+    all-white (beta ~8) within 250 steps and stayed dead.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(-1.0, 1.0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        # Gradient descent moves x by -grad: above 1 only a positive grad lowers it, below -1
+        # only a negative one raises it.
+        keep = ((x >= -1.0) & (x <= 1.0)) | ((x > 1.0) & (grad > 0)) | ((x < -1.0) & (grad < 0))
+        return grad * keep
+
+
+def recoverable_hardtanh(x: Tensor) -> Tensor:
+    if not torch.is_grad_enabled() or not x.requires_grad:
+        return F.hardtanh(x)
+    return _RecoverableHardtanh.apply(x)
+
+
 class ImageTransformNet(nn.Module):
     """c9s1-w0, d-w1, d-w2, R-w2 x N, u-w1, u-w0, c9s1-3, each conv followed by a CIN.
 
@@ -66,4 +95,4 @@ class ImageTransformNet(nn.Module):
             k += 1
         x = self.output(x, gammas[k], betas[k], relu=False)
         # Paper 3.2: hard tanh instead of Johnson's scaled tanh, mapped from [-1, 1] to [0, 1].
-        return (F.hardtanh(x) + 1.0) * 0.5
+        return (recoverable_hardtanh(x) + 1.0) * 0.5
