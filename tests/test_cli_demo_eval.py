@@ -1,0 +1,50 @@
+"""`normstyle demo` and `normstyle eval` through the real CLI on real files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from cli_fixtures import home, photo, run  # noqa: F401  (pytest fixtures)
+
+
+def test_demo_on_own_photos_writes_pastiches_and_sheet(run, tmp_path):
+    photo(tmp_path / "p" / "a.jpg", 50, 40)
+    photo(tmp_path / "p" / "b.png", 30, 30, seed=1)
+    out = tmp_path / "out"
+    result = run("demo", "--photos", tmp_path / "p", "--out", out, "--style", "red", "--style", "blue")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a_blue.jpg", "a_red.jpg", "b_blue.jpg", "b_red.jpg", "contact_sheet.png"]
+    assert Image.open(out / "a_red.jpg").size == (50, 40)
+
+
+def test_demo_bundled_samples_or_clear_message(run, tmp_path, monkeypatch):
+    import cli.demo_cmd as demo
+    monkeypatch.setattr(demo, "sample_photos", lambda: [])
+    result = run("demo", "--out", tmp_path / "o")
+    assert result.exit_code != 0 and "normstyle[demo]" in result.output
+
+
+def test_demo_unknown_style_is_one_line(run, tmp_path):
+    photo(tmp_path / "p" / "a.jpg")
+    result = run("demo", "--photos", tmp_path / "p", "--out", tmp_path / "o", "--style", "nope")
+    assert result.exit_code != 0 and "nope" in result.output
+
+
+def test_eval_grid_table_json_and_sheet(run, tmp_path):
+    for i in range(2):
+        photo(tmp_path / "c" / f"c{i}.png", 32, 32, seed=i)
+    for i in range(3):
+        photo(tmp_path / "s" / f"s{i}.png", 32, 32, seed=10 + i)
+    out = tmp_path / "ev"
+    result = run("eval", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", out, "--size", "64",
+                 "--vgg-weights", "random", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "eval.json").read_text())
+    methods = {r["method"]: r for r in data["results"]}
+    assert {"normstyle", "identity", "colour-transfer"} <= set(methods)
+    assert methods["identity"]["content_loss"] == pytest.approx(0.0, abs=1e-9)
+    assert all(r["n"] == 6 for r in data["results"])
+    assert (out / "sheet.png").is_file()
