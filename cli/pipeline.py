@@ -314,8 +314,8 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
                 loaded = fut.result()
                 image = stylizer.stylize(loaded, style=code, strength=opts.strength,
                                          preserve_color=opts.preserve_color, max_size=opts.max_size)
-                if loaded.grayscale and opts.preserve_color:
-                    image = image.convert("LA" if image.mode == "RGBA" else "L")
+                if loaded.grayscale and opts.preserve_color and image.mode == "RGB":
+                    image = image.convert("L")  # a gray photo with its own colours stays gray
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # noqa: BLE001 - one bad file never stops the batch

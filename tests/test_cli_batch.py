@@ -1,0 +1,209 @@
+"""`normstyle batch`: mixed good and bad files, safety of outputs, stops, summaries."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from cli_fixtures import (bomb_png, home, leftovers, photo, raw_run, run, snapshot,  # noqa: F401
+                          truncated_jpeg)
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """A folder of good photos (RGB, RGBA, 16-bit gray, sub-folder) and every kind of bad file."""
+    d = tmp_path / "photos"
+    good = [photo(d / "one.jpg"), photo(d / "two.png", mode="RGBA", seed=1),
+            photo(d / "gray16.png", mode="I;16", seed=2), photo(d / "sub" / "deep.jpg", seed=3)]
+    (d / "zero.jpg").write_bytes(b"")
+    (d / "notes.jpg").write_text("this is not an image")
+    truncated_jpeg(d / "cut.jpg")
+    bomb_png(d / "bomb.png")
+    (d / "readme.txt").write_text("ignored: not an image extension")
+    (d / ".hidden.jpg").write_bytes(b"")  # hidden files are skipped
+    bad = ["zero.jpg", "notes.jpg", "cut.jpg", "bomb.png"]
+    return d, good, bad
+
+
+def test_mixed_folder_finishes_reports_each_failure_and_writes_every_good_output(run, tmp_path, mixed):
+    d, good, bad = mixed
+    before = snapshot(d)
+    out = tmp_path / "out"
+    r = run("batch", d, "--recursive", "--style", "red", "--out", out, "--json")
+    assert r.exit_code == 1, r.output
+    summary = json.loads(r.stdout)
+    assert (summary["written"], summary["failed"], summary["skipped"], summary["total"]) == (4, 4, 0, 8)
+    failed = [ln for ln in r.stderr.splitlines() if ln.startswith("failed:")]
+    assert len(failed) == 4
+    for name in bad:
+        assert sum(name in ln for ln in failed) == 1, (name, failed)
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
+        "one_red.jpg", "two_red.png", "gray16_red.png", "sub/deep_red.jpg"}
+    assert Image.open(out / "two_red.png").mode == "RGBA"
+    assert snapshot(d) == before  # inputs untouched
+    assert not leftovers(out)
+    by_input = {os.path.basename(f["input"]): f for f in summary["files"]}
+    assert by_input["bomb.png"]["status"] == "failed" and "bomb" in by_input["bomb.png"]["error"]
+    assert by_input["one.jpg"]["status"] == "ok"
+
+
+def test_table_summary_non_recursive_and_globs(run, tmp_path, mixed):
+    d, _, _ = mixed
+    out = tmp_path / "out"
+    r = run("batch", d, "--style", "blue", "--out", out)
+    assert r.exit_code == 1
+    assert "written" in r.stdout and "failed" in r.stdout
+    assert not (out / "sub").exists()  # no --recursive: sub-folders are not entered
+
+    out2 = tmp_path / "out2"
+    r = run("batch", str(d / "*.png"), str(d / "missing.jpg"), "--style", "blue", "--out", out2, "--json")
+    s = json.loads(r.stdout)
+    assert r.exit_code == 1 and (s["written"], s["failed"]) == (2, 2)  # bomb.png and missing.jpg fail
+    assert "missing.jpg: no such file or folder" in r.stderr
+    assert sorted(p.name for p in out2.iterdir()) == ["gray16_blue.png", "two_blue.png"]
+
+
+def test_second_run_refuses_then_skips_then_overwrites(run, tmp_path):
+    d = tmp_path / "in"
+    for i in range(3):
+        photo(d / f"p{i}.jpg", seed=i)
+    out = tmp_path / "out"
+    assert run("batch", d, "--style", "red", "--out", out).exit_code == 0
+    (out / "p1_red.jpg").write_bytes(b"edited by hand")
+    before = snapshot(out)
+
+    r = run("batch", d, "--style", "red", "--out", out)
+    assert r.exit_code == 1 and r.stderr.count("already exists") == 3
+    assert snapshot(out) == before
+
+    r = run("batch", d, "--style", "red", "--out", out, "--skip-existing", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 3
+    assert snapshot(out) == before
+
+    r = run("batch", d, "--style", "red", "--out", out, "--overwrite")
+    assert r.exit_code == 0
+    assert Image.open(out / "p1_red.jpg").size == (40, 30)
+    assert not leftovers(out)
+
+
+def test_inputs_are_never_overwritten_even_with_overwrite(run, tmp_path):
+    d = tmp_path / "in"
+    photo(d / "a.jpg")
+    photo(d / "b.jpg", seed=1)
+    before = snapshot(d)
+    r = run("batch", d, "--style", "red", "--out", d, "--name", "{stem}.{ext}", "--overwrite")
+    assert r.exit_code == 1 and r.stderr.count("input itself") == 2
+    assert snapshot(d) == before
+
+
+def test_output_name_collisions_are_failures(run, tmp_path):
+    d = tmp_path / "in"
+    photo(d / "a.jpg")
+    photo(d / "a.png", seed=1)
+    out = tmp_path / "out"
+    r = run("batch", d, "--style", "red", "--out", out, "--format", "png")
+    assert r.exit_code == 1 and "is also the output of" in r.stderr
+    assert [p.name for p in out.iterdir()] == ["a_red.png"]
+    r = run("batch", d, "--style", "red", "--out", out, "--format", "png", "--name", "{index}_{stem}.{ext}")
+    assert r.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["1_a.png", "2_a.png", "a_red.png"]
+
+
+def test_outputs_inside_the_input_folder_are_not_reprocessed(run, tmp_path):
+    d = tmp_path / "in"
+    photo(d / "a.jpg")
+    assert run("batch", d, "--recursive", "--style", "red", "--out", d / "styled").exit_code == 0
+    r = run("batch", d, "--recursive", "--style", "red", "--out", d / "styled", "--skip-existing", "--json")
+    s = json.loads(r.stdout)
+    assert r.exit_code == 0 and s["total"] == 1 and s["skipped"] == 1
+
+
+def test_model_and_style_code_load_once_per_run(run, tmp_path, monkeypatch):
+    from normstyle_core import Stylizer
+    calls = {"load": 0, "encode": 0}
+    real_load, real_encode = Stylizer.load.__func__, Stylizer.encode
+
+    def load(cls, *a, **k):
+        calls["load"] += 1
+        return real_load(cls, *a, **k)
+
+    def encode(self, *a, **k):
+        calls["encode"] += 1
+        return real_encode(self, *a, **k)
+    monkeypatch.setattr(Stylizer, "load", classmethod(load))
+    monkeypatch.setattr(Stylizer, "encode", encode)
+    d = tmp_path / "in"
+    for i in range(4):
+        photo(d / f"p{i}.png", seed=i)
+    style = photo(tmp_path / "style.jpg", seed=9)
+    r = run("batch", d, "--style", style, "--out", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    assert calls == {"load": 1, "encode": 1}
+    assert len(list((tmp_path / "out").iterdir())) == 4
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130(run, tmp_path, monkeypatch):
+    from normstyle_core import Stylizer
+    real = Stylizer.stylize
+    count = {"n": 0}
+
+    def stylize(self, *a, **k):
+        count["n"] += 1
+        if count["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+    monkeypatch.setattr(Stylizer, "stylize", stylize)
+    d = tmp_path / "in"
+    for i in range(5):
+        photo(d / f"p{i}.jpg", seed=i)
+    out = tmp_path / "out"
+    r = run("batch", d, "--style", "red", "--out", out, "--json")
+    assert r.exit_code == 130, r.output
+    s = json.loads(r.stdout)
+    assert s["stopped"] == "interrupted" and s["written"] == 2 and s["not_run"] == 3
+    assert "--skip-existing" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["p0_red.jpg", "p1_red.jpg"]
+    for p in out.iterdir():
+        Image.open(p).load()  # complete files
+    assert not leftovers(out)
+    monkeypatch.setattr(Stylizer, "stylize", real)
+    r = run("batch", d, "--style", "red", "--out", out, "--skip-existing")
+    assert r.exit_code == 0 and len(list(out.iterdir())) == 5
+
+
+def test_disk_full_stops_the_batch_with_one_clear_line(run, tmp_path, monkeypatch):
+    d = tmp_path / "in"
+    for i in range(4):
+        photo(d / f"p{i}.jpg", seed=i)
+    out = tmp_path / "out"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    r = run("batch", d, "--style", "red", "--out", out, "--json")
+    assert r.exit_code == 1
+    s = json.loads(r.stdout)
+    assert s["written"] == 0 and s["stopped"].startswith("disk full")
+    assert sum("No space left on device" in ln for ln in r.stderr.splitlines()) <= 2  # the file + the stop
+    assert any(ln.startswith("error: disk full") for ln in r.stderr.splitlines())
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_batch_usage_errors(run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("batch", empty, "--style", "red", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "no images found" in r.stderr
+    photo(empty / "a.jpg")
+    (tmp_path / "file").write_text("x")
+    r = run("batch", empty, "--style", "red", "--out", tmp_path / "file")
+    assert r.exit_code == 2
+    r = run("batch", empty, "--style", "red", "--out", tmp_path / "o", "--name", "{bogus}")
+    assert r.exit_code == 2 and "unknown field" in r.stderr
+    r = run("batch", empty, "--style", "red", "--style", "blue", "--weights", "1,-1", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and ">= 0" in r.stderr
+    r = run("batch", empty, "--style", "nope", "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "not a built-in style" in r.stderr
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

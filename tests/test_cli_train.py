@@ -1,0 +1,133 @@
+"""`normstyle train`: a tiny real run, resume, Ctrl-C, TOML config, and mistakes."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from cli_fixtures import home, leftovers, photo, raw_run  # noqa: F401 (fixtures)
+
+TINY = ["--image-size", "32", "--style-size", "64", "--widths", "8,16,32", "--residual-blocks", "1",
+        "--norm-hidden", "16", "--batch-size", "2", "--vgg-weights", "random", "--workers", "0",
+        "--device", "cpu", "--precision", "fp32", "--sample-every", "1000"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    content = tmp_path / "content"
+    for i in range(3):
+        photo(content / f"c{i}.jpg", 48, 40, seed=i)
+    styles = tmp_path / "styles"
+    for i in range(2):
+        photo(styles / f"s{i}.png", 64, 64, seed=10 + i)
+    return content, styles
+
+
+def test_tiny_run_writes_checkpoint_then_resumes_and_the_model_stylizes(raw_run, tmp_path, data):
+    content, styles = data
+    out = tmp_path / "run"
+    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", "--checkpoint-every", "2", *TINY)
+    assert r.exit_code == 0, r.output
+    assert (out / "ckpt_0000002.pt").is_file() and "done: step 2" in r.stderr
+    assert "content" in r.stderr and "total" in r.stderr  # the progress line shows the losses
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"]["widths"] == [8, 16, 32] and cfg["train"]["image_size"] == 32
+
+    # Resume: only --out and the new step count; everything else comes from the run's config.
+    r = raw_run("train", "--out", out, "--steps", "4", "--checkpoint-every", "2")
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.stderr and "from step 2" in r.stderr
+    assert (out / "ckpt_0000004.pt").is_file()
+    lines = [json.loads(ln) for ln in (out / "log.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == [2, 4]
+
+    r = raw_run("train", "--out", out, "--steps", "4")
+    assert r.exit_code == 0 and "nothing to do" in r.stderr
+
+    # The checkpoint is a model: stylize with it, style given as an image.
+    img = photo(tmp_path / "p.jpg")
+    r = raw_run("stylize", img, "--model", out / "ckpt_0000004.pt", "--style", styles / "s0.png")
+    assert r.exit_code == 0, r.output and (tmp_path / "p_s0.jpg").is_file()
+
+
+def test_ctrl_c_checkpoints_and_exits_130(raw_run, tmp_path, data, monkeypatch):
+    from normstyle_core.training import Trainer
+    real = Trainer.train_step
+
+    def step_then_ctrl_c(self, *a, **k):
+        out = real(self, *a, **k)
+        if self.step == 0:  # during the first step: as if the user pressed Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+    monkeypatch.setattr(Trainer, "train_step", step_then_ctrl_c)
+    content, styles = data
+    out = tmp_path / "run"
+    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "50", *TINY)
+    assert r.exit_code == 130, r.output
+    assert "interrupted at step 1/50" in r.stderr and f"normstyle train --out {out}" in r.stderr
+    assert (out / "ckpt_0000001.pt").is_file() and not leftovers(out)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    monkeypatch.setattr(Trainer, "train_step", real)
+    r = raw_run("train", "--out", out, "--steps", "2")
+    assert r.exit_code == 0 and "from step 1" in r.stderr
+
+
+def test_toml_config_is_overridden_by_flags(raw_run, tmp_path, data):
+    content, styles = data
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        'content = ["content"]\nstyles = ["styles"]\nout_dir = "from-toml"\nsteps = 1\nlr = 0.01\n'
+        'image_size = 32\nstyle_size = 64\nbatch_size = 2\nvgg_weights = "random"\nnum_workers = 0\n'
+        'device = "cpu"\nprecision = "fp32"\nwidths = [8, 16, 32]\nsample_every = 1000\n'
+        '[model]\nnum_residual = 1\nnorm_hidden = 16\nstyle_size = 64\n'
+        '[loss]\npreset = "johnson"\ntv_weight = 0.5\n')
+    r = raw_run("train", "--config", toml, "--lr", "0.002")
+    assert r.exit_code == 0, r.output
+    cfg = json.loads((tmp_path / "from-toml" / "config.json").read_text())
+    assert cfg["train"]["lr"] == 0.002 and cfg["train"]["steps"] == 1
+    assert cfg["train"]["content"] == [str(content)] and cfg["model"]["num_residual"] == 1
+    assert cfg["loss"]["content_layers"] == ["relu3_3"] and cfg["loss"]["tv_weight"] == 0.5
+
+
+@pytest.mark.parametrize("toml,match", [
+    ("lr = 0.1\nbogus = 1\n", "unknown key 'bogus'"),
+    ("steps = 'many'\n", "wrong type"),
+    ("steps = [\n", "invalid TOML"),
+    ("[model]\nwidths = [8, 16]\n", "widths must be three"),
+    ("image_size = 30\n", "multiple of 4"),
+    ('loss_preset = "nope"\n', "unknown loss preset"),
+])
+def test_bad_config_is_one_line(raw_run, tmp_path, data, toml, match):
+    content, styles = data
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "run", "--config", path, "--steps", "1")
+    assert r.exit_code == 1 and match in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_train_mistakes(raw_run, tmp_path, data):
+    content, styles = data
+    r = raw_run("train", tmp_path / "nowhere", "--style", styles, "--out", tmp_path / "r1", "--steps", "1", *TINY)
+    assert r.exit_code == 1 and "no such file or folder" in r.stderr
+    r = raw_run("train", content, "--out", tmp_path / "r2", "--steps", "1", *TINY)
+    assert r.exit_code == 2 and "--style" in r.stderr
+    r = raw_run("train", content, "--style", styles, "--steps", "1", *TINY)
+    assert r.exit_code == 2 and "--out" in r.stderr
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "r3", "--steps", "1", *TINY,
+                "--widths", "8,16")  # after TINY: the last --widths wins
+    assert r.exit_code == 2 and "expected 3" in r.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = raw_run("train", empty, "--style", styles, "--out", tmp_path / "r4", "--steps", "1", *TINY)
+    assert r.exit_code == 1 and "no content images" in r.stderr
+
+    out = tmp_path / "r5"
+    assert raw_run("train", content, "--style", styles, "--out", out, "--steps", "1", *TINY).exit_code == 0
+    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", "--no-resume", *TINY)
+    assert r.exit_code == 1 and "already holds checkpoints" in r.stderr
+    r = raw_run("train", "--out", out, "--steps", "2", "--widths", "16,32,64")
+    assert r.exit_code == 1 and "model config differs" in r.stderr
