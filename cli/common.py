@@ -72,8 +72,7 @@ def configure_logging(verbose: int) -> None:
     if _handler is None:
         _handler = _EchoHandler()
         _handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(_handler)
-        logger.propagate = False
+        logger.addHandler(_handler)  # propagation stays on: pytest's caplog etc. still see records
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logger.setLevel(level)
 

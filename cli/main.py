@@ -14,7 +14,8 @@ import sys
 
 import click
 
-from .common import EXIT_ERROR, EXIT_INTERRUPTED, configure_logging, error_line, is_user_error
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, configure_logging, describe_os_error, error_line,
+                     is_user_error)
 
 # Commands written elsewhere, registered only if their module exists, imported only when used:
 # name -> (module, attribute, short help shown in `normstyle --help` without importing it).
@@ -87,7 +88,8 @@ class NormstyleGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - users' mistakes: one line, no traceback
             if not is_user_error(exc) or os.environ.get("NORMSTYLE_DEBUG"):
                 raise
-            error_line(f"error: {exc}")
+            message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+            error_line(f"error: {message}")
             ctx.exit(EXIT_ERROR)
 
 

@@ -82,6 +82,10 @@ def check_template(template: str) -> None:
         if base not in TEMPLATE_FIELDS:
             raise ValueError(f"unknown field {{{base}}} in output name template; "
                              f"use {', '.join('{' + x + '}' for x in TEMPLATE_FIELDS)}")
+    sample = render_name(template, Path("photo.jpg"), style="style", fmt="same", index=1, strength=1.0)
+    if Path(sample).suffix.lower().lstrip(".") not in WRITABLE:
+        raise ValueError(f"the output name template must end with .{{ext}} or one of "
+                         f".{', .'.join(sorted(WRITABLE))} (got {sample!r} for photo.jpg)")
     if "{stem}" not in template and "{name}" not in template and "{index" not in template:
         raise ValueError("the output name template must contain {stem}, {name} or {index}, "
                          "or every file would get the same name")
@@ -235,6 +239,8 @@ def _message(exc: BaseException, src: Path) -> str:
     if core is None or not isinstance(exc, (core.NormstyleError, OSError)):
         msg = f"unexpected {type(exc).__name__}: {msg}"
     msg = " ".join(msg.split())
+    if isinstance(exc, MemoryError) or "out of memory" in msg.lower():
+        msg = msg[:200] + " (try --max-size 2048, or --device cpu)"
     return msg if str(src) in msg else f"{src}: {msg}"
 
 

@@ -201,6 +201,8 @@ def test_user_mistakes_are_one_line(run, tmp_path, tiny_model_file):
     (["--max-size", "0"], "max-size"),
     (["--name", "{stem}_{colour}.{ext}"], "unknown field"),
     (["--name", "fixed.png"], "must contain"),
+    (["--name", "{stem}_{style}"], "must end with"),
+    (["--name", "../{stem}.{ext}"], "without '..'"),
     (["-o", "out.xyz"], "cannot write"),
     (["--format", "png", "-o", "out.jpg"], "contradicts"),
 ])
