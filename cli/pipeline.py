@@ -226,10 +226,6 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 # ----------------------------------------------------------------- running
-class DiskFull(Exception):
-    """Raised to stop the batch: nothing more can be written."""
-
-
 def _message(exc: BaseException, src: Path) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         msg = describe_os_error(exc)
@@ -250,7 +246,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
              readers: int = 2, prefetch: int = 3, max_pending_writes: int = 2) -> tuple[list[Result], str | None]:
     """Render every job; returns (results in input order, stop reason or None).
 
-    Stop reasons: "disk-full: <message>" or "interrupted" (KeyboardInterrupt; the jobs
+    Stop reasons: "disk full: <message>" or "interrupted" (KeyboardInterrupt; the jobs
     not finished are reported as not run, finished writes are complete files).
     """
     from normstyle_core.imaging import load_image, save_image
@@ -297,7 +293,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
         try:
             size = fut.result()
             results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds, size)
-        except BaseException as exc:  # noqa: BLE001 - reported per file
+        except Exception as exc:  # noqa: BLE001 - reported per file
             results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src), seconds)
             if disk_full(exc):
                 if stop is not None:
@@ -322,9 +318,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
                                          preserve_color=opts.preserve_color, max_size=opts.max_size)
                 if loaded.grayscale and opts.preserve_color and image.mode == "RGB":
                     image = image.convert("L")  # a gray photo with its own colours stays gray
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - one bad file never stops the batch
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
                 results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src),
                                             time.perf_counter() - t0)
                 on_result(job, results[job.index])
@@ -345,7 +339,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             try:
                 fut.result()
                 results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds)
-            except BaseException as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001
                 results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src))
     finally:
         read_pool.shutdown(wait=True, cancel_futures=True)

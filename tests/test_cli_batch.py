@@ -207,3 +207,49 @@ def test_batch_usage_errors(run, tmp_path):
     r = run("batch", empty, "--style", "nope", "--out", tmp_path / "o")
     assert r.exit_code == 1 and "not a built-in style" in r.stderr
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_decoding_and_encoding_overlap_with_compute(tmp_path, monkeypatch):
+    """The next images are read (reader threads) while one renders; saves run on the writer."""
+    import threading
+    import time
+
+    import normstyle_core.imaging as imaging
+    from cli.pipeline import Options, collect_inputs, plan, run_jobs
+
+    events = []
+    real_load, real_save = imaging.load_image, imaging.save_image
+
+    def load(path):
+        events.append(("load", path.name, threading.current_thread().name, time.perf_counter()))
+        return real_load(path)
+
+    def save(img, path, **kw):
+        events.append(("save", path.name, threading.current_thread().name, time.perf_counter()))
+        return real_save(img, path, **kw)
+
+    class SlowStylizer:
+        def stylize(self, loaded, **kw):
+            events.append(("render-start", None, threading.current_thread().name, time.perf_counter()))
+            time.sleep(0.05)
+            events.append(("render-end", None, threading.current_thread().name, time.perf_counter()))
+            return imaging.compose(loaded.rgb, loaded.alpha)
+
+    monkeypatch.setattr(imaging, "load_image", load)
+    monkeypatch.setattr(imaging, "save_image", save)
+    d = tmp_path / "in"
+    for i in range(4):
+        photo(d / f"p{i}.png", seed=i)
+    inputs, problems = collect_inputs([str(d)], recursive=False)
+    jobs = plan(inputs, out_dir=tmp_path / "out", out_file=None, template="{stem}_{style}.{ext}", style="x",
+                fmt="same", strength=1.0, overwrite=False, skip_existing=False)
+    results, stop = run_jobs(jobs, SlowStylizer(), None, Options())
+    assert stop is None and [r.status for r in results] == ["ok"] * 4
+    assert [os.path.basename(r.input) for r in results] == [f"p{i}.png" for i in range(4)]
+    loads = [e for e in events if e[0] == "load"]
+    saves = [e for e in events if e[0] == "save"]
+    first_render_end = next(e[3] for e in events if e[0] == "render-end")
+    assert all(e[2].startswith("normstyle-read") for e in loads)
+    assert all(e[2].startswith("normstyle-write") for e in saves)
+    assert all(e[2] == threading.main_thread().name for e in events if e[0].startswith("render"))
+    assert sum(e[3] < first_render_end for e in loads) >= 2  # the next image was read meanwhile
