@@ -295,10 +295,10 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds, size)
         except Exception as exc:  # noqa: BLE001 - reported per file
             results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src), seconds)
-            if disk_full(exc):
-                if stop is not None:
-                    return  # already stopping for a full disk: one line is enough
-                stop = f"disk full: {_message(exc, job.out)}"
+            if disk_full(exc):  # the caller reports the stop in one line; no per-file lines
+                if stop is None:
+                    stop = f"disk full: {_message(exc, job.out)}"
+                return
         on_result(job, results[job.index])
 
     def drain(limit: int) -> None:

@@ -218,8 +218,10 @@ def stylize(image: Path, styles, weights, strength, preserve_color, max_size, ou
         else:
             ext = output.suffix.lower().lstrip(".")
             if ext not in WRITABLE:
-                raise click.BadParameter(f"cannot write {output.suffix or 'files without an extension'!r}; "
-                                         f"use one of .{', .'.join(sorted(WRITABLE))}", param_hint="-o")
+                what = repr(output.suffix) if output.suffix else "files without an extension"
+                raise click.BadParameter(f"cannot write {what}; use one of .{', .'.join(sorted(WRITABLE))} "
+                                         "(for a folder: create it first, or end the path with /)",
+                                         param_hint="-o")
             if fmt != "same" and {ext, fmt} not in ({"jpg", "jpeg"}, {"tif", "tiff"}) and ext != fmt:
                 raise click.BadParameter(f"--format {fmt} contradicts the extension of {output}",
                                          param_hint="--format")

@@ -186,8 +186,8 @@ def test_disk_full_stops_the_batch_with_one_clear_line(run, tmp_path, monkeypatc
     assert r.exit_code == 1
     s = json.loads(r.stdout)
     assert s["written"] == 0 and s["stopped"].startswith("disk full")
-    assert sum("No space left on device" in ln for ln in r.stderr.splitlines()) <= 2  # the file + the stop
-    assert any(ln.startswith("error: disk full") for ln in r.stderr.splitlines())
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: disk full") and "No space left on device" in lines[0]
     assert not out.exists() or not list(out.iterdir())
 
 
