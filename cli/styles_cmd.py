@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_ERROR, error_line, load_stylizer, model_options, stdout_console
+from .common import error_line, load_stylizer, model_options, stdout_console
 from .style_bank import NAME_RE, UserStyleBank
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_fixtures import home, leftovers, photo, raw_run, run, snapshot  # noqa: F401 (fixtures)
+from cli_fixtures import home, leftovers, photo, raw_run, run  # noqa: F401 (fixtures)
 
 
 # ------------------------------------------------------------------ startup
