@@ -1,0 +1,86 @@
+"""`normstyle gimp install|uninstall|doctor`: the GIMP 3 plug-in's setup commands.
+
+Import-light: click only; the work is in :mod:`gimp_plugin.install` (standard library, no
+torch), imported when a command runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_PLUGINS_DIR = click.option(
+    "--plugins-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="GIMP 3 plug-ins folder (default: the user folder of this platform, e.g. "
+         "~/.config/GIMP/3.0/plug-ins).")
+
+
+@click.group("gimp")
+def gimp() -> None:
+    """Set up the GIMP 3 plug-in (Filters > Style Transfer)."""
+
+
+@gimp.command("install")
+@_PLUGINS_DIR
+@click.option("--python", "python", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Python of the normstyle environment the plug-in calls (default: this one).")
+@click.option("--model", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Model file to use in GIMP (default: NORMSTYLE_MODEL or the packaged model).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:n].")
+@click.option("--worker", type=click.Choice(["daemon", "oneshot"]), default="daemon",
+              show_default=True,
+              help="daemon: one worker keeps the model loaded between calls (exits when idle); "
+                   "oneshot: a fresh worker process per call.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=900.0, show_default=True,
+              help="Seconds a daemon worker waits for the next call before it exits.")
+@click.option("--no-check", is_flag=True,
+              help="Do not start the worker to check it and read the model's style list.")
+def install_cmd(plugins_dir, python, model, device, worker, idle_timeout, no_check) -> None:
+    """Install the plug-in into GIMP 3 and record which Python it calls."""
+    from gimp_plugin import install as inst
+
+    try:
+        report = inst.install(plugins_dir, python=python, model=model, device=device,
+                              worker=worker, idle_timeout=idle_timeout, check=not no_check)
+    except inst.InstallError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    styles = ", ".join(report.config["styles"]) or "(none)"
+    click.echo(f"installed {report.target}")
+    click.echo(f"  python: {report.config['python']}")
+    click.echo(f"  styles: {styles}")
+    click.echo("Restart GIMP 3; the filter is under Filters > Style Transfer.")
+
+
+@gimp.command("uninstall")
+@_PLUGINS_DIR
+def uninstall_cmd(plugins_dir) -> None:
+    """Remove the plug-in (and stop its worker)."""
+    from gimp_plugin import install as inst
+
+    try:
+        removed = inst.uninstall(plugins_dir)
+    except inst.InstallError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if removed is None:
+        folder = plugins_dir or inst.default_plugins_dir()
+        click.echo(f"nothing to remove: the plug-in is not installed in {folder}")
+    else:
+        click.echo(f"removed {removed}")
+
+
+@gimp.command("doctor")
+@_PLUGINS_DIR
+@click.option("--quick", is_flag=True, help="Do not start the worker (skip the model check).")
+def doctor_cmd(plugins_dir, quick) -> None:
+    """Show what is installed and what is missing; exit 1 when something needed is missing."""
+    from gimp_plugin import install as inst
+
+    checks = inst.doctor(plugins_dir, query=not quick)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        mark = {True: "ok", False: "MISSING", None: "info"}[c.ok]
+        click.echo(f"{c.name:<{width}}  {mark:<7}  {c.detail}")
+    if any(c.ok is False for c in checks):
+        raise SystemExit(1)

@@ -1,0 +1,231 @@
+"""Install, uninstall and check the GIMP 3 plug-in (``normstyle gimp install|uninstall|doctor``).
+
+Standard library only (no torch): the model is queried through the worker, in the Python that
+the plug-in will call, so what install sees is what GIMP will get.
+"""
+from __future__ import annotations
+
+import filecmp
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PLUGIN_NAME = "normstyle_gimp"
+SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
+PLUGIN_FILES = ("normstyle_gimp.py", "nsclient.py")
+CONFIG_NAME = "normstyle.json"
+
+
+class InstallError(Exception):
+    """A user-facing problem with a one-line explanation."""
+
+
+def nsclient():
+    """The plug-in's own client module (the copy shipped in this package)."""
+    spec = importlib.util.spec_from_file_location("normstyle_gimp_nsclient", SOURCE_DIR / "nsclient.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def default_plugins_dir(platform: str | None = None, env: dict | None = None,
+                        home: Path | None = None) -> Path:
+    """GIMP 3's per-user plug-ins folder on this platform."""
+    platform = platform or sys.platform
+    env = os.environ if env is None else env
+    home = home or Path.home()
+    if env.get("GIMP3_DIRECTORY"):  # GIMP's own override of its user folder
+        return Path(env["GIMP3_DIRECTORY"]) / "plug-ins"
+    if platform.startswith("win"):
+        base = Path(env["APPDATA"]) if env.get("APPDATA") else home / "AppData" / "Roaming"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    return base / "GIMP" / "3.0" / "plug-ins"
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("normstyle")
+    except Exception:
+        return "unknown"
+
+
+def query_worker(cfg: dict, timeout: float = 300.0) -> tuple[dict, list[str] | None, str | None]:
+    """(hello, styles or None, problem) from a one-shot worker in cfg's Python."""
+    client_mod = nsclient()
+    cfg = dict(cfg, worker="oneshot")
+    client = client_mod.WorkerClient(cfg)
+    try:
+        hello = client.request({"op": "hello"})
+        try:
+            styles = client.request({"op": "styles", "model": cfg.get("model"),
+                                     "device": cfg.get("device", "auto")})["styles"]
+            problem = None
+        except client_mod.WorkerError as exc:
+            styles, problem = None, str(exc)
+        return hello, styles, problem
+    finally:
+        client.close()
+
+
+@dataclass
+class InstallReport:
+    target: Path
+    config: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def install(plugins_dir: Path | None = None, *, python: str | None = None, model: str | None = None,
+            device: str = "auto", worker: str = "daemon", idle_timeout: float = 900.0,
+            check: bool = True) -> InstallReport:
+    """Copy the plug-in into GIMP's plug-ins folder and write its config next to it."""
+    plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
+    python = python or sys.executable
+    if worker not in ("daemon", "oneshot"):
+        raise InstallError(f"worker must be 'daemon' or 'oneshot', not {worker!r}")
+    if not Path(python).is_file():
+        raise InstallError(f"Python interpreter not found: {python}")
+    if model:
+        model = str(Path(model).expanduser().resolve())
+        if not Path(model).is_file():
+            raise InstallError(f"model file not found: {model}")
+    # Our own environment: also record where this package lives (a source checkout works too).
+    same_env = Path(python).absolute() == Path(sys.executable).absolute()
+    cfg = {"python": python, "pythonpath": str(SOURCE_DIR.parent.parent) if same_env else None,
+           "worker": worker,
+           "idle_timeout": idle_timeout, "model": model, "device": device, "styles": [],
+           "version": package_version()}
+    warnings = []
+    if check:
+        try:
+            hello, styles, problem = query_worker(cfg)
+        except Exception as exc:  # noqa: BLE001 - reported as one line
+            raise InstallError(f"{python} cannot run the normstyle worker: {exc}") from exc
+        if styles is None:
+            warnings.append(f"no built-in styles ({problem}); the dialog offers a style image only")
+        cfg["styles"] = styles or []
+    target = plugins_dir / PLUGIN_NAME
+    old_cfg = target / CONFIG_NAME
+    if old_cfg.is_file():  # a worker of the previous install may still run: stop it
+        try:
+            nsclient().shutdown_daemon(json.loads(old_cfg.read_text(encoding="utf-8")))
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name in PLUGIN_FILES:
+            shutil.copyfile(SOURCE_DIR / name, target / name)
+        main = target / "normstyle_gimp.py"
+        main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        tmp = target / (CONFIG_NAME + ".tmp")
+        tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target / CONFIG_NAME)
+    except OSError as exc:
+        raise InstallError(f"cannot write to {target} ({exc.strerror or exc})") from exc
+    return InstallReport(target=target, config=cfg, warnings=warnings)
+
+
+def uninstall(plugins_dir: Path | None = None) -> Path | None:
+    """Remove the plug-in folder (and stop its worker); None when nothing was installed."""
+    plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
+    target = plugins_dir / PLUGIN_NAME
+    if not target.exists():
+        return None
+    if not (target / "normstyle_gimp.py").exists() and not (target / CONFIG_NAME).exists():
+        raise InstallError(f"{target} does not look like the normstyle plug-in; not removing it")
+    try:
+        cfg = json.loads((target / CONFIG_NAME).read_text(encoding="utf-8"))
+        nsclient().shutdown_daemon(cfg)
+    except Exception:  # noqa: BLE001 - no config or no worker: nothing to stop
+        pass
+    try:
+        shutil.rmtree(target)
+    except OSError as exc:
+        raise InstallError(f"cannot remove {target} ({exc.strerror or exc})") from exc
+    return target
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None = information only
+    detail: str
+
+
+def find_gimp() -> str | None:
+    for exe in ("gimp-3.0", "gimp-3", "gimp", "gimp-console-3.0"):
+        found = shutil.which(exe)
+        if found:
+            return found
+    for p in ("/Applications/GIMP.app/Contents/MacOS/gimp",
+              r"C:\Program Files\GIMP 3\bin\gimp-3.0.exe", "/var/lib/flatpak/exports/bin/org.gimp.GIMP"):
+        if Path(p).exists():
+            return p
+    return None
+
+
+def doctor(plugins_dir: Path | None = None, *, query: bool = True) -> list[Check]:
+    """What is installed, what is missing."""
+    plugins_dir = Path(plugins_dir) if plugins_dir else default_plugins_dir()
+    target = plugins_dir / PLUGIN_NAME
+    checks = [Check("plug-ins folder", plugins_dir.is_dir(),
+                    str(plugins_dir) if plugins_dir.is_dir() else f"{plugins_dir} does not exist "
+                    "(start GIMP 3 once, or run `normstyle gimp install`)")]
+    main = target / "normstyle_gimp.py"
+    installed = main.is_file()
+    checks.append(Check("plug-in", installed, str(target) if installed else
+                        f"not installed in {target}: run `normstyle gimp install`"))
+    if installed:
+        if os.name == "posix":
+            exe = os.access(main, os.X_OK)
+            checks.append(Check("executable", exe, "yes" if exe else f"chmod +x {main}"))
+        stale = [n for n in PLUGIN_FILES
+                 if not (target / n).is_file() or not filecmp.cmp(SOURCE_DIR / n, target / n, shallow=False)]
+        checks.append(Check("up to date", not stale, "same as this normstyle" if not stale else
+                            f"differs: {', '.join(stale)}; run `normstyle gimp install` again"))
+    cfg = None
+    cfg_path = target / CONFIG_NAME
+    if installed or cfg_path.exists():
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            checks.append(Check("config", True, str(cfg_path)))
+        except (OSError, ValueError) as exc:
+            checks.append(Check("config", False, f"{cfg_path}: {exc}; run `normstyle gimp install`"))
+    if cfg:
+        py = cfg.get("python") or ""
+        checks.append(Check("python", Path(py).is_file(), py if Path(py).is_file() else
+                            f"{py or '(none)'} not found; run `normstyle gimp install` from your "
+                            "normstyle environment"))
+        if query and Path(py).is_file():
+            try:
+                hello, styles, problem = query_worker(cfg)
+                checks.append(Check("worker", True, f"normstyle {hello.get('version')} "
+                                    f"(protocol {hello.get('protocol')}) in {hello.get('python')}"))
+                if styles is None:
+                    checks.append(Check("model", False, problem))
+                else:
+                    checks.append(Check("model", True, f"{len(styles)} built-in styles: "
+                                        f"{', '.join(styles) or '(none)'}"))
+                    if sorted(styles) != sorted(cfg.get("styles") or []):
+                        checks.append(Check("style list", False, "the dialog's list is stale: run "
+                                            "`normstyle gimp install` again"))
+            except Exception as exc:  # noqa: BLE001
+                checks.append(Check("worker", False, str(exc)))
+        client = nsclient()
+        if client.use_daemon(cfg):
+            sock = client.default_socket_path(cfg)
+            running = Path(sock).exists()
+            checks.append(Check("daemon", None, f"running at {sock}" if running else
+                                "not running (starts on first use)"))
+    gimp = find_gimp()
+    checks.append(Check("GIMP", None, gimp or "no GIMP 3 executable found on PATH "
+                        "(fine if GIMP is installed elsewhere)"))
+    return checks

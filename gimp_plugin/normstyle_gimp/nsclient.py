@@ -1,0 +1,262 @@
+"""Client side of the normstyle worker protocol, for the GIMP plug-in.
+
+Standard library only: this file runs inside GIMP's own Python (no torch, no numpy) and is
+also imported by the unit tests. The protocol itself is documented in ``gimp_plugin/worker.py``.
+
+The plug-in folder holds ``normstyle.json`` (written by ``normstyle gimp install``)::
+
+    {"python": "/home/me/.venvs/normstyle/bin/python",  # the normstyle environment
+     "pythonpath": "/home/me/src/normstyle",           # optional, prepended to PYTHONPATH
+     "worker": "daemon",         # "daemon": long-lived worker on a Unix socket (POSIX)
+                                 # "oneshot": a fresh worker process per call
+     "idle_timeout": 900,        # daemon: seconds without a call before it exits
+     "model": null,              # model file; null = NORMSTYLE_MODEL or the packaged model
+     "device": "auto",
+     "styles": ["candy", ...],   # built-in styles of the model, for the dialog's list
+     "version": "0.1.0"}
+
+Environment overrides (handy for tests): ``NORMSTYLE_GIMP_PYTHON``, ``NORMSTYLE_GIMP_WORKER``,
+``NORMSTYLE_GIMP_IDLE_TIMEOUT``, ``NORMSTYLE_GIMP_SOCKET``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+PROTOCOL = 1
+CONFIG_NAME = "normstyle.json"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class WorkerError(Exception):
+    """Something the user should read (one line): setup problem or a failed request."""
+
+
+def load_config(plugin_dir: str = HERE) -> dict:
+    path = os.path.join(plugin_dir, CONFIG_NAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            cfg = json.load(fh)
+    except FileNotFoundError:
+        cfg = {}
+    except (OSError, ValueError) as exc:
+        raise WorkerError(f"cannot read {path} ({exc}); run `normstyle gimp install` again") from exc
+    if not isinstance(cfg, dict):
+        raise WorkerError(f"{path} is not a normstyle plug-in config; run `normstyle gimp install`")
+    env = os.environ
+    if env.get("NORMSTYLE_GIMP_PYTHON"):
+        cfg["python"] = env["NORMSTYLE_GIMP_PYTHON"]
+    if env.get("NORMSTYLE_GIMP_WORKER"):
+        cfg["worker"] = env["NORMSTYLE_GIMP_WORKER"]
+    if env.get("NORMSTYLE_GIMP_IDLE_TIMEOUT"):
+        cfg["idle_timeout"] = float(env["NORMSTYLE_GIMP_IDLE_TIMEOUT"])
+    if not cfg.get("python"):
+        raise WorkerError("normstyle is not set up for GIMP: run `normstyle gimp install` "
+                          "in your normstyle environment")
+    return cfg
+
+
+def clean_env(cfg: dict) -> dict:
+    """GIMP's environment minus what must not leak into another Python installation."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTHON") and k not in ("GI_TYPELIB_PATH", "LD_LIBRARY_PATH")}
+    if cfg.get("pythonpath"):
+        env["PYTHONPATH"] = cfg["pythonpath"]
+    return env
+
+
+def worker_argv(cfg: dict, *extra: str) -> list:
+    return [cfg["python"], "-m", "gimp_plugin.worker", *extra]
+
+
+def default_socket_path(cfg: dict) -> str:
+    """Per user and per normstyle environment, in a folder only this user can enter."""
+    if os.environ.get("NORMSTYLE_GIMP_SOCKET"):
+        return os.environ["NORMSTYLE_GIMP_SOCKET"]
+    tag = hashlib.sha256(json.dumps([cfg.get("python"), cfg.get("pythonpath"), PROTOCOL,
+                                     cfg.get("version")]).encode()).hexdigest()[:10]
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(
+        tempfile.gettempdir(), f"normstyle-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
+    return os.path.join(base, f"normstyle-gimp-{tag}.sock")
+
+
+def use_daemon(cfg: dict) -> bool:
+    return cfg.get("worker", "daemon") == "daemon" and hasattr(socket, "AF_UNIX") and os.name == "posix"
+
+
+class _Stream:
+    """A request/answer exchange on a pair of byte streams."""
+
+    def __init__(self, rfile, wfile, what: str):
+        self.rfile, self.wfile, self.what = rfile, wfile, what
+
+    def request(self, req: dict, on_progress=None) -> dict:
+        try:
+            self.wfile.write(json.dumps(req).encode() + b"\n")
+            self.wfile.flush()
+        except OSError as exc:
+            raise WorkerError(f"the normstyle worker is not listening ({exc}); {self.what}") from exc
+        while True:
+            line = self.rfile.readline()
+            if not line:
+                raise WorkerError(f"the normstyle worker stopped unexpectedly; {self.what}")
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # not protocol (should not happen): ignore
+            kind = event.get("event")
+            if kind == "progress":
+                if on_progress:
+                    on_progress(float(event.get("fraction", 0.0)), event.get("message", ""))
+                continue
+            if kind == "error":
+                raise WorkerError(event.get("message") or "the normstyle worker failed")
+            return event
+
+
+class WorkerClient:
+    """Connects to (and starts, if needed) a worker; ``request()`` sends one request."""
+
+    def __init__(self, cfg: dict, *, start_timeout: float = 120.0):
+        self.cfg = cfg
+        self.start_timeout = start_timeout
+        self._sock = None
+        self._proc = None
+        self._stream = None
+        self.socket_path = default_socket_path(cfg) if use_daemon(cfg) else None
+        self.log_path = (self.socket_path[:-5] + ".log") if self.socket_path else None
+
+    # -------------------------------------------------------------- connection
+    def _connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(self.socket_path)
+        except OSError:
+            s.close()
+            return None
+        return s
+
+    def _spawn_daemon(self):
+        os.makedirs(os.path.dirname(self.socket_path), mode=0o700, exist_ok=True)
+        logf = open(self.log_path, "ab")
+        try:
+            argv = worker_argv(self.cfg, "--serve", self.socket_path, "--idle-timeout",
+                               str(self.cfg.get("idle_timeout", 900)), "--log", self.log_path)
+            try:
+                return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=logf, env=clean_env(self.cfg), close_fds=True,
+                                        start_new_session=True)
+            except OSError as exc:
+                raise WorkerError(f"cannot start the normstyle worker {argv[0]!r} ({exc}); "
+                                  "run `normstyle gimp doctor`") from exc
+        finally:
+            logf.close()
+
+    def _tail_log(self) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+                lines = [ln.strip() for ln in fh.read().splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return lines[-1] if lines else ""
+
+    def open(self):
+        if self._stream is not None:
+            return self
+        if self.socket_path:
+            s = self._connect()
+            if s is None:
+                proc = self._spawn_daemon()
+                deadline = time.monotonic() + self.start_timeout
+                while s is None:
+                    if proc.poll() not in (None, 0):
+                        raise WorkerError(f"the normstyle worker could not start: {self._tail_log()} "
+                                          f"(log: {self.log_path})")
+                    if time.monotonic() > deadline:
+                        raise WorkerError(f"the normstyle worker did not start within "
+                                          f"{self.start_timeout:.0f} s (log: {self.log_path})")
+                    time.sleep(0.05)
+                    s = self._connect()
+            self._sock = s
+            self._stream = _Stream(s.makefile("rb"), s.makefile("wb"), f"see {self.log_path}")
+        else:
+            argv = worker_argv(self.cfg, "--stdio")
+            try:
+                self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                              stderr=subprocess.PIPE, env=clean_env(self.cfg))
+            except OSError as exc:
+                raise WorkerError(f"cannot start the normstyle worker {argv[0]!r} ({exc}); "
+                                  "run `normstyle gimp doctor`") from exc
+            self._stream = _Stream(self._proc.stdout, self._proc.stdin, "run `normstyle gimp doctor`")
+        return self
+
+    def request(self, req: dict, on_progress=None) -> dict:
+        self.open()
+        try:
+            return self._stream.request(req, on_progress)
+        except WorkerError as exc:
+            if self._proc is not None and self._proc.poll() not in (None, 0):
+                err = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+                if err:
+                    raise WorkerError(f"{exc}: {err[-1]}") from exc
+            raise
+
+    def close(self):
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+                self._proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self._proc.kill()
+            self._proc = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._stream = None
+
+    def __enter__(self):
+        return self.open()
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, height: int,
+                 channels: int, dtype: str, style: str, strength: float, preserve_color: bool,
+                 on_progress=None) -> dict:
+    """One stylize request (see the protocol in gimp_plugin/worker.py)."""
+    req = {"op": "stylize", "input": input_path, "output": output_path, "width": width,
+           "height": height, "channels": channels, "dtype": dtype, "style": style,
+           "strength": strength, "preserve_color": preserve_color,
+           "model": cfg.get("model"), "device": cfg.get("device", "auto")}
+    with WorkerClient(cfg) as client:
+        return client.request(req, on_progress)
+
+
+def shutdown_daemon(cfg: dict) -> bool:
+    """Ask a running daemon to exit; False when none was running."""
+    if not use_daemon(cfg):
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(default_socket_path(cfg))
+    except OSError:
+        s.close()
+        return False
+    with s:
+        try:
+            _Stream(s.makefile("rb"), s.makefile("wb"), "").request({"op": "shutdown"})
+        except WorkerError:
+            pass
+    return True
+
+
+if __name__ == "__main__":  # tiny manual check: python nsclient.py  -> hello from the worker
+    print(WorkerClient(load_config()).request({"op": "hello"}))
+    sys.exit(0)

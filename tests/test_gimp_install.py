@@ -1,0 +1,133 @@
+"""`normstyle gimp install/uninstall/doctor` with Click's CliRunner and a tmp --plugins-dir."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.gimp_cmd import gimp
+from gimp_plugin import install
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_install_copies_plugin_and_writes_config(runner, tmp_path, tiny_model_file):
+    plugins = tmp_path / "plug-ins"
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--model", str(tiny_model_file)])
+    assert res.exit_code == 0, res.output
+    target = plugins / "normstyle_gimp"
+    main = target / "normstyle_gimp.py"  # folder name == file name, executable
+    assert main.is_file() and main.stat().st_mode & stat.S_IXUSR
+    assert (target / "nsclient.py").is_file()
+    cfg = json.loads((target / "normstyle.json").read_text())
+    assert cfg["python"] == sys.executable
+    assert cfg["model"] == str(tiny_model_file.resolve())
+    assert cfg["styles"] == ["blue", "red"]
+    assert cfg["worker"] == "daemon"
+    assert "styles: blue, red" in res.output
+
+
+def test_install_is_idempotent_and_options_stick(runner, tmp_path, tiny_model_file):
+    plugins = tmp_path / "plug-ins"
+    args = ["install", "--plugins-dir", str(plugins), "--model", str(tiny_model_file)]
+    assert runner.invoke(gimp, args).exit_code == 0
+    res = runner.invoke(gimp, args + ["--worker", "oneshot", "--idle-timeout", "5", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((plugins / "normstyle_gimp" / "normstyle.json").read_text())
+    assert (cfg["worker"], cfg["idle_timeout"], cfg["device"]) == ("oneshot", 5.0, "cpu")
+
+
+def test_install_without_a_model_warns_and_offers_style_images(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMSTYLE_MODEL", str(tmp_path / "missing.pt"))
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    assert "warning: no built-in styles" in res.output and "model file not found" in res.output
+    cfg = json.loads((tmp_path / "p" / "normstyle_gimp" / "normstyle.json").read_text())
+    assert cfg["styles"] == []
+
+
+def test_install_rejects_a_missing_python(runner, tmp_path):
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(tmp_path), "--python", str(tmp_path / "nope")])
+    assert res.exit_code != 0
+    assert not (tmp_path / "normstyle_gimp").exists()
+
+
+def test_install_reports_a_python_without_normstyle(runner, tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'No module named gimp_plugin' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(tmp_path / "p"), "--python", str(fake)])
+    assert res.exit_code == 1
+    assert "cannot run the normstyle worker" in res.output and "Traceback" not in res.output
+
+
+def test_uninstall(runner, tmp_path, tiny_model_file):
+    plugins = tmp_path / "plug-ins"
+    runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--no-check"])
+    res = runner.invoke(gimp, ["uninstall", "--plugins-dir", str(plugins)])
+    assert res.exit_code == 0 and "removed" in res.output
+    assert not (plugins / "normstyle_gimp").exists()
+    res = runner.invoke(gimp, ["uninstall", "--plugins-dir", str(plugins)])
+    assert res.exit_code == 0 and "nothing to remove" in res.output
+
+
+def test_uninstall_leaves_foreign_folders_alone(runner, tmp_path):
+    (tmp_path / "normstyle_gimp").mkdir()
+    (tmp_path / "normstyle_gimp" / "other.py").write_text("")
+    res = runner.invoke(gimp, ["uninstall", "--plugins-dir", str(tmp_path)])
+    assert res.exit_code == 1 and "does not look like" in res.output
+    assert (tmp_path / "normstyle_gimp" / "other.py").exists()
+
+
+def test_doctor_reports_missing_then_ok(runner, tmp_path, tiny_model_file):
+    plugins = tmp_path / "plug-ins"
+    res = runner.invoke(gimp, ["doctor", "--plugins-dir", str(plugins)])
+    assert res.exit_code == 1
+    assert "MISSING" in res.output and "normstyle gimp install" in res.output
+    runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--model", str(tiny_model_file)])
+    res = runner.invoke(gimp, ["doctor", "--plugins-dir", str(plugins)])
+    assert res.exit_code == 0, res.output
+    assert "2 built-in styles: blue, red" in res.output and "MISSING" not in res.output
+
+
+def test_doctor_finds_a_stale_copy_and_a_broken_python(runner, tmp_path, tiny_model_file):
+    plugins = tmp_path / "plug-ins"
+    runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--model", str(tiny_model_file)])
+    target = plugins / "normstyle_gimp"
+    (target / "nsclient.py").write_text("# old\n")
+    cfg = json.loads((target / "normstyle.json").read_text())
+    cfg["python"] = str(tmp_path / "gone" / "python")
+    (target / "normstyle.json").write_text(json.dumps(cfg))
+    res = runner.invoke(gimp, ["doctor", "--plugins-dir", str(plugins)])
+    assert res.exit_code == 1
+    assert "differs: nsclient.py" in res.output and "not found" in res.output
+
+
+@pytest.mark.parametrize("platform, env, expected", [
+    ("linux", {}, "HOME/.config/GIMP/3.0/plug-ins"),
+    ("linux", {"XDG_CONFIG_HOME": "/x"}, "/x/GIMP/3.0/plug-ins"),
+    ("win32", {"APPDATA": "/appdata"}, "/appdata/GIMP/3.0/plug-ins"),
+    ("darwin", {}, "HOME/Library/Application Support/GIMP/3.0/plug-ins"),
+    ("linux", {"GIMP3_DIRECTORY": "/g"}, "/g/plug-ins"),
+])
+def test_default_plugins_dir(platform, env, expected):
+    got = install.default_plugins_dir(platform, env, home=Path("HOME"))
+    assert got == Path(expected)
+
+
+def test_cli_module_is_import_light():
+    import subprocess
+    code = ("import sys, cli.gimp_cmd; "
+            "bad = [m for m in ('torch', 'numpy', 'PIL', 'normstyle_core') if m in sys.modules]; "
+            "print(bad); sys.exit(bool(bad))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert res.returncode == 0, res.stdout + res.stderr
