@@ -31,6 +31,9 @@ class ModelConfig:
     style_size: int = 256  # the Normalization Network reads style images at 256x256 (paper 3.2)
     encoder_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
     encoder_vgg_preprocess: str = "caffe"  # preprocessing of the VGG copy inside a "vgg" encoder
+    # Add the style image's RGB mean/std to the last CIN's beta/gamma, so that from step 0 the
+    # output has the style's colour statistics (exact: output = (CIN + 1) / 2). Off = the paper.
+    colour_prior: bool = False
 
     def __post_init__(self) -> None:
         if len(self.widths) != 3 or any(w <= 0 for w in self.widths):

@@ -116,3 +116,18 @@ def test_saturated_output_can_recover():
     x.grad = None
     recoverable_hardtanh(x).backward(-torch.ones(4))  # wants everything larger
     assert x.grad.tolist() == [-1.0, -1.0, -1.0, 0.0]
+
+
+@pytest.mark.parametrize("encoder", ["paper", "vgg"])
+def test_colour_prior_gives_the_style_colours_at_init(encoder):
+    cfg = ModelConfig(widths=(8, 16, 32), num_residual=1, style_size=64, style_encoder=encoder,
+                      colour_prior=True)
+    model = StyleTransferModel(cfg).eval()
+    style = torch.empty(1, 3, 64, 64)
+    for c, (m, s) in enumerate([(0.7, 0.1), (0.3, 0.15), (0.5, 0.05)]):
+        style[:, c] = m + s * torch.randn(64, 64)
+    style = style.clamp(0, 1)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 48, 48), style)
+    torch.testing.assert_close(out.mean((2, 3)), style.mean((2, 3)), atol=0.03, rtol=0)
+    torch.testing.assert_close(out.std((2, 3)), style.std((2, 3)), atol=0.03, rtol=0)

@@ -28,7 +28,8 @@ from normstyle_core.training import Trainer
 
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 1234
-SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg")
+SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True)
+CONTENT_WEIGHT = 40.0
 
 
 def main() -> None:
@@ -39,8 +40,14 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=128)
     ap.add_argument("--minutes", type=float, default=0.0)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT)
+    ap.add_argument("--no-colour-prior", action="store_true")
+    ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
 
     named = list_images([args.data / "styles" / "named"])
     train_styles, held_out = split_holdout(list_images([args.data / "train" / "styles"]),
@@ -54,7 +61,10 @@ def main() -> None:
         style_mode="random", styles_per_step=4, checkpoint_every=250, sample_every=1000,
         log_every=10, loss_preset="arbitrary", num_workers=args.workers, max_minutes=args.minutes,
     )
-    trainer = Trainer(cfg, model_config=SHIPPED_MODEL, loss_config=LossConfig.preset("arbitrary"))
+    import dataclasses
+    model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior)
+    loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight)
+    trainer = Trainer(cfg, model_config=model_cfg, loss_config=loss_cfg)
 
     def report(info):
         if info.event != "step" or info.step % 100 == 0:

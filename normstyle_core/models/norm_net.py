@@ -25,6 +25,27 @@ def init_code_layer(layer: nn.Linear, *, num_cin: int, init_scale: float, rows: 
         layer.bias.copy_(bias.reshape(-1))
 
 
+def rgb_stats(style: Tensor) -> Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 6): per-channel mean then std."""
+    var, mean = torch.var_mean(style.float(), dim=(2, 3), correction=0)
+    return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)
+
+
+def add_colour_prior(code: Tensor, rgb: Tensor, num_cin: int) -> Tensor:
+    """Shift the last CIN's gamma/beta so the output's colour mean/std equal the style's.
+
+    The output is (CIN(x) + 1) / 2 (hardtanh aside), so its channel mean is (beta + 1) / 2 and
+    its std gamma / 2: beta = 2 * mean - 1 and gamma = 2 * std reproduce the style's colours
+    (per-channel colour transfer) before anything is learned. The learned head starts at
+    gamma 1 / beta 0, hence the -1 on gamma.
+    """
+    mean, std = rgb[:, :3], rgb[:, 3:]
+    prior = torch.zeros_like(code)
+    prior[:, :3, num_cin - 1] = 2.0 * std - 1.0
+    prior[:, :3, 2 * num_cin - 1] = 2.0 * mean - 1.0
+    return code + prior
+
+
 class NormalizationNet(nn.Module):
     """The paper's Normalization Network (section 3.2, Fig. 1).
 
@@ -56,7 +77,10 @@ class NormalizationNet(nn.Module):
             if i < 2:
                 x = F.relu(x)  # DESIGN.md 1: the paper is silent; stacked linear maps learn little
         x = x.flatten(2)  # (B, w2, 625)
-        return self.fc2(F.relu(self.fc1(x)))  # (B, w2, 2 * num_cin)
+        code = self.fc2(F.relu(self.fc1(x)))  # (B, w2, 2 * num_cin)
+        if self.config.colour_prior:
+            code = add_colour_prior(code, rgb_stats(style), self.config.num_cin)
+        return code
 
 
 class VGGStatsNormalizationNet(nn.Module):
@@ -98,15 +122,21 @@ class VGGStatsNormalizationNet(nn.Module):
         for name in self.config.encoder_layers:
             mean, std = mean_std(feats[name])
             stats += [torch.log1p(mean.clamp_min(0)), torch.log1p(std)]
-        return torch.cat(stats, dim=1)  # (B, in_dim)
+        if self.config.colour_prior:
+            stats.append(rgb_stats(style))  # read by the colour prior, not by the MLP
+        return torch.cat(stats, dim=1)  # (B, in_dim [+ 6])
 
     def head(self, features: Tensor) -> Tensor:
         """The trainable part: (B, in_dim) statistics -> (B, rows, 2 * num_cin) code.
 
         Split out so training can cache the frozen statistics of a fixed style set.
         """
-        h = F.relu(self.fc1(self.norm(features.to(self.fc1.weight.dtype))))
-        return self.fc2(h).view(-1, self.config.code_rows, 2 * self.config.num_cin)
+        in_dim = self.fc1.in_features
+        h = F.relu(self.fc1(self.norm(features[:, :in_dim].to(self.fc1.weight.dtype))))
+        code = self.fc2(h).view(-1, self.config.code_rows, 2 * self.config.num_cin)
+        if self.config.colour_prior:
+            code = add_colour_prior(code, features[:, in_dim:].float(), self.config.num_cin)
+        return code
 
     def forward(self, style: Tensor) -> Tensor:
         return self.head(self.style_features(style))
