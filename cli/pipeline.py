@@ -261,20 +261,13 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
     def write(job: Job, image, loaded) -> tuple[int, int]:
         if not opts.overwrite and (job.out.exists() or job.out.is_symlink()):
             raise FileExistsError(f"output {job.out} appeared while the batch ran; not overwritten")
+        # overwrite=False: the core links the finished temp file into place, which fails if
+        # another process created the output meanwhile (no race window).
         save_image(image, job.out, quality=opts.quality,
                    exif=loaded.exif if opts.keep_metadata else None,
-                   icc_profile=loaded.icc_profile if opts.keep_metadata else None)
-        # The core's temp file is created 0600 (mkstemp) and keeps that mode after the rename;
-        # give outputs the permissions any other new file would get.
-        try:
-            os.chmod(job.out, file_mode)
-        except OSError:
-            pass
+                   icc_profile=loaded.icc_profile if opts.keep_metadata else None,
+                   overwrite=opts.overwrite)
         return image.size
-
-    umask = os.umask(0)
-    os.umask(umask)
-    file_mode = 0o666 & ~umask
     stop: str | None = None
     read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="normstyle-read")
     write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normstyle-write")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +96,6 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
 
     train: dict[str, Any] = {}
     model: dict[str, Any] = {}
-    loss: dict[str, Any] = {}
     toml = ({}, {}, {}) if config_file is None else read_toml(config_file)
     if out_dir is None and "out_dir" in toml[0]:
         out_dir = Path(toml[0]["out_dir"])
@@ -304,7 +302,6 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
                f"and {len(trainer.style_files)} style images, VGG weights: {trainer.vgg.source}", err=True)
 
     events: list[Any] = []
-    started = time.monotonic()
     display = TrainDisplay(train_cfg.steps, start)
 
     def callback(info) -> None:
@@ -323,7 +320,7 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
 
     last_event = events[-1] if events else None
     if last_event is not None and last_event.event == "interrupted":
-        timed_out = (train_cfg.max_minutes > 0 and time.monotonic() - started >= train_cfg.max_minutes * 60)
+        timed_out = last_event.reason == "time limit"
         what = "time limit reached" if timed_out else "interrupted"
         error_line(f"{what} at step {trainer.step}/{train_cfg.steps}; checkpoint saved: {final}. "
                    f"Resume with: {resume_hint}")

@@ -11,6 +11,7 @@ import torch
 
 from .config import ModelConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError
+from .imaging import default_file_mode
 from .models.style_transfer import StyleTransferModel
 
 FORMAT = "normstyle-checkpoint"
@@ -28,6 +29,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

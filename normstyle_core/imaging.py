@@ -138,11 +138,38 @@ FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".ti
            ".tiff": "TIFF", ".bmp": "BMP"}
 
 
+def default_file_mode() -> int:
+    """0o666 minus the umask: what open() would give; mkstemp's 0o600 is too private for outputs."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def commit_temp(tmp: str | os.PathLike[str], path: Path, *, overwrite: bool = True) -> None:
+    """Give a finished temp file its final name atomically.
+
+    ``overwrite=False`` uses link(2), which fails if ``path`` exists: no window in which another
+    process's file could be replaced.
+    """
+    os.chmod(tmp, default_file_mode())
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise ImageError(f"{path}: already exists (not overwritten)") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int = 95,
-               exif: bytes | None = None, icc_profile: bytes | None = None) -> Path:
+               exif: bytes | None = None, icc_profile: bytes | None = None,
+               overwrite: bool = True) -> Path:
     """Atomically write ``img`` (temp file in the same folder + rename).
 
     The format follows the extension. JPEG cannot hold alpha: it is flattened onto white.
+    ``overwrite=False`` refuses (ImageError) if ``path`` exists, atomically.
     """
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
@@ -167,7 +194,9 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
             img.save(fh, format=fmt, **kwargs)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        commit_temp(tmp, path, overwrite=overwrite)
+    except ImageError:
+        raise
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from exc

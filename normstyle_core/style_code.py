@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from torch import Tensor
 
 from .errors import CheckpointError, StyleError

@@ -10,10 +10,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-import math
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +43,7 @@ class StepInfo:
     seconds_per_step: float
     event: str = "step"  # step | checkpoint | sample | done | interrupted
     path: str | None = None
+    reason: str | None = None  # for "interrupted": "signal" or "time limit"
 
 
 class _StopFlag:
@@ -251,7 +251,6 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def train_step(self, content: Tensor, style_ids: list[int]) -> dict[str, Tensor]:
         """One optimiser step; returns the (detached) named losses."""
-        cfg = self.train_cfg
         content = content.to(self.place.device, non_blocking=True)
         if self.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
@@ -322,10 +321,12 @@ class Trainer:
                     if callback and sheet:
                         callback(StepInfo(self.step, cfg.steps, {}, ema, "sample", str(sheet)))
                 timed_out = cfg.max_minutes > 0 and (time.monotonic() - started) > cfg.max_minutes * 60
-                if self._agree(stop.signum is not None or timed_out):
+                signalled = stop.signum is not None
+                if self._agree(signalled or timed_out):
                     last_saved = self.save()
                     if callback:
-                        callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "interrupted", str(last_saved)))
+                        callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "interrupted", str(last_saved),
+                                          reason="signal" if signalled else "time limit"))
                     return last_saved
         last_saved = self.save()
         if self.is_main:

@@ -65,3 +65,16 @@ def test_save_is_atomic_and_keeps_alpha(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]  # no temp file left
     with pytest.raises(ImageError, match="unsupported output extension"):
         save_image(compose(rgb), tmp_path / "o.xyz")
+
+
+def test_outputs_get_normal_permissions_and_no_clobber(tmp_path):
+    import os
+    img = compose(np.zeros((4, 4, 3)))
+    path = save_image(img, tmp_path / "a.png")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    before = path.read_bytes()
+    with pytest.raises(ImageError, match="already exists"):
+        save_image(compose(np.ones((4, 4, 3))), path, overwrite=False)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
