@@ -19,7 +19,7 @@ import click
 from .common import EXIT_INTERRUPTED, PRECISIONS, error_line, parse_ints, stderr_console
 
 # Keys of a TOML file's top level that belong to the model config rather than the training one.
-MODEL_SHORTCUTS = ("widths", "init_scale", "style_encoder", "num_residual", "norm_hidden")
+MODEL_SHORTCUTS = ("widths", "init_scale", "style_encoder", "num_residual", "norm_hidden", "colour_prior")
 
 
 def _config_error(message: str):
@@ -242,6 +242,8 @@ class TrainDisplay:
 @click.option("--residual-blocks", "num_residual", type=click.IntRange(min=0), help="Residual blocks [5].")
 @click.option("--norm-hidden", type=click.IntRange(min=1), help="Normalization Network hidden size [256].")
 @click.option("--style-encoder", type=click.Choice(["paper", "vgg"]), help="Style encoder [paper].")
+@click.option("--colour-prior/--no-colour-prior", default=None,
+              help="Start the last layer at the style's colour statistics [off, the paper].")
 @click.option("--styles-per-step", type=click.IntRange(min=1), help="Styles per batch [1].")
 @click.option("--style-mode", type=click.Choice(["auto", "cycle", "random"]), help="Style order [auto].")
 @click.option("--seed", type=int, help="Random seed [0].")
@@ -258,7 +260,7 @@ class TrainDisplay:
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
-          norm_hidden, style_encoder, styles_per_step, style_mode, seed, device, precision, compile_,
+          norm_hidden, style_encoder, colour_prior, styles_per_step, style_mode, seed, device, precision, compile_,
           vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes):
     """Train a model on CONTENT images (files or folders) and --style images.
 
@@ -276,7 +278,8 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
                        sample_every=sample_every, log_every=log_every, keep_last=keep_last,
                        num_workers=num_workers, max_minutes=max_minutes)
     model_flags = dict(widths=parse_ints(widths, "--widths", 3), init_scale=init_scale,
-                       num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder)
+                       num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder,
+                       colour_prior=colour_prior)
     loss_flags = dict(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
     train_cfg, model_cfg, loss_cfg = build_configs(
         out_dir=out_dir, config_file=config_file, resume=resume, content=content, styles=styles,
