@@ -71,6 +71,15 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Data-loader workers leave SIGINT/SIGTERM to the main process, which checkpoints first.
+
+    Otherwise `kill`/`pkill` reaching a worker (or Ctrl-C's process-group SIGINT) kills it, and
+    the loader aborts the main process before it can save (measured: 150 steps lost)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """Newest checkpoint in ``run_dir`` that reads back; a corrupt one is skipped."""
     for path in sorted(Path(run_dir).glob(CKPT_GLOB), reverse=True):
@@ -289,6 +298,7 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             torch.utils.data.Subset(batches, range(self.step, cfg.steps)), batch_size=None,
             num_workers=cfg.num_workers, prefetch_factor=4 if cfg.num_workers else None,
+            worker_init_fn=_ignore_stop_signals if cfg.num_workers else None,
             persistent_workers=False, pin_memory=self.place.device.type == "cuda")
         log_path = self.out_dir / ("log.jsonl" if self.is_main else f"log.rank{self.rank}.jsonl")
         started = time.monotonic()

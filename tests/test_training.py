@@ -150,3 +150,30 @@ dist.destroy_process_group()
     torch.testing.assert_close(p0, p1, atol=0, rtol=0)
     # Only rank 0 writes checkpoints; the run trained (parameters moved from the seed init).
     assert [c.name for c in (tmp_path / "run").glob("ckpt_*.pt")] == ["ckpt_0000003.pt"]
+
+
+def test_sigterm_to_the_whole_process_group_still_checkpoints(tmp_path):
+    """`pkill -f` / a service manager may signal the data-loader workers too: the run must still
+    save a checkpoint and exit cleanly, not die with 'worker exited unexpectedly'."""
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(HERE)!r})
+from pathlib import Path
+from train_helpers import tiny_model_config, tiny_train_config
+from normstyle_core.training import Trainer
+cfg = tiny_train_config(Path({str(tmp_path)!r}), steps=100000, checkpoint_every=100000, num_workers=1)
+Trainer(cfg, model_config=tiny_model_config()).fit()
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    log = tmp_path / "run" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 3):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)  # main process and its loader worker alike
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 0, err[-2000:]
+    ckpt = latest_checkpoint(tmp_path / "run")
+    assert ckpt is not None and read_checkpoint(ckpt)["step"] >= 3

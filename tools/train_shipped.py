@@ -34,7 +34,7 @@ from normstyle_core.training import Trainer
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 1234
 SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True)
-CONTENT_WEIGHT = 15.0
+CONTENT_WEIGHT = 25.0
 
 
 def main() -> None:
