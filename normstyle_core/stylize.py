@@ -24,6 +24,9 @@ from .style_code import StyleCode
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.pt"
+# Above this many pixels Stylizer.render switches to tiled rendering (benchmarks/RESULTS.md:
+# untiled 2048x2048 peaks at ~1.3 GB with the paper's widths; tiled stays near 1 GB at any size).
+DEFAULT_TILE_PIXELS = 2048 * 2048
 ImageInput = Union[Image.Image, np.ndarray, LoadedImage, str, os.PathLike]
 StyleInput = Union[StyleCode, str, os.PathLike, Image.Image, LoadedImage]
 
@@ -75,11 +78,32 @@ class Stylizer:
     """
 
     def __init__(self, model: StyleTransferModel, *, place: Placement | None = None,
-                 style_bank: dict[str, StyleCode] | None = None, info: dict | None = None) -> None:
+                 style_bank: dict[str, StyleCode] | None = None, info: dict | None = None,
+                 compile: bool | None = None, tile_pixels: int | None = None,
+                 tile_size: int | None = None) -> None:
+        """``compile``: run the inference net through torch.compile. None (default) reads
+        NORMSTYLE_COMPILE: "1" = always, "0" = never, unset = "auto": on for CUDA, off on the
+        CPU, where the first compile takes 20-60 s (cached across processes afterwards) and a
+        one-shot render would wait for it; batch jobs and long-lived workers (GIMP) should set
+        ``stylizer.compile = True`` (2-3x faster warm, benchmarks/RESULTS.md). A failed compile
+        is logged once and rendering falls back to eager.
+        ``tile_pixels``: images with more pixels than this render in tiles with whole-image
+        instance-norm statistics (bounded memory; default NORMSTYLE_TILE_PIXELS or 4 MP,
+        0 = always tile). ``tile_size``: tile side in pixels (NORMSTYLE_TILE_SIZE, 1024)."""
         self.place = place or placement("cpu", "fp32")
         self.model = model.to(self.place.device).eval().requires_grad_(False)
         self.style_bank = dict(style_bank or {})
         self.info = dict(info or {})
+        from .kernels.compile import compile_setting
+        from .tiling import DEFAULT_TILE
+        setting = compile_setting() if compile is None else bool(compile)
+        self.compile = (self.place.device.type == "cuda") if setting == "auto" else bool(setting)
+        self.tile_pixels = int(os.environ.get("NORMSTYLE_TILE_PIXELS", DEFAULT_TILE_PIXELS)
+                               if tile_pixels is None else tile_pixels)
+        self.tile_size = int(os.environ.get("NORMSTYLE_TILE_SIZE", DEFAULT_TILE)
+                             if tile_size is None else tile_size)
+        self._fast = None  # FastTransform, built on first render (weights copied in place.dtype)
+        self._fast_compiled = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device: str = "auto",
@@ -144,9 +168,36 @@ class Stylizer:
         return StyleCode.blend([self.style(s) for s in specs], weights)
 
     # ------------------------------------------------------------------ render
+    def fast_transform(self):
+        """The inference rewrite of the transform net (:class:`FastTransform`), built once.
+
+        Call :meth:`refresh` after changing the model's weights in place.
+        """
+        if self._fast is None:
+            from .kernels.compile import safe_compile
+            from .kernels.fast_net import FastTransform
+            self._fast = FastTransform.from_net(self.model.transform, dtype=self.place.dtype,
+                                                device=self.place.device)
+            self._fast_compiled = safe_compile(self._fast, name="transform network", dynamic=True)
+        return self._fast
+
+    def refresh(self) -> None:
+        """Forget the inference copy of the weights (rebuilt, and recompiled, on next render)."""
+        self._fast = self._fast_compiled = None
+
+    @property
+    def compile_failed(self) -> str | None:
+        """The compile error message if torch.compile failed and rendering fell back to eager."""
+        return self._fast_compiled.failed if self._fast_compiled is not None else None
+
     @torch.inference_mode()
     def render(self, content: Tensor, code: StyleCode | Tensor) -> Tensor:
-        """(B, 3, H, W) in [0, 1], any H, W -> pastiche of the same size (reflect-pad to x4)."""
+        """(B, 3, H, W) in [0, 1], any H, W -> pastiche of the same size (reflect-pad to x4).
+
+        Uses the rewritten inference net in the placement's dtype (compiled when
+        ``self.compile``); above ``self.tile_pixels`` pixels, renders in tiles with whole-image
+        statistics (:mod:`normstyle_core.tiling`).
+        """
         matrix = code.matrix if isinstance(code, StyleCode) else code
         if matrix.dim() == 2:
             matrix = matrix[None]
@@ -160,8 +211,15 @@ class Stylizer:
             ph, pw = max(ph, 0), max(pw, 0)
             mode = "reflect" if h > ph and w > pw else "replicate"
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        with self._autocast():
-            out = self.model.transform(x, matrix.to(self.place.device))
+        fast = self.fast_transform()
+        matrix = matrix.to(self.place.device)
+        if x.shape[-2] * x.shape[-1] > self.tile_pixels:
+            from .tiling import TiledRenderer
+            out = TiledRenderer(fast, tile=self.tile_size)(x, matrix)
+        elif self.compile:
+            out = self._fast_compiled(x, matrix)
+        else:
+            out = fast(x, matrix)
         return out[..., :h, :w].float()
 
     def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, strength: float = 1.0,

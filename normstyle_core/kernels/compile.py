@@ -1,0 +1,104 @@
+"""``torch.compile`` with a persistent cache and a logged, one-time fallback to eager.
+
+* Switch: ``NORMSTYLE_COMPILE=0`` (or false/no/off) turns every compiled path off.
+* Cache: Inductor's FX-graph and kernel caches live under
+  ``platformdirs.user_cache_dir("normstyle")/inductor`` unless the user already set
+  ``TORCHINDUCTOR_CACHE_DIR``; a second process compiling the same graph loads it from there
+  (first-call latency: benchmarks/RESULTS.md).
+* Failure: a compile error (no C++ compiler, unsupported platform, Inductor bug) is caught on
+  the first call, logged once as a warning, and that function runs eagerly from then on.
+  An error that the eager function raises too (a user's bad input) is re-raised unchanged and
+  does not disable compilation.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import threading
+from typing import Any, Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+_FALSE = ("0", "false", "no", "off")
+_lock = threading.Lock()
+
+
+def compile_enabled() -> bool:
+    """Not disabled by ``NORMSTYLE_COMPILE`` and this torch has ``torch.compile``."""
+    if os.environ.get("NORMSTYLE_COMPILE", "1").strip().lower() in _FALSE:
+        return False
+    return hasattr(torch, "compile")
+
+
+def compile_setting() -> bool | str:
+    """NORMSTYLE_COMPILE as a policy: True ("1"/"true"/...), False ("0"/...), or "auto" (unset)."""
+    raw = os.environ.get("NORMSTYLE_COMPILE", "").strip().lower()
+    if raw in _FALSE or not hasattr(torch, "compile"):
+        return False
+    return "auto" if raw in ("", "auto") else True
+
+
+def cache_dir() -> str:
+    """Where Inductor's caches go (``TORCHINDUCTOR_CACHE_DIR`` if set, else ours)."""
+    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if env:
+        return env
+    try:
+        from platformdirs import user_cache_dir
+        base = user_cache_dir("normstyle")
+    except ImportError:  # platformdirs is a dependency; be tolerant anyway
+        base = os.path.join(os.path.expanduser("~"), ".cache", "normstyle")
+    return os.path.join(base, "inductor")
+
+
+@functools.cache
+def setup_compile_cache() -> str:
+    """Point Inductor at a persistent cache dir (once, before the first compile)."""
+    path = cache_dir()
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        import torch._inductor.config as inductor_config
+        inductor_config.fx_graph_cache = True  # cross-process cache of compiled graphs
+    except Exception as exc:  # pragma: no cover - a read-only home must not break rendering
+        log.debug("could not set up the Inductor cache at %s: %s", path, exc)
+    return path
+
+
+class SafeCompiled:
+    """Callable that runs ``torch.compile(fn)`` and falls back to ``fn`` for good on failure."""
+
+    def __init__(self, fn: Callable[..., Any], *, name: str, **compile_kwargs: Any) -> None:
+        self.fn = fn
+        self.name = name
+        self.compile_kwargs = compile_kwargs
+        self._compiled: Callable[..., Any] | None = None
+        self.failed: str | None = None  # the error message once compilation has failed
+
+    @property
+    def active(self) -> bool:
+        return self.failed is None and compile_enabled()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.active:
+            return self.fn(*args, **kwargs)
+        if self._compiled is None:
+            with _lock:
+                if self._compiled is None:
+                    setup_compile_cache()
+                    self._compiled = torch.compile(self.fn, **self.compile_kwargs)
+        try:
+            return self._compiled(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
+            out = self.fn(*args, **kwargs)  # a genuine input error raises here, unchanged
+            self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            log.warning("torch.compile of the %s failed; using the eager version from now on (%s)",
+                        self.name, self.failed)
+            return out
+
+
+def safe_compile(fn: Callable[..., Any], *, name: str, **compile_kwargs: Any) -> SafeCompiled:
+    return SafeCompiled(fn, name=name, **compile_kwargs)

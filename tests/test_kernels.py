@@ -1,0 +1,138 @@
+"""Kernels: the fused CIN and the rewritten inference net against independent references."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from normstyle_core import ModelConfig
+from normstyle_core.kernels import FastTransform, cin_eager, cin_fused
+from normstyle_core.kernels import compile as kcompile
+from normstyle_core.kernels.fast_net import _up_phase_weight
+from normstyle_core.models.transform_net import ImageTransformNet
+
+
+def _net(config: ModelConfig) -> ImageTransformNet:
+    net = ImageTransformNet(config).eval().requires_grad_(False)
+    for p in net.parameters():  # larger than the default init: exercise the arithmetic harder
+        p.data.normal_(0.0, 0.2)
+    return net
+
+
+def _code(config: ModelConfig, batch: int = 1) -> torch.Tensor:
+    return torch.randn(batch, config.code_rows, 2 * config.num_cin) * 0.3 + 1.0
+
+
+def test_cin_eager_matches_instance_norm_plus_affine():
+    x, g, b, r = torch.randn(2, 5, 13, 7), torch.randn(2, 5), torch.randn(2, 5), torch.randn(2, 5, 13, 7)
+    ref = F.relu(F.instance_norm(x, eps=1e-5) * g[:, :, None, None] + b[:, :, None, None] + r)
+    torch.testing.assert_close(cin_eager(x, g, b, r, relu=True), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_cin_fused_matches_eager_on_odd_sizes(monkeypatch):
+    """The one torch.compile check of the default run: tiny tensors, two odd sizes, one graph."""
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "1")
+    for shape in [(2, 5, 13, 7), (1, 5, 9, 11)]:
+        x = torch.randn(shape)
+        g, b = torch.randn(shape[:2]), torch.randn(shape[:2])
+        r = torch.randn(shape)
+        torch.testing.assert_close(cin_fused(x, g, b, r, relu=True), cin_eager(x, g, b, r, relu=True),
+                                   atol=1e-5, rtol=1e-4)
+    from normstyle_core.kernels.cin import _compiled_cin
+    assert _compiled_cin.failed is None
+
+
+def test_up_phase_rewrite_equals_upsample_pad_conv():
+    x, w = torch.randn(2, 4, 6, 9, dtype=torch.float64), torch.randn(3, 4, 3, 3, dtype=torch.float64)
+    ref = F.conv2d(F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect"), w)
+    got = F.pixel_shuffle(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), _up_phase_weight(w)), 2)
+    torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.parametrize("size", [(36, 52), (16, 16), (20, 100)])
+def test_fast_transform_equals_reference_net(tiny_config, size):
+    net = _net(tiny_config)
+    code = _code(tiny_config, 2)
+    x = torch.rand(2, 3, *size)
+    with torch.inference_mode():
+        ref = net(x, code)
+        got = FastTransform.from_net(net, channels_last=size[0] != 16)(x, code)
+    assert got.dtype == torch.float32 and got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=2e-5, rtol=0)
+
+
+def test_compile_failure_falls_back_once_and_logs(monkeypatch, caplog):
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "1")
+    calls = []
+
+    def broken_compile(fn, **kwargs):
+        def run(*a, **k):
+            calls.append(1)
+            raise RuntimeError("no C++ compiler found\nlong details")
+        return run
+
+    monkeypatch.setattr(kcompile.torch, "compile", broken_compile)
+    f = kcompile.safe_compile(lambda t: t * 2, name="test fn")
+    with caplog.at_level(logging.WARNING, logger=kcompile.__name__):
+        assert f(torch.ones(2)).tolist() == [2.0, 2.0]
+        assert f(torch.ones(2)).tolist() == [2.0, 2.0]
+    assert len(calls) == 1 and f.failed == "RuntimeError: no C++ compiler found"
+    assert sum("failed" in r.message for r in caplog.records) == 1
+
+
+def test_input_errors_are_not_compile_failures(monkeypatch):
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "1")
+    monkeypatch.setattr(kcompile.torch, "compile", lambda fn, **kw: fn)
+
+    def needs_4d(t):
+        if t.dim() != 4:
+            raise ValueError("want 4-d")
+        return t
+
+    f = kcompile.safe_compile(needs_4d, name="test fn")
+    with pytest.raises(ValueError, match="want 4-d"):
+        f(torch.ones(2))
+    assert f.failed is None and f.active
+
+
+def test_compile_switch_off_never_compiles(monkeypatch):
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "0")
+    monkeypatch.setattr(kcompile.torch, "compile", lambda *a, **k: pytest.fail("compiled"))
+    x = torch.randn(1, 3, 5, 5)
+    torch.testing.assert_close(cin_fused(x, torch.ones(1, 3), torch.zeros(1, 3)),
+                               cin_eager(x, torch.ones(1, 3), torch.zeros(1, 3)))
+    assert kcompile.compile_setting() is False
+
+
+def test_compile_setting_values(monkeypatch):
+    for raw, want in [("", "auto"), ("auto", "auto"), ("1", True), ("off", False)]:
+        monkeypatch.setenv("NORMSTYLE_COMPILE", raw)
+        assert kcompile.compile_setting() == want
+
+
+def test_cache_dir_respects_the_user(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    assert kcompile.cache_dir() == str(tmp_path)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert "normstyle" in kcompile.cache_dir()
+
+
+@pytest.mark.slow
+def test_compiled_fast_transform_matches_and_does_not_recompile_per_size(tiny_config, monkeypatch):
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "1")
+    torch._dynamo.reset()
+    counters.clear()
+    net = _net(tiny_config)
+    fast = FastTransform.from_net(net)
+    compiled = kcompile.safe_compile(fast, name="test net", dynamic=True)
+    code = _code(tiny_config)
+    with torch.inference_mode():
+        for size in [(36, 52), (64, 40), (100, 76), (52, 36)]:
+            x = torch.rand(1, 3, *size)
+            torch.testing.assert_close(compiled(x, code), net(x, code), atol=1e-4, rtol=0)
+    assert compiled.failed is None
+    assert counters["stats"]["unique_graphs"] == 1

@@ -1,0 +1,72 @@
+"""Tiled rendering: whole-image statistics, so tiles agree with the untiled render (no seams)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from normstyle_core import ModelConfig, Stylizer
+from normstyle_core.kernels import FastTransform
+from normstyle_core.models import StyleTransferModel
+from normstyle_core.models.transform_net import ImageTransformNet
+from normstyle_core.tiling import TiledRenderer, render_tiled
+
+
+def _fast(config, dtype=torch.float32):
+    net = ImageTransformNet(config).eval().requires_grad_(False)
+    for p in net.parameters():
+        p.data.normal_(0.0, 0.2)
+    return net, FastTransform.from_net(net, dtype=dtype)
+
+
+@pytest.mark.parametrize("tile", [16, 20, 36])
+def test_tiled_equals_untiled_fp32(tiny_config, tile):
+    net, fast = _fast(tiny_config)
+    code = torch.randn(2, tiny_config.code_rows, 2 * tiny_config.num_cin) * 0.3 + 1
+    x = torch.rand(2, 3, 100, 76)
+    with torch.inference_mode():
+        ref = net(x, code)
+        got = render_tiled(fast, x, code, tile=tile)
+    assert (got - ref).abs().max().item() * 255 < 0.05  # far below one 8-bit level
+
+
+def test_tiled_equals_untiled_bf16(tiny_config):
+    _, fast = _fast(tiny_config, torch.bfloat16)
+    code = torch.randn(1, tiny_config.code_rows, 2 * tiny_config.num_cin) * 0.3 + 1
+    x = torch.rand(1, 3, 64, 88)
+    with torch.inference_mode():
+        ref = fast(x, code)
+        got = render_tiled(fast, x, code, tile=24)
+    assert (got - ref).abs().max().item() * 255 <= 1.0
+
+
+def test_tiled_rejects_sizes_that_are_not_multiples_of_4(tiny_config):
+    _, fast = _fast(tiny_config)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        TiledRenderer(fast)(torch.rand(1, 3, 30, 32), torch.ones(tiny_config.code_rows, 2 * tiny_config.num_cin))
+
+
+def test_stylizer_switches_to_tiles_above_the_threshold(tiny_config):
+    model = StyleTransferModel(tiny_config)
+    code = torch.randn(tiny_config.code_rows, 2 * tiny_config.num_cin) * 0.3 + 1
+    x = torch.rand(1, 3, 61, 97)  # odd size: padded to x4 inside render
+    plain = Stylizer(model, compile=False, tile_pixels=10**9)
+    tiled = Stylizer(model, compile=False, tile_pixels=0, tile_size=32)
+    a, b = plain.render(x, code), tiled.render(x, code)
+    assert a.shape == b.shape == x.shape
+    assert (a - b).abs().max().item() * 255 < 0.05
+
+
+@pytest.mark.slow
+def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
+    config = ModelConfig(widths=(16, 32, 64))
+    net = ImageTransformNet(config).eval().requires_grad_(False)
+    dtype = torch.bfloat16
+    fast = FastTransform.from_net(net, dtype=dtype)
+    code = torch.randn(1, config.code_rows, 2 * config.num_cin) * 0.1 + 1
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 2048), torch.linspace(0, 1, 2048), indexing="ij")
+    x = torch.stack([yy, xx, (yy * xx).sqrt()])[None] + 0.05 * torch.rand(1, 3, 2048, 2048)
+    x = x.clamp(0, 1)
+    with torch.inference_mode():
+        ref = fast(x, code)
+        got = render_tiled(fast, x, code, tile=512)
+    assert (got - ref).abs().max().item() * 255 <= 3.0
