@@ -51,7 +51,7 @@ def run_gui(work: Path, *, root: Path | None = None) -> dict:
     install.install(work / "plug-ins", model=str(model))
     env = dict(harness.gimp_env(work), NS_SELECTION=" ".join(map(str, SELECTION)))
     res = harness.run_in_chroot(root, ["bash", str(HERE / "gui_inside.sh"), str(work)],
-                                rw=[work], env=env, timeout=300)
+                                rw=[work], env=env, timeout=480)
     log = res.stdout + res.stderr
     (work / "gui-run.log").write_text(log)
     if res.returncode != 0:

@@ -29,7 +29,7 @@ cleanup() {
   kill -9 $GPID 2>/dev/null; kill $XPID 2>/dev/null; wait 2>/dev/null
 }
 trap cleanup EXIT
-for i in $(seq 240); do [ -f "$W/ready" ] && break; sleep 0.25; done
+for i in $(seq 720); do [ -f "$W/ready" ] && break; sleep 0.25; done  # GIMP start-up: up to 3 min on a loaded 2-core machine
 [ -f "$W/ready" ] || { echo "GIMP did not get ready" >&2; exit 1; }
 WIN=""
 for i in $(seq 60); do
