@@ -58,9 +58,12 @@ def test_stylizer_switches_to_tiles_above_the_threshold(tiny_config):
 
 @pytest.mark.slow
 def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
+    """fp32: tiling itself must be exact. (In bf16 tiled and untiled differ by up to ~15 levels
+    at single pixels: both carry bf16 rounding noise of that size vs fp32, rounded differently
+    because oneDNN picks other blockings for tile shapes; see benchmarks/RESULTS.md.)"""
     config = ModelConfig(widths=(16, 32, 64))
     net = ImageTransformNet(config).eval().requires_grad_(False)
-    dtype = torch.bfloat16
+    dtype = torch.float32
     fast = FastTransform.from_net(net, dtype=dtype)
     code = torch.randn(1, config.code_rows, 2 * config.num_cin) * 0.1 + 1
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 2048), torch.linspace(0, 1, 2048), indexing="ij")
