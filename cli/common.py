@@ -146,3 +146,25 @@ def stdout_console():
 def stderr_console():
     from rich.console import Console
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+class ProgressDisplay:
+    """Base of the commands' displays: a rich ``Progress`` on a terminal (``self.progress``, set
+    by the subclass) or plain lines on stderr; a context manager that starts and stops it."""
+
+    progress: Any = None
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def line(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
+        else:
+            click.echo(message, err=True)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, error_line, load_stylizer, model_options,
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, error_line, load_stylizer, model_options,
                      parse_floats, stderr_console, stdout_console)
 from .pipeline import (DEFAULT_TEMPLATE, FAILED, NOT_RUN, OK, OUTPUT_FORMATS, SKIPPED, WRITABLE, Job,
                        Options, Result, check_template, collect_inputs, plan, run_jobs)
@@ -50,7 +50,7 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # ------------------------------------------------------------------ display
-class Reporter:
+class Reporter(ProgressDisplay):
     """Rich progress on a terminal; plain one-line messages otherwise (logs, CI, tests)."""
 
     def __init__(self, total: int, *, show_progress: bool) -> None:
@@ -66,21 +66,8 @@ class Reporter:
                 console=self.console, transient=True)
             self.task = self.progress.add_task("stylizing", total=total, current="")
 
-    def __enter__(self) -> "Reporter":
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
     def line(self, message: str) -> None:
-        message = " ".join(str(message).split())
-        if self.progress is not None:
-            self.progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
-        else:
-            click.echo(message, err=True)
+        super().line(" ".join(str(message).split()))
 
     def start(self, job: Job) -> None:
         if self.progress is not None:

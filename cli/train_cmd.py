@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from .common import EXIT_INTERRUPTED, PRECISIONS, error_line, parse_ints, stderr_console
+from .common import EXIT_INTERRUPTED, PRECISIONS, ProgressDisplay, error_line, parse_ints, stderr_console
 
 # Keys of a TOML file's top level that belong to the model config rather than the training one.
 MODEL_SHORTCUTS = ("widths", "init_scale", "style_encoder", "num_residual", "norm_hidden", "colour_prior")
@@ -152,7 +152,7 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
     return train_cfg, model_cfg, loss_cfg
 
 
-class TrainDisplay:
+class TrainDisplay(ProgressDisplay):
     """A rich progress line on a terminal (step, it/s, ETA, losses); plain lines otherwise."""
 
     def __init__(self, total: int, start_step: int) -> None:
@@ -169,20 +169,6 @@ class TrainDisplay:
             self.task = self.progress.add_task("train", total=total, completed=start_step,
                                                speed="", eta="?", losses="")
 
-    def __enter__(self) -> "TrainDisplay":
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def line(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress.console.print(message, markup=False, highlight=False, soft_wrap=True)
-        else:
-            click.echo(message, err=True)
 
     @staticmethod
     def fmt_losses(losses: dict[str, float]) -> str:
