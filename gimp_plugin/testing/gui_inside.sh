@@ -50,12 +50,18 @@ DLG=$(xdotool search --onlyvisible --name 'Apply Style' 2>/dev/null | head -1)
 [ -n "$DLG" ] && xdotool windowfocus --sync "$DLG" 2>/dev/null
 xdotool key Return                         # OK
 echo "$(t)  OK pressed"
-for i in $(seq 60); do                     # wait for the new layer
+# Wait for the new layer AND its styled pixels: the plug-in inserts the copy first and merges
+# the rendered shadow buffer just after, so a dump in between sees an unstyled copy (seen
+# under load). Up to 3 minutes: the worker's first start imports torch.
+for i in $(seq 360); do
   rm -f "$W/state-after.json"; state after || exit 1
-  python3 -c "import json,sys; sys.exit(len(json.load(open('$W/state-after.json'))['layers']) < 2)" && break
+  python3 -c "
+import json, sys
+layers = json.load(open('$W/state-after.json'))['layers']
+sys.exit(len(layers) < 2 or open(layers[0]['raw'], 'rb').read() == open(layers[1]['raw'], 'rb').read())" && break
   sleep 0.5
 done
-echo "$(t)  new layer is there"
+echo "$(t)  new layer is there, styled"
 sleep 1
 xdotool mousemove 400 300
 shot gui-4-after-run
