@@ -129,7 +129,6 @@ class StyleSet:
             raise TrainingError("no readable style images found")
         self.images = torch.stack(images)  # (N, 3, size, size) uint8
         self.names = names
-        self.files = [str(f) for f in files]
         if mode == "auto":
             mode = "cycle" if len(images) <= cycle_limit else "random"
         if mode not in ("cycle", "random"):

@@ -10,12 +10,14 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -23,9 +25,11 @@ from torch import Tensor
 
 from .checkpoint import atomic_torch_save, read_checkpoint
 from .config import LossConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
-from .data import ContentBatches, StyleSet, list_images
+from .data import ContentBatches, StyleSet, list_images, load_rgb
 from .devices import placement
 from .errors import CheckpointError, TrainingError
+from .imaging import to_tensor
+from .plots import contact_sheet, loss_curve_png
 from .losses import PerceptualLoss
 from .models.norm_net import VGGStatsNormalizationNet
 from .models.style_transfer import StyleTransferModel
@@ -109,7 +113,6 @@ class _PasticheStep(nn.Module):
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
     """Join the process group torchrun describes (WORLD_SIZE/RANK env); (rank, world_size)."""
-    import os
     if not dist.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
     if not dist.is_initialized():
@@ -130,8 +133,8 @@ class Trainer:
         self.model_cfg = model_config or ModelConfig()
         self.loss_cfg = loss_config or LossConfig.preset(train.loss_preset)
         self.place = placement(train.device, train.precision)
-        if self.place.device.type == "cuda" and int(__import__("os").environ.get("WORLD_SIZE", "1")) > 1:
-            local = int(__import__("os").environ.get("LOCAL_RANK", "0"))
+        if self.place.device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
             self.place = dataclasses.replace(self.place, device=torch.device("cuda", local))
             torch.cuda.set_device(self.place.device)
         self.rank, self.world_size = _init_distributed(self.place.device)
@@ -179,7 +182,6 @@ class Trainer:
     def _make_transform(self) -> Callable[[Tensor, Tensor], Tensor]:
         transform = self.model.transform
         if self.train_cfg.compile:
-            transform.set_fused(False)  # the whole net is compiled; no nested compile
             return torch.compile(transform)
         return transform
 
@@ -341,7 +343,6 @@ class Trainer:
         last_saved = self.save()
         if self.is_main:
             self.sample_sheet()
-            from .plots import loss_curve_png
             loss_curve_png(log_path, self.out_dir / "loss_curve.png")
         if callback:
             callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "done", str(last_saved)))
@@ -359,13 +360,9 @@ class Trainer:
     @torch.no_grad()
     def sample_sheet(self, *, n_content: int = 3, n_styles: int = 6, size: int = 192) -> Path | None:
         """Grid PNG: rows = fixed content photos, columns = style thumbnail + pastiches."""
-        from .plots import contact_sheet
         if not self.content_files or self.styles is None:
             return None
         step_files = self.content_files[:: max(1, len(self.content_files) // n_content)][:n_content]
-        from .data import load_rgb
-        from .imaging import to_tensor
-        import numpy as np
         contents = []
         for f in step_files:
             img = load_rgb(f)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import ModelConfig
-from .vgg import VGG19, mean_std, resize_for_vgg
+from .vgg import VGG19, layer_names, mean_std, resize_for_vgg
 
 
 def init_code_layer(layer: nn.Linear, *, num_cin: int, init_scale: float, rows: int = 1) -> None:
@@ -95,7 +95,7 @@ class VGGStatsNormalizationNet(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        last = max(config.encoder_layers, key=lambda n: _layer_index(n))
+        last = max(config.encoder_layers, key=layer_names().index)
         self.vgg = VGG19(last_layer=last, preprocess=config.encoder_vgg_preprocess, source="checkpoint")
         channels = {"1": 64, "2": 128, "3": 256, "4": 512, "5": 512}
         in_dim = 2 * sum(channels[name[4]] for name in config.encoder_layers)
@@ -140,11 +140,6 @@ class VGGStatsNormalizationNet(nn.Module):
 
     def forward(self, style: Tensor) -> Tensor:
         return self.head(self.style_features(style))
-
-
-def _layer_index(name: str) -> int:
-    from .vgg import layer_names
-    return layer_names().index(name)
 
 
 def build_normalization_net(config: ModelConfig) -> nn.Module:
