@@ -54,6 +54,18 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
 
 
+def test_resume_with_a_new_learning_rate_uses_it_and_keeps_adam_state(tmp_path):
+    """The checkpoint's optimiser state carries the old lr; resuming with --lr anneals."""
+    Trainer(tiny_train_config(tmp_path, steps=2), model_config=tiny_model_config()).fit()
+    second = Trainer(tiny_train_config(tmp_path, steps=3, lr=2e-4), model_config=tiny_model_config())
+    second.fit()
+    assert second.step == 3
+    assert [g["lr"] for g in second.optimizer.param_groups] == [2e-4]
+    # Adam's moments came from the checkpoint (step count 2 before this run's one step)
+    steps = {int(s["step"]) for s in second.optimizer.state.values()}
+    assert steps == {3}
+
+
 def test_sigkill_mid_training_then_resume(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, str(HERE / "train_helpers.py"), str(tmp_path), "100000", "paper"],

@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT)
     ap.add_argument("--no-colour-prior", action="store_true")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3, help="a lower value on resume anneals")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -65,6 +66,7 @@ def main() -> None:
         out_dir=str(args.out), steps=args.steps, image_size=args.image_size, style_size=256,
         style_mode="random", styles_per_step=4, checkpoint_every=250, sample_every=1000,
         log_every=10, loss_preset="arbitrary", num_workers=args.workers, max_minutes=args.minutes,
+        lr=args.lr,
     )
     import dataclasses
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior)
