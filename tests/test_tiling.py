@@ -58,9 +58,10 @@ def test_stylizer_switches_to_tiles_above_the_threshold(tiny_config):
 
 @pytest.mark.slow
 def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
-    """fp32: tiling itself must be exact. (In bf16 tiled and untiled differ by up to ~15 levels
-    at single pixels: both carry bf16 rounding noise of that size vs fp32, rounded differently
-    because oneDNN picks other blockings for tile shapes; see benchmarks/RESULTS.md.)"""
+    """fp32, random weights: tiling itself must be exact. (In bf16 with *random* weights tiled and
+    untiled differ by up to ~15 levels at single pixels: both carry bf16 rounding noise of that
+    size vs fp32, rounded differently because oneDNN blocks tile shapes differently; with the
+    shipped weights it is a few levels, tested in the default run.)"""
     config = ModelConfig(widths=(16, 32, 64))
     net = ImageTransformNet(config).eval().requires_grad_(False)
     dtype = torch.float32
@@ -73,3 +74,23 @@ def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
         ref = fast(x, code)
         got = render_tiled(fast, x, code, tile=512)
     assert (got - ref).abs().max().item() * 255 <= 3.0
+
+
+def test_2048_tiled_matches_untiled_with_the_shipped_model_in_the_product_precision():
+    """The issue's check, on the model users get, in the precision the Stylizer picks here
+    (bf16 on this CPU): tiled and untiled 2048x2048 renders agree to a few 8-bit levels.
+    Measured: a photo differs by at most 1 level; this noisy gradient by up to 5 at ~10 % of
+    pixels (bf16 rounding differs with oneDNN's blocking of a tile; fp32 is exact, above)."""
+    torch.manual_seed(0)
+    st = Stylizer.load()
+    code = st.style("candy")
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 2048), torch.linspace(0, 1, 2048), indexing="ij")
+    x = torch.stack([yy, xx, (yy * xx).sqrt()])[None] + 0.1 * torch.rand(1, 3, 2048, 2048)
+    x = x.clamp(0, 1)
+    renders = []
+    for tile_pixels in (2048 * 2048, 0):  # untiled, then always tiled (1024 px tiles)
+        st.tile_pixels = tile_pixels
+        with torch.inference_mode():
+            renders.append((st.render(x, code).clamp(0, 1) * 255).round())
+    diff = (renders[0] - renders[1]).abs()
+    assert diff.max().item() <= 6.0, diff.max()
