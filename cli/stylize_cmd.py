@@ -8,8 +8,8 @@ from typing import Any, Callable, Sequence
 
 import click
 
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, error_line, load_stylizer, model_options,
-                     parse_floats, stderr_console, stdout_console)
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, choose_compile, compile_option, error_line,
+                     load_stylizer, model_options, parse_floats, stderr_console, stdout_console)
 from .pipeline import (DEFAULT_TEMPLATE, FAILED, NOT_RUN, OK, OUTPUT_FORMATS, SKIPPED, WRITABLE, Job,
                        Options, Result, check_template, collect_inputs, plan, run_jobs)
 
@@ -117,7 +117,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
              weights: str | None, strength: float, preserve_color: bool, max_size: int | None,
              model_path: Path | None, device: str, precision: str, template: str, fmt: str,
              quality: int, strip_metadata: bool, overwrite: bool, skip_existing: bool, as_json: bool,
-             single: bool) -> int:
+             single: bool, compile_: bool | None = None) -> int:
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     try:
@@ -151,6 +151,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     stylizer = code = None
     if todo:
         stylizer = load_stylizer(model_path, device, precision)  # once per run
+        _set_compile(stylizer, compile_, len(todo), reporter.line)
         from .style_bank import UserStyleBank, resolve_styles
         code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line)  # once per run
     opts = Options(strength=strength, preserve_color=preserve_color, max_size=max_size, quality=quality,
@@ -182,6 +183,16 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
                      as_json=as_json, show_table=True)
 
 
+def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[[str], None]) -> None:
+    from normstyle_core.kernels.compile import compile_setting
+    env_off = compile_setting() is False and requested is None  # NORMSTYLE_COMPILE=0 always wins by default
+    stylizer.compile = not env_off and choose_compile(
+        requested=requested, default=stylizer.compile, device_type=stylizer.place.device.type,
+        n_images=n_images, cache_warm=stylizer.compile_cache_warm)
+    if stylizer.compile and not stylizer.compile_cache_warm and stylizer.place.device.type == "cpu":
+        say("compiling the network for this machine once (minutes on a CPU; later runs reuse it)")
+
+
 # ----------------------------------------------------------------- commands
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -190,8 +201,10 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
               help="Output file, or an existing folder (default: next to the input, named by --name).")
 @output_options
 @model_options
+@compile_option
 def stylize(image: Path, styles, weights, strength, preserve_color, max_size, output, template, fmt,
-            quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision):
+            quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
+            compile_):
     """Stylize one IMAGE.
 
     \b
@@ -217,7 +230,7 @@ def stylize(image: Path, styles, weights, strength, preserve_color, max_size, ou
                     weights=weights, strength=strength, preserve_color=preserve_color, max_size=max_size,
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=True)
+                    skip_existing=skip_existing, as_json=as_json, single=True, compile_=compile_)
     raise click.exceptions.Exit(code)
 
 
@@ -229,8 +242,10 @@ def stylize(image: Path, styles, weights, strength, preserve_color, max_size, ou
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders (and ** in globs).")
 @output_options
 @model_options
+@compile_option
 def batch(paths, styles, weights, strength, preserve_color, max_size, out_dir, recursive, template, fmt,
-          quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision):
+          quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
+          compile_):
     """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
 
     One bad file is reported in one line and the batch goes on; existing outputs are never
@@ -250,5 +265,5 @@ def batch(paths, styles, weights, strength, preserve_color, max_size, out_dir, r
                     strength=strength, preserve_color=preserve_color, max_size=max_size,
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=False)
+                    skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_)
     raise click.exceptions.Exit(code)

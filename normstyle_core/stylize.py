@@ -84,8 +84,9 @@ class Stylizer:
         """``compile``: run the inference net through torch.compile. None (default) reads
         NORMSTYLE_COMPILE: "1" = always, "0" = never, unset = "auto": on for CUDA, off on the
         CPU, where the first compile takes 20-60 s (cached across processes afterwards) and a
-        one-shot render would wait for it; batch jobs and long-lived workers (GIMP) should set
-        ``stylizer.compile = True`` (2-3x faster warm, benchmarks/RESULTS.md). A failed compile
+        one-shot render would wait for it; batch jobs and long-lived workers may set
+        ``stylizer.compile = True`` (2-5x faster warm, benchmarks/RESULTS.md), e.g. when
+        :attr:`compile_cache_warm` says an earlier run compiled it already. A failed compile
         is logged once and rendering falls back to eager.
         ``tile_pixels``: images with more pixels than this render in tiles with whole-image
         instance-norm statistics (bounded memory; default NORMSTYLE_TILE_PIXELS or 4 MP,
@@ -104,6 +105,7 @@ class Stylizer:
                              if tile_size is None else tile_size)
         self._fast = None  # FastTransform, built on first render (weights copied in place.dtype)
         self._fast_compiled = None
+        self._warm_marked = False
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device: str = "auto",
@@ -186,6 +188,20 @@ class Stylizer:
         self._fast = self._fast_compiled = None
 
     @property
+    def compile_key(self) -> str:
+        """What the compiled graph depends on: torch, device, dtype and the network's shape."""
+        cfg = self.model.config
+        widths = "x".join(str(w) for w in cfg.widths)
+        dtype = str(self.place.dtype).removeprefix("torch.")
+        return f"transform-{torch.__version__}-{self.place.device.type}-{dtype}-{widths}-r{cfg.num_residual}"
+
+    @property
+    def compile_cache_warm(self) -> bool:
+        """True once this network has been compiled on this machine (the next compile is cheap)."""
+        from .kernels.compile import cache_is_warm
+        return cache_is_warm(self.compile_key)
+
+    @property
     def compile_failed(self) -> str | None:
         """The compile error message if torch.compile failed and rendering fell back to eager."""
         return self._fast_compiled.failed if self._fast_compiled is not None else None
@@ -218,6 +234,10 @@ class Stylizer:
             out = TiledRenderer(fast, tile=self.tile_size)(x, matrix)
         elif self.compile:
             out = self._fast_compiled(x, matrix)
+            if self._fast_compiled.failed is None and not self._warm_marked:
+                from .kernels.compile import mark_cache_warm
+                mark_cache_warm(self.compile_key)
+                self._warm_marked = True
         else:
             out = fast(x, matrix)
         return out[..., :h, :w].float()

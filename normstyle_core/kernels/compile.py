@@ -54,6 +54,28 @@ def cache_dir() -> str:
     return os.path.join(base, "inductor")
 
 
+def _warm_marker(key: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
+    return os.path.join(cache_dir(), "warm", safe)
+
+
+def cache_is_warm(key: str) -> bool:
+    """Whether a graph with this key compiled successfully before, so the persistent cache
+    holds it and compiling again costs seconds instead of minutes (benchmarks/RESULTS.md)."""
+    return os.path.exists(_warm_marker(key))
+
+
+def mark_cache_warm(key: str) -> None:
+    """Record a successful compile (best effort: a read-only cache dir only loses the hint)."""
+    path = _warm_marker(key)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write(torch.__version__ + "\n")
+    except OSError as exc:  # pragma: no cover
+        log.debug("could not write %s: %s", path, exc)
+
+
 @functools.cache
 def setup_compile_cache() -> str:
     """Point Inductor at a persistent cache dir (once, before the first compile)."""
