@@ -234,7 +234,7 @@ class Stylizer:
             out = TiledRenderer(fast, tile=self.tile_size)(x, matrix)
         elif self.compile:
             out = self._fast_compiled(x, matrix)
-            if self._fast_compiled.failed is None and not self._warm_marked:
+            if self._fast_compiled.active and not self._warm_marked:  # really compiled, did not fall back
                 from .kernels.compile import mark_cache_warm
                 mark_cache_warm(self.compile_key)
                 self._warm_marked = True
