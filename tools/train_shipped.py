@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT)
     ap.add_argument("--no-colour-prior", action="store_true")
+    ap.add_argument("--style-encoder", choices=("vgg", "paper"), default="vgg",
+                    help="paper: the paper's pixel Normalization Network (for the encoder A/B)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-3, help="a lower value on resume anneals")
     args = ap.parse_args()
@@ -69,7 +71,8 @@ def main() -> None:
         lr=args.lr,
     )
     import dataclasses
-    model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior)
+    model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
+                                    style_encoder=args.style_encoder)
     loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight)
     trainer = Trainer(cfg, model_config=model_cfg, loss_config=loss_cfg)
 
