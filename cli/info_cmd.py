@@ -50,6 +50,13 @@ def info(as_json, model_path, device, precision):
             "parameters": sum(p.numel() for p in stylizer.model.parameters()),
             "built_in_styles": sorted(stylizer.style_bank),
         })
+        if out["precision"] is not None:
+            from normstyle_core.kernels.compile import cache_dir, cache_is_warm, compile_setting
+            from normstyle_core.stylize import compile_key
+            warm = cache_is_warm(compile_key(cfg, place))
+            out["compile"] = {"setting": str(compile_setting()), "cache": cache_dir(),
+                              "this model compiled before": "yes" if warm else
+                              "no (the first --compile takes minutes on a CPU)"}
     except NormstyleError as exc:
         out["model"]["error"] = str(exc)
     out["versions"] = {"python": platform.python_version(), "torch": torch.__version__,

@@ -60,6 +60,13 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
     return imaging.load_image(image)
 
 
+def compile_key(config, place: Placement) -> str:
+    """What a compiled transform graph depends on: torch, device, dtype and the network's shape."""
+    widths = "x".join(str(w) for w in config.widths)
+    dtype = str(place.dtype).removeprefix("torch.")
+    return f"transform-{torch.__version__}-{place.device.type}-{dtype}-{widths}-r{config.num_residual}"
+
+
 def luminance_transfer(stylized: Tensor, content: Tensor) -> Tensor:
     """Keep the content's colours: stylized luminance + content chroma (YIQ, Gatys et al. 2016)."""
     m = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
@@ -189,11 +196,7 @@ class Stylizer:
 
     @property
     def compile_key(self) -> str:
-        """What the compiled graph depends on: torch, device, dtype and the network's shape."""
-        cfg = self.model.config
-        widths = "x".join(str(w) for w in cfg.widths)
-        dtype = str(self.place.dtype).removeprefix("torch.")
-        return f"transform-{torch.__version__}-{self.place.device.type}-{dtype}-{widths}-r{cfg.num_residual}"
+        return compile_key(self.model.config, self.place)
 
     @property
     def compile_cache_warm(self) -> bool:

@@ -291,6 +291,8 @@ def test_batch_compiles_by_itself_once_an_explicit_compile_warmed_the_cache(run,
     r = run("stylize", d / "p0.jpg", "--style", "red", "-o", tmp_path / "one.png", "--compile")
     assert r.exit_code == 0 and "compiling the network" in r.stderr and len(compiled) == 1
     assert len(list((tmp_path / "inductor" / "warm").iterdir())) == 1
+    info = json.loads(run("info", "--json", "--device", "cpu").stdout)
+    assert info["compile"]["this model compiled before"] == "yes"
 
     assert run("batch", d, "--style", "red", "--out", tmp_path / "b").exit_code == 0
     assert len(compiled) == 2  # warm cache + 8 photos: compiled without the flag
