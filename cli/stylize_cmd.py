@@ -185,11 +185,13 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
 
 def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[[str], None]) -> None:
     from normstyle_core.kernels.compile import compile_setting
-    env_off = compile_setting() is False and requested is None  # NORMSTYLE_COMPILE=0 always wins by default
-    stylizer.compile = not env_off and choose_compile(
-        requested=requested, default=stylizer.compile, device_type=stylizer.place.device.type,
-        n_images=n_images, cache_warm=stylizer.compile_cache_warm)
-    if stylizer.compile and not stylizer.compile_cache_warm and stylizer.place.device.type == "cpu":
+    if requested is None and compile_setting() is False:
+        return  # NORMSTYLE_COMPILE=0: the Stylizer already said no, and no batch size overrides it
+    warm = stylizer.compile_cache_warm
+    stylizer.compile = choose_compile(requested=requested, default=stylizer.compile,
+                                      device_type=stylizer.place.device.type, n_images=n_images,
+                                      cache_warm=warm)
+    if stylizer.compile and not warm and stylizer.place.device.type == "cpu":
         say("compiling the network for this machine once (minutes on a CPU; later runs reuse it)")
 
 

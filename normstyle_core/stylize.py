@@ -90,7 +90,7 @@ class Stylizer:
                  tile_size: int | None = None) -> None:
         """``compile``: run the inference net through torch.compile. None (default) reads
         NORMSTYLE_COMPILE: "1" = always, "0" = never, unset = "auto": on for CUDA, off on the
-        CPU, where the first compile takes 20-60 s (cached across processes afterwards) and a
+        CPU, where the first compile takes minutes (cached across processes afterwards) and a
         one-shot render would wait for it; batch jobs and long-lived workers may set
         ``stylizer.compile = True`` (2-5x faster warm, benchmarks/RESULTS.md), e.g. when
         :attr:`compile_cache_warm` says an earlier run compiled it already. A failed compile

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .compile import compile_enabled, safe_compile
+from .compile import safe_compile
 
 
 def cin_affine(gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -51,11 +51,6 @@ def cin_eager(
     if relu:
         y = F.relu(y)
     return y.to(x.dtype)
-
-
-def compile_available() -> bool:
-    """Whether torch.compile may be used: not disabled by the user and a compiler exists."""
-    return compile_enabled()
 
 
 _compiled_cin = safe_compile(cin_eager, name="fused CIN kernel", dynamic=True, fullgraph=True)
