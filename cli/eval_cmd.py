@@ -79,4 +79,7 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         table.add_row(r.method, f"{r.content_loss:.3f}", f"{r.style_loss:.3f}", f"{r.retrieval_top1:.2f}",
                       f"{r.seconds_per_image:.2f}")
     Console().print(table)
+    for r in results:
+        if r.method not in ("identity", "colour-transfer"):
+            click.echo(ev.describe_misses(r))
     click.echo(f"wrote {out_dir / 'eval.json'} and {out_dir / 'sheet.png'}")

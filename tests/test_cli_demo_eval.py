@@ -47,4 +47,7 @@ def test_eval_grid_table_json_and_sheet(run, tmp_path):
     assert {"normstyle", "identity", "colour-transfer"} <= set(methods)
     assert methods["identity"]["content_loss"] == pytest.approx(0.0, abs=1e-9)
     assert all(r["n"] == 6 for r in data["results"])
+    for r in data["results"]:  # the misses named in the JSON account for every retrieval failure
+        assert sorted(r["per_style_top1"]) == ["s0", "s1", "s2"]
+        assert sum(n for _, _, n in r["confusions"]) == round(r["n"] * (1 - r["retrieval_top1"]))
     assert (out / "sheet.png").is_file()

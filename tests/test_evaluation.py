@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from normstyle_core import VGG19
-from normstyle_core.evaluation import Evaluator, color_transfer_method, identity_method
+from normstyle_core.evaluation import Evaluator, color_transfer_method, describe_misses, identity_method
 
 
 def _images(folder, n, seed):
@@ -39,9 +39,23 @@ def test_known_answers(grid, tmp_path):
     assert results["copy-style"].style_loss == pytest.approx(0.0, abs=1e-9)
     assert results["copy-style"].retrieval_top1 == 1.0
     assert results["identity"].style_loss > results["copy-style"].style_loss
+    assert results["copy-style"].confusions == [] and set(results["copy-style"].per_style_top1.values()) == {1.0}
     assert results["colour"].n == 6 and 0 <= results["colour"].retrieval_top1 <= 1
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.width > 4 * 48 and sheet.height > 3 * 48  # (1 + 3) columns, (1 + 3 methods x 2) rows
+
+
+def test_retrieval_misses_are_named(grid):
+    contents, styles = grid
+    ev = Evaluator(VGG19.load("random", last_layer="relu5_1"), size=48)
+    images = {p.stem: Image.open(p).convert("RGB") for p in styles}
+    # Renders style 1 as style 2 and every other style faithfully: one known confusion per photo.
+    swap = lambda c, s, p: images["2"] if p.stem == "1" else s
+    (result,) = ev.run({"swap": swap}, contents, styles)
+    assert result.confusions == [("1", "2", 2)]
+    assert result.per_style_top1 == {"0": 1.0, "1": 0.0, "2": 1.0}
+    assert result.retrieval_top1 == pytest.approx(2 / 3)
+    assert describe_misses(result) == "swap misses: 1 -> 2 x2"
 
 
 def test_color_transfer_matches_style_statistics():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 from normstyle_core import Stylizer, VGG19
@@ -54,12 +55,12 @@ def main() -> None:
         if key not in args.sets.split(","):
             continue
         results = evaluator.run(methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
-        report[key] = {"styles": [p.name for p in styles], "results": ev.results_table(results)}
+        report[key] = {"styles": [p.name for p in styles], "results": [asdict(r) for r in results]}
         lines += [f"**{name}**: {len(photos)} photos x {len(styles)} styles at {args.size} px", "",
                   "| method | content loss | style loss | retrieval top-1 | s/image |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {r.method} | {r.content_loss:.3f} | {r.style_loss:.3f} | {r.retrieval_top1:.2f} | "
                   f"{r.seconds_per_image:.3f} |" for r in results]
-        lines.append("")
+        lines += ["", *(f"- {ev.describe_misses(r)}" for r in results), ""]
     (args.out / "eval.json").write_text(json.dumps(report, indent=2))
     (args.out / "eval.md").write_text("\n".join(lines))
     print("\n".join(lines))
