@@ -19,7 +19,8 @@ import click
 from .common import EXIT_INTERRUPTED, PRECISIONS, ProgressDisplay, error_line, parse_ints, stderr_console
 
 # Keys of a TOML file's top level that belong to the model config rather than the training one.
-MODEL_SHORTCUTS = ("widths", "init_scale", "style_encoder", "num_residual", "norm_hidden", "colour_prior")
+MODEL_SHORTCUTS = ("widths", "init_scale", "style_encoder", "num_residual", "norm_hidden", "colour_prior",
+                   "encoder_activation")
 
 
 def _config_error(message: str):
@@ -91,7 +92,7 @@ def read_toml(path: Path) -> tuple[dict, dict, dict]:
 def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: bool, content, styles,
                   train_flags: dict, model_flags: dict, loss_flags: dict):
     from normstyle_core import ConfigError, LossConfig, ModelConfig
-    from normstyle_core.config import TrainConfig, config_from_dict
+    from normstyle_core.config import MODEL_FIELDS_ADDED_LATER, TrainConfig, config_from_dict
     from normstyle_core.training import CKPT_GLOB
 
     train: dict[str, Any] = {}
@@ -114,7 +115,7 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
         try:
             saved = json.loads(previous.read_text())
             train.update(saved.get("train", {}))
-            model.update(saved.get("model", {}))
+            model.update({**MODEL_FIELDS_ADDED_LATER, **saved.get("model", {})})
             prior_loss = saved.get("loss")
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{previous}: unreadable run config ({exc}); "
@@ -230,6 +231,8 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--style-encoder", type=click.Choice(["paper", "vgg"]), help="Style encoder [paper].")
 @click.option("--colour-prior/--no-colour-prior", default=None,
               help="Start the last layer at the style's colour statistics [off, the paper].")
+@click.option("--encoder-activation", type=click.Choice(["leaky_relu", "relu"]),
+              help="Normalization Network nonlinearity [leaky_relu; ReLU units there die in training].")
 @click.option("--styles-per-step", type=click.IntRange(min=1), help="Styles per batch [1].")
 @click.option("--style-mode", type=click.Choice(["auto", "cycle", "random"]), help="Style order [auto].")
 @click.option("--seed", type=int, help="Random seed [0].")
@@ -246,7 +249,7 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
-          norm_hidden, style_encoder, colour_prior, styles_per_step, style_mode, seed, device, precision, compile_,
+          norm_hidden, style_encoder, colour_prior, encoder_activation, styles_per_step, style_mode, seed, device, precision, compile_,
           vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes):
     """Train a model on CONTENT images (files or folders) and --style images.
 
@@ -265,7 +268,7 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
                        num_workers=num_workers, max_minutes=max_minutes)
     model_flags = dict(widths=parse_ints(widths, "--widths", 3), init_scale=init_scale,
                        num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder,
-                       colour_prior=colour_prior)
+                       colour_prior=colour_prior, encoder_activation=encoder_activation)
     loss_flags = dict(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
     train_cfg, model_cfg, loss_cfg = build_configs(
         out_dir=out_dir, config_file=config_file, resume=resume, content=content, styles=styles,

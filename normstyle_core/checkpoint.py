@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, config_from_dict, config_to_dict
+from .config import config_to_dict, saved_model_config
 from .errors import CheckpointError
 from .imaging import default_file_mode
 from .models.style_transfer import StyleTransferModel
@@ -79,7 +79,7 @@ def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
     """Rebuild the model from the checkpoint's own config and load its weights (float32)."""
     data = read_checkpoint(path)
     try:
-        config = config_from_dict(ModelConfig, data["model_config"])
+        config = saved_model_config(data["model_config"])
         model = StyleTransferModel(config)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in data["model_state"].items()})

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from .errors import ConfigError
 
 StyleEncoderKind = Literal["paper", "vgg"]
+EncoderActivation = Literal["relu", "leaky_relu"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class ModelConfig:
     # Add the style image's RGB mean/std to the last CIN's beta/gamma, so that from step 0 the
     # output has the style's colour statistics (exact: output = (CIN + 1) / 2). Off = the paper.
     colour_prior: bool = False
+    # Nonlinearity inside the Normalization Network (the paper is silent). ReLU units there die
+    # for good under Adam at 1e-3 (measured: 251 of the shipped head's 256 hidden units never
+    # fired on any named style, and the paper encoder's second conv went all-zero in every run
+    # past ~1k steps, so three of paper16's styles got bit-identical codes); a leaky slope keeps
+    # a gradient on every unit. Checkpoints written before this field existed load as "relu".
+    encoder_activation: EncoderActivation = "leaky_relu"
 
     def __post_init__(self) -> None:
         if len(self.widths) != 3 or any(w <= 0 for w in self.widths):
@@ -42,6 +49,8 @@ class ModelConfig:
             raise ConfigError("num_residual must be >= 0")
         if self.style_encoder not in ("paper", "vgg"):
             raise ConfigError(f"style_encoder must be 'paper' or 'vgg', got {self.style_encoder!r}")
+        if self.encoder_activation not in ("relu", "leaky_relu"):
+            raise ConfigError(f"encoder_activation must be 'relu' or 'leaky_relu', got {self.encoder_activation!r}")
         if not self.init_scale > 0:
             raise ConfigError("init_scale must be > 0")
 
@@ -116,6 +125,16 @@ LOSS_PRESETS: dict[str, LossConfig] = {
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """Plain dict (tuples become lists) that ``torch.load(weights_only=True)`` accepts."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+# ModelConfig fields added after checkpoints were first written, with the value those older
+# checkpoints and run folders were trained with (not today's default, which may differ).
+MODEL_FIELDS_ADDED_LATER: dict[str, Any] = {"encoder_activation": "relu"}
+
+
+def saved_model_config(data: dict[str, Any]) -> "ModelConfig":
+    """ModelConfig from a checkpoint or run folder of any version, rebuilt as it was trained."""
+    return config_from_dict(ModelConfig, {**MODEL_FIELDS_ADDED_LATER, **data})
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:

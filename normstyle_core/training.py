@@ -24,7 +24,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .checkpoint import atomic_torch_save, read_checkpoint
-from .config import LossConfig, ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from .config import LossConfig, ModelConfig, TrainConfig, config_to_dict, saved_model_config
 from .data import ContentBatches, StyleSet, list_images, load_rgb
 from .devices import placement
 from .errors import CheckpointError, TrainingError
@@ -247,7 +247,7 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         data = read_checkpoint(path)
-        saved = config_from_dict(ModelConfig, data["model_config"])
+        saved = saved_model_config(data["model_config"])
         if saved != self.model_cfg:
             raise CheckpointError(f"{path}: model config differs from this run's; "
                                   "resume with the same model options or start a new --out folder")

@@ -35,7 +35,9 @@ from normstyle_core.training import Trainer
 
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 1234
-SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True)
+# ReLU: the run began before leaky ReLU became the default (its dead units were revived with
+# tools/revive_run.py at step 27589); resuming needs the config it was trained with.
+SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True, encoder_activation="relu")
 CONTENT_WEIGHT = 25.0
 
 

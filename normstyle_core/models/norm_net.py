@@ -25,6 +25,16 @@ def init_code_layer(layer: nn.Linear, *, num_cin: int, init_scale: float, rows: 
         layer.bias.copy_(bias.reshape(-1))
 
 
+LEAKY_SLOPE = 0.2  # the usual slope (DCGAN discriminators); any > 0 keeps dead units trainable
+
+
+def encoder_activation(config: ModelConfig, x: Tensor) -> Tensor:
+    """The Normalization Network's nonlinearity (see ModelConfig.encoder_activation)."""
+    if config.encoder_activation == "leaky_relu":
+        return F.leaky_relu(x, LEAKY_SLOPE)
+    return F.relu(x)
+
+
 def rgb_stats(style: Tensor) -> Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, 6): per-channel mean then std."""
     var, mean = torch.var_mean(style.float(), dim=(2, 3), correction=0)
@@ -75,9 +85,9 @@ class NormalizationNet(nn.Module):
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i < 2:
-                x = F.relu(x)  # DESIGN.md 1: the paper is silent; stacked linear maps learn little
+                x = encoder_activation(self.config, x)  # DESIGN.md 1: the paper is silent; stacked linear maps learn little
         x = x.flatten(2)  # (B, w2, 625)
-        code = self.fc2(F.relu(self.fc1(x)))  # (B, w2, 2 * num_cin)
+        code = self.fc2(encoder_activation(self.config, self.fc1(x)))  # (B, w2, 2 * num_cin)
         if self.config.colour_prior:
             code = add_colour_prior(code, rgb_stats(style), self.config.num_cin)
         return code
@@ -132,7 +142,7 @@ class VGGStatsNormalizationNet(nn.Module):
         Split out so training can cache the frozen statistics of a fixed style set.
         """
         in_dim = self.fc1.in_features
-        h = F.relu(self.fc1(self.norm(features[:, :in_dim].to(self.fc1.weight.dtype))))
+        h = encoder_activation(self.config, self.fc1(self.norm(features[:, :in_dim].to(self.fc1.weight.dtype))))
         code = self.fc2(h).view(-1, self.config.code_rows, 2 * self.config.num_cin)
         if self.config.colour_prior:
             code = add_colour_prior(code, features[:, in_dim:].float(), self.config.num_cin)

@@ -1,0 +1,89 @@
+"""Dormant Normalization Network units: found, revived without changing the output, and the
+encoder activation of old checkpoints is kept."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from normstyle_core import ConfigError, ModelConfig
+from normstyle_core.checkpoint import load_model
+from normstyle_core.config import config_to_dict, saved_model_config
+from normstyle_core.models import NormalizationNet, StyleTransferModel
+from normstyle_core.models.dormant import dormant_units, revive_dormant_units
+
+CFG = ModelConfig(widths=(4, 8, 8), num_residual=0, norm_hidden=16, style_size=64, encoder_activation="relu")
+
+
+def _encoder_with_dead_units() -> NormalizationNet:
+    torch.manual_seed(0)
+    enc = NormalizationNet(CFG)
+    with torch.no_grad():
+        enc.convs[1].bias[:3] = -1e3  # conv2 channels 0-2 can never fire
+        enc.fc1.bias[5:9] = -1e3  # hidden units 5-8 neither
+    return enc
+
+
+def _manual_preactivations(enc: NormalizationNet, styles: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The encoder's forward written out by hand (independent of the hooks under test)."""
+    x = styles * 2 - 1
+    a0 = enc.convs[0](x)
+    a1 = enc.convs[1](F.relu(a0))
+    h = enc.fc1(enc.convs[2](F.relu(a1)).flatten(2))
+    return {"convs.0": a0.amax((0, 2, 3)) <= 0, "convs.1": a1.amax((0, 2, 3)) <= 0, "fc1": h.amax((0, 1)) <= 0}
+
+
+def test_dormant_units_match_a_hand_written_forward():
+    enc = _encoder_with_dead_units()
+    styles = torch.rand(5, 3, 64, 64)
+    found = dormant_units(enc, styles)
+    expected = _manual_preactivations(enc, styles)
+    assert found.keys() == expected.keys()
+    for name in found:
+        assert torch.equal(found[name], expected[name]), name
+    assert found["convs.1"][:3].all() and found["fc1"][5:9].all()
+
+
+def test_revival_keeps_the_output_and_the_units_learn_again():
+    enc = _encoder_with_dead_units()
+    styles = torch.rand(5, 3, 64, 64)
+    before = enc(styles).detach()
+    dormant = dormant_units(enc, styles)
+    revived = revive_dormant_units(enc, dormant)
+    assert revived == sum(int(m.sum()) for m in dormant.values()) >= 7
+    torch.testing.assert_close(enc(styles), before, rtol=0, atol=1e-5)  # ReLU kept: same function
+    after = dormant_units(enc, styles)
+    assert not after["convs.1"][:3].all() and not after["fc1"][5:9].all()  # fresh weights fire
+    enc(styles).pow(2).sum().backward()
+    assert enc.fc2.weight.grad[:, 5:9].abs().sum() > 0  # their outgoing weights get a gradient
+
+
+def test_new_models_use_leaky_relu_and_old_checkpoints_keep_relu(tmp_path):
+    assert ModelConfig().encoder_activation == "leaky_relu"
+    old_dict = config_to_dict(CFG)
+    del old_dict["encoder_activation"]  # as written before the field existed
+    assert saved_model_config(old_dict).encoder_activation == "relu"
+    path = tmp_path / "old.pt"
+    model = StyleTransferModel(CFG)
+    torch.save({"format": "normstyle-checkpoint", "version": 1, "model_config": old_dict,
+                "model_state": model.state_dict()}, path)
+    loaded, _ = load_model(path)
+    assert loaded.normalization.config.encoder_activation == "relu"
+    with pytest.raises(ConfigError):
+        dataclasses.replace(CFG, encoder_activation="gelu")
+
+
+def test_leaky_encoder_passes_negative_preactivations():
+    torch.manual_seed(0)
+    relu = NormalizationNet(CFG)
+    leaky = NormalizationNet(dataclasses.replace(CFG, encoder_activation="leaky_relu"))
+    leaky.load_state_dict(relu.state_dict())
+    styles = torch.rand(2, 3, 64, 64)
+    x = leaky.convs[0](styles * 2 - 1)
+    x = leaky.convs[1](torch.where(x > 0, x, 0.2 * x))
+    x = leaky.convs[2](torch.where(x > 0, x, 0.2 * x)).flatten(2)
+    h = leaky.fc1(x)
+    torch.testing.assert_close(leaky(styles), leaky.fc2(torch.where(h > 0, h, 0.2 * h)))
+    assert not torch.allclose(leaky(styles), relu(styles))
