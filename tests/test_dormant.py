@@ -87,3 +87,42 @@ def test_leaky_encoder_passes_negative_preactivations():
     h = leaky.fc1(x)
     torch.testing.assert_close(leaky(styles), leaky.fc2(torch.where(h > 0, h, 0.2 * h)))
     assert not torch.allclose(leaky(styles), relu(styles))
+
+
+def test_revive_run_tool_revives_a_real_run_and_it_resumes(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from normstyle_core.checkpoint import atomic_torch_save, read_checkpoint
+    from normstyle_core.training import Trainer
+    from train_helpers import tiny_model_config, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, steps=2)
+    model_cfg = dataclasses.replace(tiny_model_config("paper"), encoder_activation="relu")
+    Trainer(cfg, model_config=model_cfg).fit()
+    ckpt = Path(cfg.out_dir) / "ckpt_0000002.pt"
+    data = read_checkpoint(ckpt)
+    data["model_state"]["normalization.convs.1.bias"][:4] = -1e3  # four channels that cannot fire
+    atomic_torch_save(data, ckpt)
+    before, _ = load_model(ckpt)
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "revive_run.py"
+    done = subprocess.run([sys.executable, str(tool), "--run", cfg.out_dir, "--styles", cfg.styles[0]],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    dead = int(re.search(r"convs\.1: (\d+) of 16 units dormant", done.stdout).group(1))
+    assert dead >= 4, done.stdout
+    assert (Path(cfg.out_dir) / "pre_revive_ckpt_0000002.pt").is_file()
+    after, revived = load_model(ckpt)
+    styles = torch.rand(3, 3, 64, 64)
+    torch.testing.assert_close(after.normalization(styles), before.normalization(styles), rtol=0, atol=1e-4)
+    assert (after.normalization.convs[1].bias[:4] > -10).all()
+    # The revived slots got the layer's mean second moment instead of ~0.
+    names = [n for n, p in after.named_parameters() if p.requires_grad]
+    v = revived["optimizer"]["state"][names.index("normalization.convs.1.bias")]["exp_avg_sq"]
+    assert torch.allclose(v[:4], v[4:].mean().expand(4))
+    trainer = Trainer(dataclasses.replace(cfg, steps=3), model_config=model_cfg)
+    trainer.fit()
+    assert trainer.step == 3

@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--styles", type=Path, nargs="+", required=True, help="style images or folders")
     ap.add_argument("--max-styles", type=int, default=200)
+    ap.add_argument("--check", action="store_true", help="only report the dormant units")
     ap.add_argument("--activation", choices=("keep", "leaky_relu", "relu"), default="keep")
     args = ap.parse_args()
     ckpt = latest_checkpoint(args.run)
@@ -78,6 +79,8 @@ def main() -> None:
     dormant = dormant_units(encoder, styles)
     for name, mask in dormant.items():
         print(f"{name}: {int(mask.sum())} of {mask.numel()} units dormant on {len(paths)} styles")
+    if args.check:
+        return
     revived = revive_dormant_units(encoder, dormant)
     activation = old_cfg.encoder_activation if args.activation == "keep" else args.activation
     new_cfg = dataclasses.replace(old_cfg, encoder_activation=activation)
