@@ -231,8 +231,8 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--style-encoder", type=click.Choice(["paper", "vgg"]), help="Style encoder [paper].")
 @click.option("--colour-prior/--no-colour-prior", default=None,
               help="Start the last layer at the style's colour statistics [off, the paper].")
-@click.option("--encoder-activation", type=click.Choice(["leaky_relu", "relu"]),
-              help="Normalization Network nonlinearity [leaky_relu; ReLU units there die in training].")
+@click.option("--encoder-activation", type=click.Choice(["relu", "leaky_relu"]),
+              help="Normalization Network nonlinearity [relu, the paper; leaky_relu keeps units alive].")
 @click.option("--styles-per-step", type=click.IntRange(min=1), help="Styles per batch [1].")
 @click.option("--style-mode", type=click.Choice(["auto", "cycle", "random"]), help="Style order [auto].")
 @click.option("--seed", type=int, help="Random seed [0].")

@@ -36,11 +36,12 @@ class ModelConfig:
     # output has the style's colour statistics (exact: output = (CIN + 1) / 2). Off = the paper.
     colour_prior: bool = False
     # Nonlinearity inside the Normalization Network (the paper is silent). ReLU units there die
-    # for good under Adam at 1e-3 (measured: 251 of the shipped head's 256 hidden units never
-    # fired on any named style, and the paper encoder's second conv went all-zero in every run
-    # past ~1k steps, so three of paper16's styles got bit-identical codes); a leaky slope keeps
-    # a gradient on every unit. Checkpoints written before this field existed load as "relu".
-    encoder_activation: EncoderActivation = "leaky_relu"
+    # for good (measured: 250 of the shipped VGG head's 256 hidden units; 31 of 32 channels of
+    # the paper encoder's second conv, which gave three of paper16's styles identical codes).
+    # Leaky ReLU keeps them alive, but in the paper encoder (no normalisation on its pixel path)
+    # the codes then explode (gamma std 126 vs 7, style loss 3-4x higher at equal steps), so
+    # ReLU stays the default; see EXPERIMENTS.md for the VGG head, where leaky is measured.
+    encoder_activation: EncoderActivation = "relu"
 
     def __post_init__(self) -> None:
         if len(self.widths) != 3 or any(w <= 0 for w in self.widths):

@@ -60,17 +60,21 @@ def test_revival_keeps_the_output_and_the_units_learn_again():
     assert enc.fc2.weight.grad[:, 5:9].abs().sum() > 0  # their outgoing weights get a gradient
 
 
-def test_new_models_use_leaky_relu_and_old_checkpoints_keep_relu(tmp_path):
-    assert ModelConfig().encoder_activation == "leaky_relu"
+def test_fields_added_later_load_as_old_checkpoints_were_trained(tmp_path, monkeypatch):
+    """A field missing from a saved config takes the value the old run used, not today's default
+    (simulated: a default that differs from the recorded legacy value)."""
+    from normstyle_core import config as config_module
+    monkeypatch.setitem(config_module.MODEL_FIELDS_ADDED_LATER, "encoder_activation", "leaky_relu")
     old_dict = config_to_dict(CFG)
     del old_dict["encoder_activation"]  # as written before the field existed
-    assert saved_model_config(old_dict).encoder_activation == "relu"
+    assert ModelConfig().encoder_activation == "relu"
+    assert saved_model_config(old_dict).encoder_activation == "leaky_relu"
+    assert saved_model_config(config_to_dict(CFG)).encoder_activation == "relu"  # a saved value wins
     path = tmp_path / "old.pt"
-    model = StyleTransferModel(CFG)
     torch.save({"format": "normstyle-checkpoint", "version": 1, "model_config": old_dict,
-                "model_state": model.state_dict()}, path)
+                "model_state": StyleTransferModel(CFG).state_dict()}, path)
     loaded, _ = load_model(path)
-    assert loaded.normalization.config.encoder_activation == "relu"
+    assert loaded.normalization.config.encoder_activation == "leaky_relu"
     with pytest.raises(ConfigError):
         dataclasses.replace(CFG, encoder_activation="gelu")
 

@@ -35,9 +35,11 @@ from normstyle_core.training import Trainer
 
 HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 1234
-# ReLU: the run began before leaky ReLU became the default (its dead units were revived with
-# tools/revive_run.py at step 27589); resuming needs the config it was trained with.
-SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True, encoder_activation="relu")
+# The run trained its encoder with ReLU to step 27589, when 250 of the head's 256 hidden units
+# were dead; tools/revive_run.py revived them, 44 had died again by step 28318, and there the
+# encoder switched to leaky ReLU (revived again; style codes moved by 4.5% of their spread).
+SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True,
+                            encoder_activation="leaky_relu")
 CONTENT_WEIGHT = 25.0
 
 
@@ -53,6 +55,7 @@ def main() -> None:
     ap.add_argument("--no-colour-prior", action="store_true")
     ap.add_argument("--style-encoder", choices=("vgg", "paper"), default="vgg",
                     help="paper: the paper's pixel Normalization Network (for the encoder A/B)")
+    ap.add_argument("--encoder-activation", choices=("leaky_relu", "relu"), default=SHIPPED_MODEL.encoder_activation)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-3, help="a lower value on resume anneals")
     args = ap.parse_args()
@@ -76,7 +79,8 @@ def main() -> None:
     )
     import dataclasses
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
-                                    style_encoder=args.style_encoder)
+                                    style_encoder=args.style_encoder,
+                                    encoder_activation=args.encoder_activation)
     loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight)
     trainer = Trainer(cfg, model_config=model_cfg, loss_config=loss_cfg)
 
