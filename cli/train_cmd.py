@@ -246,11 +246,13 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--log-every", type=click.IntRange(min=1), help="Steps between log lines [10].")
 @click.option("--keep-last", type=click.IntRange(min=1), help="Checkpoints kept [3].")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loading processes [1].")
+@click.option("--revive-every", type=click.IntRange(min=0),
+              help="Re-initialise dead encoder units every N steps (ReDo; output unchanged) [0: never].")
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
           norm_hidden, style_encoder, colour_prior, encoder_activation, styles_per_step, style_mode, seed, device, precision, compile_,
-          vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes):
+          vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes, revive_every):
     """Train a model on CONTENT images (files or folders) and --style images.
 
     \b
@@ -265,7 +267,7 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
                        style_mode=style_mode, seed=seed, device=device, precision=precision,
                        compile=compile_, vgg_weights=vgg_weights, checkpoint_every=checkpoint_every,
                        sample_every=sample_every, log_every=log_every, keep_last=keep_last,
-                       num_workers=num_workers, max_minutes=max_minutes)
+                       num_workers=num_workers, max_minutes=max_minutes, revive_every=revive_every)
     model_flags = dict(widths=parse_ints(widths, "--widths", 3), init_scale=init_scale,
                        num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder,
                        colour_prior=colour_prior, encoder_activation=encoder_activation)

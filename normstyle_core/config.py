@@ -176,8 +176,13 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 1
     max_minutes: float = 0.0  # stop (with a checkpoint) after this long; 0 = no limit
+    # Every N steps re-initialise the Normalization Network's dead ReLU units (ReDo; see
+    # models/dormant.py); 0 = never. The output is unchanged at each revival.
+    revive_every: int = 0
 
     def __post_init__(self) -> None:
+        if self.revive_every < 0:
+            raise ConfigError("revive_every must be >= 0")
         for name in ("steps", "batch_size", "image_size", "style_size", "styles_per_step",
                      "checkpoint_every", "keep_last", "sample_every", "log_every"):
             if getattr(self, name) <= 0:

@@ -31,6 +31,7 @@ from .errors import CheckpointError, TrainingError
 from .imaging import to_tensor
 from .plots import contact_sheet, loss_curve_png
 from .losses import PerceptualLoss
+from .models.dormant import calm_adam_moments, dormant_units, revive_dormant_units
 from .models.norm_net import VGGStatsNormalizationNet
 from .models.style_transfer import StyleTransferModel
 from .models.vgg import VGG19, layer_names
@@ -215,6 +216,18 @@ class Trainer:
             return torch.cat([self._style_feats[i] for i in style_ids]), True
         return torch.cat([self.styles.image(i) for i in style_ids]).to(self.place.device), False
 
+    def revive_dormant_units(self, max_styles: int = 64) -> int:
+        """Re-initialise the encoder units that fire on none of (up to ``max_styles`` of) the
+        training styles; the model's output is unchanged. Deterministic, so DDP replicas agree."""
+        norm = self.model.normalization
+        ids = list(range(len(self.styles)))
+        ids = ids[:: max(1, len(ids) // max_styles)][:max_styles]
+        inputs, cached = self.style_input(ids)
+        dormant = dormant_units(norm, inputs, forward=norm.head if cached else None)
+        revived = revive_dormant_units(norm, dormant, seed=self.train_cfg.seed + self.step)
+        calm_adam_moments(lambda p: self.optimizer.state.get(p), norm, dormant)
+        return revived
+
     def _autocast(self) -> contextlib.AbstractContextManager:
         if not self.place.autocast:
             return contextlib.nullcontext()
@@ -330,6 +343,10 @@ class Trainer:
                     log_fh.flush()
                     if callback:
                         callback(StepInfo(self.step, cfg.steps, values, ema))
+                if cfg.revive_every and self.step % cfg.revive_every == 0:
+                    revived = self.revive_dormant_units()
+                    if revived:
+                        log.info("step %d: revived %d dormant encoder units", self.step, revived)
                 if self.step % cfg.checkpoint_every == 0:
                     last_saved = self.save()
                     if callback:

@@ -130,3 +130,21 @@ def test_revive_run_tool_revives_a_real_run_and_it_resumes(tmp_path):
     trainer = Trainer(dataclasses.replace(cfg, steps=3), model_config=model_cfg)
     trainer.fit()
     assert trainer.step == 3
+
+
+@pytest.mark.parametrize("encoder", ["paper", "vgg"])
+def test_training_revives_dead_units_on_schedule(tmp_path, encoder):
+    from normstyle_core.training import Trainer
+    from train_helpers import tiny_model_config, tiny_train_config
+
+    trainer = Trainer(tiny_train_config(tmp_path, steps=2, revive_every=2),
+                      model_config=dataclasses.replace(tiny_model_config(encoder), encoder_activation="relu"))
+    with torch.no_grad():
+        trainer.model.normalization.fc1.bias[:5] = -1e4  # five hidden units that cannot fire
+    trainer.fit()
+    assert (trainer.model.normalization.fc1.bias[:5] > -100).all()
+    trainer.load_styles()
+    inputs, cached = trainer.style_input(list(range(len(trainer.styles))))
+    norm = trainer.model.normalization
+    after = dormant_units(norm, inputs, forward=norm.head if cached else None)
+    assert not after["fc1"][:5].all()
