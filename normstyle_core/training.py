@@ -218,8 +218,11 @@ class Trainer:
 
     def revive_dormant_units(self, max_styles: int = 64) -> int:
         """Re-initialise the encoder units that fire on none of (up to ``max_styles`` of) the
-        training styles; the model's output is unchanged. Deterministic, so DDP replicas agree."""
+        training styles; the model's output is unchanged. Deterministic, so DDP replicas agree.
+        A leaky encoder has no dead units (every unit has a gradient), so nothing is done."""
         norm = self.model.normalization
+        if self.model_cfg.encoder_activation != "relu":
+            return 0
         ids = list(range(len(self.styles)))
         ids = ids[:: max(1, len(ids) // max_styles)][:max_styles]
         inputs, cached = self.style_input(ids)

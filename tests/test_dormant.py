@@ -148,3 +148,15 @@ def test_training_revives_dead_units_on_schedule(tmp_path, encoder):
     norm = trainer.model.normalization
     after = dormant_units(norm, inputs, forward=norm.head if cached else None)
     assert not after["fc1"][:5].all()
+
+
+def test_training_leaves_a_leaky_encoder_alone(tmp_path):
+    from normstyle_core.training import Trainer
+    from train_helpers import tiny_model_config, tiny_train_config
+
+    trainer = Trainer(tiny_train_config(tmp_path, steps=1, revive_every=1),
+                      model_config=dataclasses.replace(tiny_model_config("paper"), encoder_activation="leaky_relu"))
+    with torch.no_grad():
+        trainer.model.normalization.fc1.bias[:5] = -1e4  # negative, but leaky units still learn
+    trainer.fit()
+    assert (trainer.model.normalization.fc1.bias[:5] < -1e4 + 1).all()

@@ -1,8 +1,7 @@
 """Find and revive dormant units of a Normalization Network (ReDo, Sokar et al. 2023).
 
 A ReLU unit whose pre-activation is <= 0 for every input gets no gradient and never recovers.
-Both encoders lose most of theirs in training with ReLU (ModelConfig.encoder_activation says
-how many). Reviving keeps what the run learned: each dormant unit gets fresh incoming weights
+Both encoders lose most of theirs in training (numbers in EXPERIMENTS.md). Reviving keeps what the run learned: each dormant unit gets fresh incoming weights
 (the layer's default initialisation) and zero outgoing weights, so under ReLU the encoder's
 output is unchanged on the images it was measured on, and the unit learns from the next step.
 """
@@ -14,18 +13,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-# Per encoder: the layer whose outputs pass the activation -> the layer that reads them.
-_PAIRS = {
-    "NormalizationNet": (("convs.0", "convs.1"), ("convs.1", "convs.2"), ("fc1", "fc2")),
-    "VGGStatsNormalizationNet": (("fc1", "fc2"),),
-}
+from .norm_net import NormalizationNet, VGGStatsNormalizationNet
 
 
 def unit_pairs(encoder: nn.Module) -> tuple[tuple[str, str], ...]:
-    try:
-        return _PAIRS[type(encoder).__name__]
-    except KeyError:
-        raise TypeError(f"no dormant-unit map for {type(encoder).__name__}") from None
+    """(layer whose outputs pass the activation, layer that reads them) of an encoder."""
+    if isinstance(encoder, NormalizationNet):
+        return ("convs.0", "convs.1"), ("convs.1", "convs.2"), ("fc1", "fc2")
+    if isinstance(encoder, VGGStatsNormalizationNet):
+        return (("fc1", "fc2"),)
+    raise TypeError(f"no dormant-unit map for {type(encoder).__name__}")
 
 
 @torch.no_grad()

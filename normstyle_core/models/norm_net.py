@@ -85,7 +85,8 @@ class NormalizationNet(nn.Module):
         for i, conv in enumerate(self.convs):
             x = conv(x)
             if i < 2:
-                x = encoder_activation(self.config, x)  # DESIGN.md 1: the paper is silent; stacked linear maps learn little
+                # DESIGN.md 1: the paper is silent; stacked linear maps learn little.
+                x = encoder_activation(self.config, x)
         x = x.flatten(2)  # (B, w2, 625)
         code = self.fc2(encoder_activation(self.config, self.fc1(x)))  # (B, w2, 2 * num_cin)
         if self.config.colour_prior:
