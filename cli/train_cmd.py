@@ -247,7 +247,7 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--keep-last", type=click.IntRange(min=1), help="Checkpoints kept [3].")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loading processes [1].")
 @click.option("--revive-every", type=click.IntRange(min=0),
-              help="Re-initialise dead encoder units every N steps (ReDo; output unchanged) [0: never].")
+              help="Re-initialise dead encoder units every N steps (ReDo; output unchanged; 0: never) [100].")
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
