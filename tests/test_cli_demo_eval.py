@@ -50,4 +50,8 @@ def test_eval_grid_table_json_and_sheet(run, tmp_path):
     for r in data["results"]:  # the misses named in the JSON account for every retrieval failure
         assert sorted(r["per_style_top1"]) == ["s0", "s1", "s2"]
         assert sum(n for _, _, n in r["confusions"]) == round(r["n"] * (1 - r["retrieval_top1"]))
+    table = run("eval", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", out, "--size", "64",
+                "--vgg-weights", "random", "--no-baselines")
+    assert table.exit_code == 0, table.output
+    assert "normstyle misses:" in table.output or "normstyle: every output is nearest" in table.output
     assert (out / "sheet.png").is_file()
