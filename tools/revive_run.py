@@ -60,8 +60,8 @@ def main() -> None:
     revived = revive_dormant_units(encoder, dormant)
     activation = old_cfg.encoder_activation if args.activation == "keep" else args.activation
     new_cfg = dataclasses.replace(old_cfg, encoder_activation=activation)
-    names = [name for name, p in model.named_parameters() if p.requires_grad]
-    index = {id(p): names.index(name) for name, p in model.named_parameters() if p.requires_grad}
+    # The Trainer's Adam holds the trainable parameters in model order; its state is keyed by position.
+    index = {id(p): i for i, p in enumerate(p for p in model.parameters() if p.requires_grad)}
     saved_moments = data.get("optimizer", {}).get("state", {})
     calm_adam_moments(lambda p: saved_moments.get(index[id(p)]), encoder, dormant)
     data["model_state"] = model.state_dict()
