@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--encoder-activation", choices=("leaky_relu", "relu"), default=SHIPPED_MODEL.encoder_activation)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-3, help="a lower value on resume anneals")
+    ap.add_argument("--style-layer-weights", default="",
+                    help="comma list, one per style layer (relu1_1..relu4_1); default all 1")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -81,7 +83,9 @@ def main() -> None:
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
                                     style_encoder=args.style_encoder,
                                     encoder_activation=args.encoder_activation)
-    loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight)
+    layer_weights = tuple(float(w) for w in args.style_layer_weights.split(",")) if args.style_layer_weights else None
+    loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight,
+                                 style_layer_weights=layer_weights)
     trainer = Trainer(cfg, model_config=model_cfg, loss_config=loss_cfg)
 
     def report(info):
