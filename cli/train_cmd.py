@@ -89,6 +89,17 @@ def read_toml(path: Path) -> tuple[dict, dict, dict]:
             _coerce(LossConfig, loss, f"{path} [loss]"))
 
 
+def _init_source(name: str) -> tuple[tuple[str, dict], dict | None]:
+    """(path, model config) and the loss config of an --init-from file; 'default' is the model
+    that ships in the package."""
+    from normstyle_core.checkpoint import read_checkpoint
+    from normstyle_core.config import MODEL_FIELDS_ADDED_LATER
+    from normstyle_core.stylize import default_model_path
+    path = default_model_path() if name == "default" else Path(name).expanduser().resolve()
+    data = read_checkpoint(path)
+    return (str(path), {**MODEL_FIELDS_ADDED_LATER, **data["model_config"]}), data.get("loss_config")
+
+
 def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: bool, content, styles,
                   train_flags: dict, model_flags: dict, loss_flags: dict):
     from normstyle_core import ConfigError, LossConfig, ModelConfig
@@ -122,6 +133,15 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
                               "start a new --out folder or remove it") from None
 
     train.update(toml[0])
+    init_from = train_flags.get("init_from") or toml[0].get("init_from")
+    if init_from and not has_ckpt:
+        # A new run from trained weights: the file says which architecture and loss it was
+        # trained with, so `--init-from default` needs no model or loss options.
+        init_model, init_loss = _init_source(init_from)
+        train_flags = {**train_flags, "init_from": init_model[0]}
+        model.update(init_model[1])
+        if init_loss is not None and prior_loss is None:
+            prior_loss = init_loss
     model.update(toml[1])
     train.update({k: v for k, v in train_flags.items() if v is not None})
     model.update({k: v for k, v in model_flags.items() if v is not None})
@@ -248,17 +268,23 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loading processes [1].")
 @click.option("--revive-every", type=click.IntRange(min=0),
               help="Re-initialise dead encoder units every N steps (ReDo; output unchanged; 0: never) [100].")
+@click.option("--init-from", metavar="default|FILE",
+              help="Start a new run from trained weights (the shipped model, or a checkpoint); "
+                   "its architecture and loss come with it.")
+@click.option("--warmup-steps", type=click.IntRange(min=0), help="Linear learning-rate warmup [0].")
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
           norm_hidden, style_encoder, colour_prior, encoder_activation, styles_per_step, style_mode, seed, device, precision, compile_,
-          vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes, revive_every):
+          vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes, revive_every,
+          init_from, warmup_steps):
     """Train a model on CONTENT images (files or folders) and --style images.
 
     \b
       normstyle train photos/ --style styles/ --out runs/mine --steps 20000 --image-size 256
       normstyle train --out runs/mine            # resume an interrupted run
       normstyle train --config run.toml --lr 5e-4
+      normstyle train photos/ --style mine/ --out runs/ft --init-from default --steps 2000
 
     Ctrl-C saves a checkpoint and stops; run the command again to resume.
     """
@@ -267,7 +293,8 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
                        style_mode=style_mode, seed=seed, device=device, precision=precision,
                        compile=compile_, vgg_weights=vgg_weights, checkpoint_every=checkpoint_every,
                        sample_every=sample_every, log_every=log_every, keep_last=keep_last,
-                       num_workers=num_workers, max_minutes=max_minutes, revive_every=revive_every)
+                       num_workers=num_workers, max_minutes=max_minutes, revive_every=revive_every,
+                       init_from=init_from, warmup_steps=warmup_steps)
     model_flags = dict(widths=parse_ints(widths, "--widths", 3), init_scale=init_scale,
                        num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder,
                        colour_prior=colour_prior, encoder_activation=encoder_activation)

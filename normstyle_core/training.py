@@ -162,6 +162,9 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
             self.vgg.to(memory_format=torch.channels_last)
+        if train.init_from and latest_checkpoint(self.out_dir) is None:
+            # Here, not in fit(): a wrong file is refused before the run folder is touched.
+            self.init_weights(Path(train.init_from))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=train.lr)
         self.step_module: nn.Module = _PasticheStep(self.model, self._make_transform())
@@ -281,6 +284,29 @@ class Trainer:
             torch.set_rng_state(data["rng"]["torch"])
         log.info("resumed from %s at step %d", path, self.step)
 
+    def init_weights(self, path: Path) -> None:
+        """Load the model weights of a checkpoint or exported model (fp16 is upcast) into a
+        new run; the architecture must match, the optimiser and step count start fresh."""
+        data = read_checkpoint(Path(path))
+        saved = saved_model_config(data["model_config"])
+        if saved != self.model_cfg:
+            diff = ", ".join(f"{f.name} {getattr(saved, f.name)!r} there, {getattr(self.model_cfg, f.name)!r} here"
+                             for f in dataclasses.fields(saved)
+                             if getattr(saved, f.name) != getattr(self.model_cfg, f.name))
+            raise CheckpointError(f"{path}: its model differs from this run's ({diff}); "
+                                  "drop the model options or start from another file")
+        state = {k: v.float() if v.is_floating_point() else v for k, v in data["model_state"].items()}
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: damaged normstyle weights ({exc})") from None
+        log.info("initialised from %s (trained %s steps there)", path, data.get("step", "?"))
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of 0-based ``step``: a linear warmup, then the configured lr."""
+        warmup = self.train_cfg.warmup_steps
+        return self.train_cfg.lr * min(1.0, (step + 1) / warmup) if warmup else self.train_cfg.lr
+
     # ------------------------------------------------------------------ steps
     def train_step(self, content: Tensor, style_ids: list[int]) -> dict[str, Tensor]:
         """One optimiser step; returns the (detached) named losses."""
@@ -299,6 +325,8 @@ class Trainer:
                                 "stopping, the last good checkpoint is kept (try a lower --lr)")
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
         self.optimizer.step()
         out = {k: v.detach() for k, v in parts.items()}
         out["total"] = total.detach()

@@ -132,3 +132,36 @@ def test_train_mistakes(raw_run, tmp_path, data):
     assert r.exit_code == 1 and "already holds checkpoints" in r.stderr
     r = raw_run("train", "--out", out, "--steps", "2", "--widths", "16,32,64")
     assert r.exit_code == 1 and "model config differs" in r.stderr
+
+
+def test_init_from_default_fine_tunes_the_shipped_model(raw_run, tmp_path, data):
+    """`--init-from default` takes the shipped model's architecture, loss and weights: no model
+    options needed, and (with the lr ramped to ~0 for the one step) the weights are the shipped ones."""
+    import torch
+    from normstyle_core.checkpoint import read_checkpoint
+    from normstyle_core.stylize import default_model_path
+    content, styles = data
+    out = tmp_path / "ft"
+    r = raw_run("train", content, "--style", styles, "--out", out, "--init-from", "default", "--steps", "1",
+                "--warmup-steps", "1000000", "--image-size", "32", "--workers", "0", "--device", "cpu",
+                "--precision", "fp32", "--sample-every", "1000")
+    assert r.exit_code == 0, r.output
+    shipped = read_checkpoint(default_model_path())
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"]["widths"] == shipped["model_config"]["widths"]
+    assert cfg["loss"] == shipped["loss_config"]  # the loss it was trained with, not the paper preset
+    tuned = read_checkpoint(out / "ckpt_0000001.pt")["model_state"]
+    for name, want in shipped["model_state"].items():
+        torch.testing.assert_close(tuned[name], want.float(), atol=1e-3, rtol=1e-3, msg=name)
+
+
+def test_init_from_mistakes_are_one_line(raw_run, tmp_path, data):
+    content, styles = data
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "a", "--steps", "1",
+                "--init-from", tmp_path / "missing.pt", *TINY)
+    assert r.exit_code == 1 and "file not found" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "b", "--steps", "1",
+                "--init-from", "default", *TINY)  # TINY asks for another architecture
+    assert r.exit_code == 1 and "its model differs from this run's" in r.stderr and "widths" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

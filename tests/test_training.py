@@ -1,6 +1,7 @@
 """Training: runs, resumes exactly, survives SIGKILL, stops on non-finite loss, DDP replicas agree."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -189,3 +190,57 @@ Trainer(cfg, model_config=tiny_model_config()).fit()
     assert proc.returncode == 0, err[-2000:]
     ckpt = latest_checkpoint(tmp_path / "run")
     assert ckpt is not None and read_checkpoint(ckpt)["step"] >= 3
+
+
+def _export_tiny_run(tmp_path: Path) -> tuple[Trainer, Path]:
+    from normstyle_core.checkpoint import export_model
+    source = Trainer(tiny_train_config(tmp_path / "src", steps=2), model_config=tiny_model_config("vgg"))
+    ckpt = source.fit()
+    exported = tmp_path / "exported.pt"
+    export_model(ckpt, exported)  # fp16, no optimiser: what ships in the package
+    return source, exported
+
+
+def test_init_from_an_exported_model_starts_a_new_run_from_its_weights(tmp_path):
+    source, exported = _export_tiny_run(tmp_path)
+    # warmup 10**6: the one step moves weights by ~1e-9, so the run must hold the source's weights
+    cfg = tiny_train_config(tmp_path / "new", steps=1, init_from=str(exported), warmup_steps=10**6, seed=5)
+    fresh = Trainer(cfg, model_config=tiny_model_config("vgg"))
+    before = {k: v.clone() for k, v in fresh.model.state_dict().items()}
+    fresh.fit()
+    assert fresh.step == 1  # a new run counts its own steps
+    assert {int(s["step"]) for s in fresh.optimizer.state.values()} == {1}  # Adam started fresh
+    moved = 0
+    for name, want in source.model.state_dict().items():
+        got = fresh.model.state_dict()[name]
+        torch.testing.assert_close(got, want.half().float(), atol=2e-3, rtol=2e-3, msg=name)
+        moved += int(not torch.equal(got, before[name]))
+    assert moved > 10  # the random init of the new run was really replaced
+
+
+def test_init_from_with_a_different_architecture_is_one_clear_error(tmp_path):
+    from normstyle_core import CheckpointError
+    _, exported = _export_tiny_run(tmp_path)
+    cfg = tiny_train_config(tmp_path / "new", steps=1, init_from=str(exported))
+    with pytest.raises(CheckpointError, match=r"norm_hidden 16 there, 24 here"):
+        Trainer(cfg, model_config=dataclasses.replace(tiny_model_config("vgg"), norm_hidden=24)).fit()
+
+
+def test_resume_wins_over_init_from(tmp_path):
+    """A run folder that has a checkpoint continues from it; init_from only seeds a new run."""
+    _, exported = _export_tiny_run(tmp_path)
+    first = Trainer(tiny_train_config(tmp_path / "b", steps=2), model_config=tiny_model_config("vgg"))
+    first.fit()
+    again = Trainer(tiny_train_config(tmp_path / "b", steps=2, init_from=str(exported)),
+                    model_config=tiny_model_config("vgg"))
+    again.fit()
+    for name, want in first.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], want), name
+
+
+def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
+    cfg = tiny_train_config(tmp_path, steps=2, lr=1e-3, warmup_steps=4)
+    trainer = Trainer(cfg, model_config=tiny_model_config())
+    assert [trainer.lr_at(s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    trainer.fit()
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([5e-4])  # step index 1

@@ -59,7 +59,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-3, help="a lower value on resume anneals")
     ap.add_argument("--style-layer-weights", default="",
-                    help="comma list, one per style layer (relu1_1..relu4_1); default all 1")
+                    help="comma list, one per style layer; default all 1")
+    ap.add_argument("--style-layers", default="", help="comma list of VGG layers; default the preset's")
+    ap.add_argument("--init-from", default="",
+                    help="start a new run folder from these weights (e.g. the shipped default.pt)")
+    ap.add_argument("--warmup-steps", type=int, default=0, help="linear lr ramp (use with --init-from)")
+    ap.add_argument("--seed", type=int, default=0, help="a new seed gives a continuation new crops")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -77,15 +82,16 @@ def main() -> None:
         out_dir=str(args.out), steps=args.steps, image_size=args.image_size, style_size=256,
         style_mode="random", styles_per_step=4, checkpoint_every=250, sample_every=1000,
         log_every=10, loss_preset="arbitrary", num_workers=args.workers, max_minutes=args.minutes,
-        lr=args.lr,
+        lr=args.lr, init_from=args.init_from, warmup_steps=args.warmup_steps, seed=args.seed,
     )
     import dataclasses
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
                                     style_encoder=args.style_encoder,
                                     encoder_activation=args.encoder_activation)
     layer_weights = tuple(float(w) for w in args.style_layer_weights.split(",")) if args.style_layer_weights else None
+    overrides = {"style_layers": tuple(args.style_layers.split(","))} if args.style_layers else {}
     loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight,
-                                 style_layer_weights=layer_weights)
+                                 style_layer_weights=layer_weights, **overrides)
     trainer = Trainer(cfg, model_config=model_cfg, loss_config=loss_cfg)
 
     def report(info):
