@@ -47,6 +47,21 @@ def test_perceptual_loss_equals_hand_computation():
     torch.testing.assert_close(total, content + style)
 
 
+def test_style_layer_weights_scale_each_layer_before_the_distance():
+    cfg = LossConfig(content_layers=("a",), style_layers=("a", "b"), content_weight=1.0, style_weight=3.0,
+                     style_layer_weights=(2.0, 0.5))
+    loss = PerceptualLoss(_Identity(), cfg)
+    p, s = torch.rand(1, 3, 4, 5), torch.rand(1, 3, 4, 5)
+    _, parts = loss(p, p, loss.style_targets(s))
+
+    def gram(x):  # layer k of _Identity is the image times k
+        f = x.reshape(3, 20)
+        return f @ f.T / 60.0
+
+    want = sum(((3 * w * k * k * (gram(p) - gram(s))) ** 2).mean() for k, w in ((1, 2.0), (2, 0.5)))
+    torch.testing.assert_close(parts["style"], want)
+
+
 def test_presets():
     assert LossConfig.preset("paper").style_layers == ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1")
     assert LossConfig.preset("paper").content_layers == ("conv2_2",)
