@@ -82,4 +82,6 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
     for r in results:
         if r.method not in ("identity", "colour-transfer"):
             click.echo(ev.describe_misses(r))
+            click.echo(f"{r.method} style loss by layer: "
+                       + ", ".join(f"{n} {v:.3f}" for n, v in r.per_layer.items()))
     click.echo(f"wrote {out_dir / 'eval.json'} and {out_dir / 'sheet.png'}")

@@ -50,6 +50,9 @@ class MethodResult:
     # frequent first: a mean hides which styles the model renders alike, and that is what to fix.
     per_style_top1: dict[str, float] = field(default_factory=dict)
     confusions: list[tuple[str, str, int]] = field(default_factory=list)
+    # The style loss split by VGG layer (its mean is style_loss): low layers are colour and fine
+    # texture, high ones larger structure, so this says what kind of style a method misses.
+    per_layer: dict[str, float] = field(default_factory=dict)
 
 
 def _fit(img: Image.Image, size: int) -> Image.Image:
@@ -80,9 +83,13 @@ class Evaluator:
         return out
 
     @staticmethod
-    def style_distance(a: dict[str, Tensor], target: dict[str, Tensor]) -> float:
-        return float(statistics.fmean(
-            float((a[n] - target[n]).pow(2).sum() / target[n].pow(2).sum().clamp_min(1e-12)) for n in STYLE_LAYERS))
+    def layer_distances(a: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, float]:
+        return {n: float((a[n] - target[n]).pow(2).sum() / target[n].pow(2).sum().clamp_min(1e-12))
+                for n in STYLE_LAYERS}
+
+    @classmethod
+    def style_distance(cls, a: dict[str, Tensor], target: dict[str, Tensor]) -> float:
+        return float(statistics.fmean(cls.layer_distances(a, target).values()))
 
     @staticmethod
     def content_distance(a: dict[str, Tensor], target: dict[str, Tensor]) -> float:
@@ -104,6 +111,7 @@ class Evaluator:
             per_style: dict[str, list[float]] = {p.stem: [] for p in styles}
             per_style_hits: dict[str, list[int]] = {p.stem: [] for p in styles}
             misses: Counter[tuple[str, str]] = Counter()
+            per_layer: dict[str, list[float]] = {n: [] for n in STYLE_LAYERS}
             for ci, (cimg, cf) in enumerate(zip(content_imgs, c_feats)):
                 row: list = [cimg]
                 for si, (simg, spath) in enumerate(zip(style_imgs, styles)):
@@ -116,6 +124,8 @@ class Evaluator:
                     content_l.append(self.content_distance(of, cf))
                     dists = [self.style_distance(of, sf) for sf in s_feats]
                     style_l.append(dists[si])
+                    for n, d in self.layer_distances(of, s_feats[si]).items():
+                        per_layer[n].append(d)
                     per_style[spath.stem].append(dists[si])
                     nearest = int(np.argmin(dists))
                     hits.append(int(nearest == si))
@@ -132,7 +142,8 @@ class Evaluator:
                 retrieval_top1=statistics.fmean(hits), seconds_per_image=statistics.median(times),
                 n=len(hits), per_style={k: statistics.fmean(v) for k, v in per_style.items()},
                 per_style_top1={k: statistics.fmean(v) for k, v in per_style_hits.items()},
-                confusions=[(own, near, n) for (own, near), n in misses.most_common()]))
+                confusions=[(own, near, n) for (own, near), n in misses.most_common()],
+                per_layer={n: statistics.fmean(v) for n, v in per_layer.items()}))
             log.info("%s: content %.3f style %.3f top1 %.2f", name, results[-1].content_loss,
                      results[-1].style_loss, results[-1].retrieval_top1)
         if sheet is not None:

@@ -54,4 +54,7 @@ def test_eval_grid_table_json_and_sheet(run, tmp_path):
                 "--vgg-weights", "random", "--no-baselines")
     assert table.exit_code == 0, table.output
     assert "normstyle misses:" in table.output or "normstyle: every output is nearest" in table.output
+    assert "normstyle style loss by layer: relu1_1 " in table.output
+    for r in data["results"]:  # the per-layer split in the JSON averages to the style loss
+        assert sum(r["per_layer"].values()) / 5 == pytest.approx(r["style_loss"])
     assert (out / "sheet.png").is_file()

@@ -63,3 +63,22 @@ def test_color_transfer_matches_style_statistics():
     s = Image.fromarray(np.random.default_rng(1).integers(100, 140, (16, 16, 3), dtype=np.uint8))
     out = np.asarray(color_transfer_method(c, s, None), dtype=np.float32)
     np.testing.assert_allclose(out.mean((0, 1)), np.asarray(s, dtype=np.float32).mean((0, 1)), atol=1.0)
+
+
+def test_style_loss_by_layer_matches_a_direct_gram_computation(grid):
+    import torch
+    from normstyle_core.evaluation import STYLE_LAYERS
+    from normstyle_core.models.vgg import gram_matrix
+    contents, styles = grid
+    vgg = VGG19.load("random", last_layer="relu5_1")
+    (result,) = Evaluator(vgg, size=48).run({"identity": identity_method}, contents[:1], styles[:1])
+
+    def grams(path):
+        x = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255.0)
+        feats = vgg(x.permute(2, 0, 1)[None], STYLE_LAYERS)
+        return {n: gram_matrix(feats[n])[0] for n in STYLE_LAYERS}
+
+    out, target = grams(contents[0]), grams(styles[0])
+    want = {n: float((out[n] - target[n]).pow(2).sum() / target[n].pow(2).sum()) for n in STYLE_LAYERS}
+    assert result.per_layer == pytest.approx(want, rel=1e-5)
+    assert result.style_loss == pytest.approx(sum(want.values()) / len(want), rel=1e-5)

@@ -61,6 +61,11 @@ def main() -> None:
         lines += [f"| {r.method} | {r.content_loss:.3f} | {r.style_loss:.3f} | {r.retrieval_top1:.2f} | "
                   f"{r.seconds_per_image:.3f} |" for r in results]
         lines += ["", *(f"- {ev.describe_misses(r)}" for r in results), ""]
+        lines += ["style loss by layer:", "", "| method | " + " | ".join(ev.STYLE_LAYERS) + " |",
+                  "|---|" + "---:|" * len(ev.STYLE_LAYERS)]
+        lines += [f"| {r.method} | " + " | ".join(f"{r.per_layer[n]:.3f}" for n in ev.STYLE_LAYERS) + " |"
+                  for r in results]
+        lines += [""]
     (args.out / "eval.json").write_text(json.dumps(report, indent=2))
     (args.out / "eval.md").write_text("\n".join(lines))
     print("\n".join(lines))
