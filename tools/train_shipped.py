@@ -17,6 +17,9 @@ Recipe and why (measured on a 2-core AMD EPYC, bf16 autocast, batch 4 at 128 px)
   arbitrary mode on the same grid: content 0.965, style 0.241, retrieval 0.97.
 - the content weight was changed on resume during the run (15 -> 25 -> 15 -> 20, last phase at
   --lr 3e-4): MODEL_CARD.md has the history and the evaluation behind each change.
+- from step 40,000 (continued with --init-from, the run folder being lost): per-layer style
+  weights that count every layer by its relative error (now the preset's), and content weight
+  12; A/B and numbers in EXPERIMENTS.md ("Where the held-out style loss is lost").
 - styles: all of styles/named (the built-in bank, listed 3x to be sampled more often) plus 90% of
   train/styles; the held-out 10% (seeded split, written to the run folder and to
   benchmarks/holdout_styles.txt) are never trained on and serve `normstyle eval`.
@@ -40,7 +43,7 @@ HOLDOUT_SEED = 1234
 # encoder switched to leaky ReLU (revived again; style codes moved by 4.5% of their spread).
 SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True,
                             encoder_activation="leaky_relu")
-CONTENT_WEIGHT = 25.0
+CONTENT_WEIGHT = 12.0
 
 
 def main() -> None:
@@ -59,7 +62,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--lr", type=float, default=1e-3, help="a lower value on resume anneals")
     ap.add_argument("--style-layer-weights", default="",
-                    help="comma list, one per style layer; default all 1")
+                    help="comma list, one per style layer; default the preset's")
     ap.add_argument("--style-layers", default="", help="comma list of VGG layers; default the preset's")
     ap.add_argument("--init-from", default="",
                     help="start a new run folder from these weights (e.g. the shipped default.pt)")
