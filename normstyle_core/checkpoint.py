@@ -90,17 +90,18 @@ def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
 
 
 def export_model(src: Path, dst: Path, *, style_images: dict[str, Path] | None = None,
-                 half: bool = True, description: str = "") -> dict[str, Any]:
+                 half: bool = True, description: str = "", steps_before: int = 0) -> dict[str, Any]:
     """Training checkpoint -> inference file: weights (fp16 by default: half the size, within
     bf16/fp16 rounding of the fp32 output), no optimiser, plus a bank of named style codes
-    computed from ``style_images`` so built-in styles need no image file."""
+    computed from ``style_images`` so built-in styles need no image file. ``steps_before``: steps
+    the run's --init-from weights had been trained, so ``step`` counts the whole training."""
     from .imaging import load_image, to_tensor
     model, data = load_model(src)
     bank: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for name, path in sorted((style_images or {}).items()):
             bank[name] = model.encode_style(to_tensor(load_image(path).rgb))[0].float().contiguous()
-    extra = {"style_bank": bank, "step": data.get("step"), "description": description,
+    extra = {"style_bank": bank, "step": int(data.get("step") or 0) + steps_before, "description": description,
              "loss_config": data.get("loss_config"), "train_config": data.get("train_config")}
     save_checkpoint(dst, model=model, vgg_source=data.get("vgg_weights", "unknown"), extra=extra, half=half)
     return extra

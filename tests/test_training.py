@@ -216,6 +216,10 @@ def test_init_from_an_exported_model_starts_a_new_run_from_its_weights(tmp_path)
         torch.testing.assert_close(got, want.half().float(), atol=2e-3, rtol=2e-3, msg=name)
         moved += int(not torch.equal(got, before[name]))
     assert moved > 10  # the random init of the new run was really replaced
+    from normstyle_core.checkpoint import export_model
+    exported_again = tmp_path / "again.pt"
+    export_model(latest_checkpoint(Path(cfg.out_dir)), exported_again, steps_before=2)
+    assert read_checkpoint(exported_again)["step"] == 3  # the whole training: 2 there + 1 here
 
 
 def test_init_from_with_a_different_architecture_is_one_clear_error(tmp_path):

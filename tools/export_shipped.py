@@ -22,12 +22,15 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("../runs/shipped"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=ASSET)
+    ap.add_argument("--steps-before", type=int, default=0,
+                    help="steps behind the run's --init-from weights (the file records the total)")
     args = ap.parse_args()
     ckpt = latest_checkpoint(args.run)
     if ckpt is None:
         raise SystemExit(f"no checkpoint in {args.run}")
     styles = {p.stem: p for p in list_images([args.data / "styles" / "named"])}
     extra = export_model(ckpt, args.out, style_images=styles,
+                         steps_before=args.steps_before,
                          description=f"normstyle default model, exported from {ckpt.name}")
     size = args.out.stat().st_size / 1e6
     print(f"exported {ckpt} (step {extra['step']}) -> {args.out} ({size:.1f} MB, {len(styles)} built-in styles)")
