@@ -91,10 +91,13 @@ def main() -> None:
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
                                     style_encoder=args.style_encoder,
                                     encoder_activation=args.encoder_activation)
-    layer_weights = tuple(float(w) for w in args.style_layer_weights.split(",")) if args.style_layer_weights else None
-    overrides = {"style_layers": tuple(args.style_layers.split(","))} if args.style_layers else {}
-    loss_cfg = LossConfig.preset("arbitrary", content_weight=args.content_weight,
-                                 style_layer_weights=layer_weights, **overrides)
+    overrides: dict = {"content_weight": args.content_weight}
+    if args.style_layers:  # new layers need their own weights (else all 1)
+        overrides["style_layers"] = tuple(args.style_layers.split(","))
+        overrides["style_layer_weights"] = None
+    if args.style_layer_weights:
+        overrides["style_layer_weights"] = tuple(float(w) for w in args.style_layer_weights.split(","))
+    loss_cfg = LossConfig.preset("arbitrary", **overrides)
     trainer = Trainer(cfg, model_config=model_cfg, loss_config=loss_cfg)
 
     def report(info):
