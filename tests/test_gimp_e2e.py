@@ -196,8 +196,12 @@ def test_float_image_keeps_precision(gimp_run, stylizer):
 def test_u16_image(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "u16")
     assert summary["precision"] == "u16-non-linear"
-    expected8 = _expected8(stylizer, before, case, "red")
-    assert np.abs(after[..., :3] * 255 - expected8[..., :3]).max() <= 1.0
+    # The core on the layer's own 16-bit values, not on an 8-bit rounding of them: with the
+    # untrained tiny model's near-flat instance-norm statistics, a 1/255 input step moved single
+    # output pixels by up to 9 levels, so an 8-bit reference passed or failed by chance.
+    from normstyle_core.imaging import to_array, to_tensor
+    expected = to_array(stylizer.render(to_tensor(before[..., :3]), stylizer.style("red")))
+    assert np.abs(after[..., :3] - expected).max() * 255 <= 0.5
     np.testing.assert_allclose(after[..., 3], before[..., 3], atol=1 / 65535)
 
 
