@@ -1,6 +1,8 @@
 """Tiled rendering: whole-image statistics, so tiles agree with the untiled render (no seams)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -79,8 +81,11 @@ def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
 def test_2048_tiled_matches_untiled_with_the_shipped_model_in_the_product_precision():
     """The issue's check, on the model users get, in the precision the Stylizer picks here
     (bf16 on this CPU): tiled and untiled 2048x2048 renders agree to a few 8-bit levels.
-    Measured: a photo differs by at most 1 level; this noisy gradient by up to 5 at ~10 % of
-    pixels (bf16 rounding differs with oneDNN's blocking of a tile; fp32 is exact, above)."""
+    bf16 rounding differs with oneDNN's blocking of a tile (fp32 is exact, above), so single
+    values differ by a model-dependent amount: on this noisy gradient the step-40,000 model gave
+    max 5, the step-47,740 model max 10 at 0.07 % of values over 3 levels, PSNR 52 dB. A tiling
+    bug (per-tile statistics, a seam) moves whole tiles by tens of levels, so the bounds are on
+    the share of values off by more than 3 and on PSNR, with a loose cap on the single worst."""
     torch.manual_seed(0)
     st = Stylizer.load()
     code = st.style("candy")
@@ -93,4 +98,7 @@ def test_2048_tiled_matches_untiled_with_the_shipped_model_in_the_product_precis
         with torch.inference_mode():
             renders.append((st.render(x, code).clamp(0, 1) * 255).round())
     diff = (renders[0] - renders[1]).abs()
-    assert diff.max().item() <= 6.0, diff.max()
+    psnr = 10 * math.log10(255 ** 2 / max(diff.pow(2).mean().item(), 1e-12))
+    assert (diff > 3).float().mean().item() < 0.005, (diff > 3).float().mean()
+    assert psnr > 45.0, psnr
+    assert diff.max().item() <= 24.0, diff.max()
