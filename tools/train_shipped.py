@@ -19,7 +19,8 @@ Recipe and why (measured on a 2-core AMD EPYC, bf16 autocast, batch 4 at 128 px)
   --lr 3e-4): MODEL_CARD.md has the history and the evaluation behind each change.
 - from step 40,000 (continued with --init-from, the run folder being lost): per-layer style
   weights that count every layer by its relative error (now the preset's), and content weight
-  12; A/B and numbers in EXPERIMENTS.md ("Where the held-out style loss is lost").
+  20 -> 12 -> 15 (MODEL_CARD.md); A/B and numbers in EXPERIMENTS.md ("Where the held-out style
+  loss is lost").
 - styles: all of styles/named (the built-in bank, listed 3x to be sampled more often) plus 90% of
   train/styles; the held-out 10% (seeded split, written to the run folder and to
   benchmarks/holdout_styles.txt) are never trained on and serve `normstyle eval`.
@@ -43,7 +44,7 @@ HOLDOUT_SEED = 1234
 # encoder switched to leaky ReLU (revived again; style codes moved by 4.5% of their spread).
 SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True,
                             encoder_activation="leaky_relu")
-CONTENT_WEIGHT = 12.0
+CONTENT_WEIGHT = 15.0
 
 
 def main() -> None:
