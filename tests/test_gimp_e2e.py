@@ -57,7 +57,7 @@ CASES = [
     dict(name="float_sel_image", precision="float", selection=SEL, proc="plug-in-normstyle-image",
          style="STYLE", output="in-place"),
     # 16-bit integer image
-    dict(name="u16", precision="u16", proc="plug-in-normstyle", style="red", output="new-layer"),
+    dict(name="u16", precision="u16", proc="plug-in-normstyle", style="blue", output="new-layer"),
     # grayscale 8-bit
     dict(name="gray8", gray=True, proc="plug-in-normstyle", style="red", output="in-place"),
     # RGB without alpha (flattened)
@@ -196,12 +196,16 @@ def test_float_image_keeps_precision(gimp_run, stylizer):
 def test_u16_image(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "u16")
     assert summary["precision"] == "u16-non-linear"
-    # The core on the layer's own 16-bit values, not on an 8-bit rounding of them: with the
-    # untrained tiny model's near-flat instance-norm statistics, a 1/255 input step moved single
-    # output pixels by up to 9 levels, so an 8-bit reference passed or failed by chance.
+    # The core on the layer's own 16-bit values, with the "blue" code (gammas near 0.1): under
+    # the "red" code (gammas near 1) the untrained tiny model is chaotic, inputs 6e-8 apart gave
+    # outputs 9 levels apart and the test passed or failed by chance. With "blue" the worker and
+    # this process differ by bf16 rounding only (max 1.1 levels over three clean-clone runs).
     from normstyle_core.imaging import to_array, to_tensor
-    expected = to_array(stylizer.render(to_tensor(before[..., :3]), stylizer.style("red")))
-    assert np.abs(after[..., :3] - expected).max() * 255 <= 0.5
+    expected = to_array(stylizer.render(to_tensor(before[..., :3]), stylizer.style("blue")))
+    assert np.abs(after[..., :3] - expected).max() * 255 <= 2.0
+    # and the result keeps 16-bit precision: most values lie between 8-bit levels (measured 98 %)
+    levels = after[..., :3] * 255
+    assert (np.abs(levels - np.round(levels)) > 0.01).mean() > 0.5
     np.testing.assert_allclose(after[..., 3], before[..., 3], atol=1 / 65535)
 
 
