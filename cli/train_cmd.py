@@ -89,15 +89,15 @@ def read_toml(path: Path) -> tuple[dict, dict, dict]:
             _coerce(LossConfig, loss, f"{path} [loss]"))
 
 
-def _init_source(name: str) -> tuple[tuple[str, dict], dict | None]:
-    """(path, model config) and the loss config of an --init-from file; 'default' is the model
-    that ships in the package."""
+def _init_source(name: str) -> tuple[str, dict, dict | None]:
+    """Path, model config and loss config of an --init-from file; 'default' is the model that
+    ships in the package."""
     from normstyle_core.checkpoint import read_checkpoint
     from normstyle_core.config import MODEL_FIELDS_ADDED_LATER
     from normstyle_core.stylize import default_model_path
     path = default_model_path() if name == "default" else Path(name).expanduser().resolve()
     data = read_checkpoint(path)
-    return (str(path), {**MODEL_FIELDS_ADDED_LATER, **data["model_config"]}), data.get("loss_config")
+    return str(path), {**MODEL_FIELDS_ADDED_LATER, **data["model_config"]}, data.get("loss_config")
 
 
 def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: bool, content, styles,
@@ -137,9 +137,9 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
     if init_from and not has_ckpt:
         # A new run from trained weights: the file says which architecture and loss it was
         # trained with, so `--init-from default` needs no model or loss options.
-        init_model, init_loss = _init_source(init_from)
-        train_flags = {**train_flags, "init_from": init_model[0]}
-        model.update(init_model[1])
+        init_path, init_model, init_loss = _init_source(init_from)
+        train_flags = {**train_flags, "init_from": init_path}
+        model.update(init_model)
         if init_loss is not None and prior_loss is None:
             prior_loss = init_loss
     model.update(toml[1])

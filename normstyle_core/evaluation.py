@@ -122,9 +122,10 @@ class Evaluator:
                         out = out.resize(cimg.size, Image.Resampling.LANCZOS)
                     of = self.features(out)
                     content_l.append(self.content_distance(of, cf))
-                    dists = [self.style_distance(of, sf) for sf in s_feats]
+                    by_layer = [self.layer_distances(of, sf) for sf in s_feats]
+                    dists = [statistics.fmean(d.values()) for d in by_layer]
                     style_l.append(dists[si])
-                    for n, d in self.layer_distances(of, s_feats[si]).items():
+                    for n, d in by_layer[si].items():
                         per_layer[n].append(d)
                     per_style[spath.stem].append(dists[si])
                     nearest = int(np.argmin(dists))

@@ -273,12 +273,12 @@ class Trainer:
         self.model.load_state_dict(data["model_state"])
         if "optimizer" in data:
             self.optimizer.load_state_dict(data["optimizer"])
-            # The saved state carries the old learning rate; the one asked for now wins, so a
-            # run can be resumed with a lower --lr to anneal (Adam's moments are kept).
-            for group in self.optimizer.param_groups:
-                if group["lr"] != self.train_cfg.lr:
-                    log.info("learning rate %g -> %g", group["lr"], self.train_cfg.lr)
-                group["lr"] = self.train_cfg.lr
+            # The saved state carries the old learning rate; train_step sets lr_at(step) before
+            # every update, so the one asked for now wins and a resume with a lower --lr anneals
+            # (Adam's moments are kept).
+            old_lr, new_lr = self.optimizer.param_groups[0]["lr"], self.lr_at(int(data.get("step", 0)))
+            if old_lr != new_lr:
+                log.info("learning rate %g -> %g", old_lr, new_lr)
         self.step = int(data.get("step", 0))
         if "rng" in data:
             torch.set_rng_state(data["rng"]["torch"])
