@@ -272,12 +272,14 @@ class TrainDisplay(ProgressDisplay):
               help="Start a new run from trained weights (the shipped model, or a checkpoint); "
                    "its architecture and loss come with it.")
 @click.option("--warmup-steps", type=click.IntRange(min=0), help="Linear learning-rate warmup [0].")
+@click.option("--ema-decay", type=float,
+              help="Decay of the weights' moving average that checkpoints render with; 0: off [0.999].")
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
           norm_hidden, style_encoder, colour_prior, encoder_activation, styles_per_step, style_mode, seed, device, precision, compile_,
           vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes, revive_every,
-          init_from, warmup_steps):
+          init_from, warmup_steps, ema_decay):
     """Train a model on CONTENT images (files or folders) and --style images.
 
     \b
@@ -294,7 +296,7 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
                        compile=compile_, vgg_weights=vgg_weights, checkpoint_every=checkpoint_every,
                        sample_every=sample_every, log_every=log_every, keep_last=keep_last,
                        num_workers=num_workers, max_minutes=max_minutes, revive_every=revive_every,
-                       init_from=init_from, warmup_steps=warmup_steps)
+                       init_from=init_from, warmup_steps=warmup_steps, ema_decay=ema_decay)
     model_flags = dict(widths=parse_ints(widths, "--widths", 3), init_scale=init_scale,
                        num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder,
                        colour_prior=colour_prior, encoder_activation=encoder_activation)

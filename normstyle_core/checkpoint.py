@@ -75,6 +75,12 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
+def inference_state(data: dict[str, Any]) -> dict[str, Any]:
+    """The weights to render with: a training checkpoint's moving average when it kept one
+    (``ema.WeightEMA``), else its live weights (exported models hold only these)."""
+    return data.get("ema_state") or data["model_state"]
+
+
 def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
     """Rebuild the model from the checkpoint's own config and load its weights (float32)."""
     data = read_checkpoint(path)
@@ -82,7 +88,7 @@ def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
         config = saved_model_config(data["model_config"])
         model = StyleTransferModel(config)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                               for k, v in data["model_state"].items()})
+                               for k, v in inference_state(data).items()})
     except (KeyError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path}: damaged normstyle checkpoint ({exc})") from exc
     model.eval()

@@ -7,6 +7,7 @@ non-finite losses (the run stops, the last good checkpoint stays).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -23,10 +24,11 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch import Tensor
 
-from .checkpoint import atomic_torch_save, read_checkpoint
+from .checkpoint import atomic_torch_save, inference_state, read_checkpoint
 from .config import LossConfig, ModelConfig, TrainConfig, config_to_dict, saved_model_config
 from .data import ContentBatches, StyleSet, list_images, load_rgb
 from .devices import placement
+from .ema import WeightEMA
 from .errors import CheckpointError, TrainingError
 from .imaging import to_tensor
 from .plots import contact_sheet, loss_curve_png
@@ -166,6 +168,7 @@ class Trainer:
             # Here, not in fit(): a wrong file is refused before the run folder is touched.
             self.init_weights(Path(train.init_from))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.ema = WeightEMA(self.model, decay=train.ema_decay) if train.ema_decay else None
         self.optimizer = torch.optim.Adam(self.params, lr=train.lr)
         self.step_module: nn.Module = _PasticheStep(self.model, self._make_transform())
         if self.world_size > 1:
@@ -232,6 +235,8 @@ class Trainer:
         dormant = dormant_units(norm, inputs, forward=norm.head if cached else None)
         revived = revive_dormant_units(norm, dormant, seed=self.train_cfg.seed + self.step)
         calm_adam_moments(lambda p: self.optimizer.state.get(p), norm, dormant)
+        if revived and self.ema is not None:
+            self.ema.reset(self.model, prefix="normalization.")
         return revived
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -250,6 +255,8 @@ class Trainer:
             "loss_config": config_to_dict(self.loss_cfg),
             "train_config": config_to_dict(self.train_cfg),
             "optimizer": self.optimizer.state_dict(),
+            **({"ema_state": self.ema.averaged_state(self.model), "ema_updates": self.ema.updates}
+               if self.ema is not None else {}),
             "step": self.step,
             "rng": {"torch": torch.get_rng_state()},
             "style_names": list(self.styles.names) if self.styles else [],
@@ -271,6 +278,11 @@ class Trainer:
             raise CheckpointError(f"{path}: model config differs from this run's; "
                                   "resume with the same model options or start a new --out folder")
         self.model.load_state_dict(data["model_state"])
+        if self.ema is not None:
+            if "ema_state" in data:
+                self.ema.load(data["ema_state"], updates=int(data.get("ema_updates", 0)))
+            else:  # a checkpoint from before the average was kept: it starts here
+                self.ema.reset(self.model)
         if "optimizer" in data:
             self.optimizer.load_state_dict(data["optimizer"])
             # The saved state carries the old learning rate; train_step sets lr_at(step) before
@@ -295,7 +307,7 @@ class Trainer:
                              if getattr(saved, f.name) != getattr(self.model_cfg, f.name))
             raise CheckpointError(f"{path}: its model differs from this run's ({diff}); "
                                   "drop the model options or start from another file")
-        state = {k: v.float() if v.is_floating_point() else v for k, v in data["model_state"].items()}
+        state = {k: v.float() if v.is_floating_point() else v for k, v in inference_state(data).items()}
         try:
             self.model.load_state_dict(state)
         except RuntimeError as exc:
@@ -328,6 +340,8 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         out = {k: v.detach() for k, v in parts.items()}
         out["total"] = total.detach()
         return out
@@ -423,19 +437,23 @@ class Trainer:
             if img is not None:
                 contents.append(to_tensor(np.asarray(img.resize((size, size)), dtype=np.float32) / 255.0))
         idxs = list(range(0, len(self.styles), max(1, len(self.styles) // n_styles)))[:n_styles]
-        was_training = self.model.training
-        self.model.eval()
+        model = self.model
+        if self.ema is not None:  # show what the checkpoint renders: the weight average
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(self.ema.averaged_state(self.model))
+        was_training = model.training
+        model.eval()
         try:
             rows = [[None] + [self.styles.image(i) for i in idxs]]
             for c in contents:
                 row = [c]
                 for i in idxs:
-                    code = self.model.encode_style(self.styles.image(i).to(self.place.device))
+                    code = model.encode_style(self.styles.image(i).to(self.place.device))
                     with self._autocast():
-                        row.append(self.model.transform(c.to(self.place.device), code).float().cpu())
+                        row.append(model.transform(c.to(self.place.device), code).float().cpu())
                 rows.append(row)
         finally:
-            self.model.train(was_training)
+            model.train(was_training)
         path = self.out_dir / f"samples_{self.step:07d}.png"
         contact_sheet(rows, path, cell=size)
         return path

@@ -100,6 +100,7 @@ def test_toml_config_is_overridden_by_flags(raw_run, tmp_path, data):
     ("[model]\nwidths = [8, 16]\n", "widths must be three"),
     ("image_size = 30\n", "multiple of 4"),
     ('loss_preset = "nope"\n', "unknown loss preset"),
+    ("ema_decay = 1.0\n", "ema_decay must be in [0, 1)"),
 ])
 def test_bad_config_is_one_line(raw_run, tmp_path, data, toml, match):
     content, styles = data
@@ -121,6 +122,10 @@ def test_train_mistakes(raw_run, tmp_path, data):
     r = raw_run("train", content, "--style", styles, "--out", tmp_path / "r3", "--steps", "1", *TINY,
                 "--widths", "8,16")  # after TINY: the last --widths wins
     assert r.exit_code == 2 and "expected 3" in r.stderr
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "r3", "--steps", "1", *TINY,
+                "--ema-decay", "1.5")
+    assert r.exit_code == 1 and "ema_decay must be in [0, 1)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "r3").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     r = raw_run("train", empty, "--style", styles, "--out", tmp_path / "r4", "--steps", "1", *TINY)

@@ -109,6 +109,7 @@ def test_revive_run_tool_revives_a_real_run_and_it_resumes(tmp_path):
     ckpt = Path(cfg.out_dir) / "ckpt_0000002.pt"
     data = read_checkpoint(ckpt)
     data["model_state"]["normalization.convs.1.bias"][:4] = -1e3  # four channels that cannot fire
+    data["ema_state"] = dict(data["model_state"])  # the weight average too, so `before` has them
     atomic_torch_save(data, ckpt)
     before, _ = load_model(ckpt)
 
@@ -120,6 +121,7 @@ def test_revive_run_tool_revives_a_real_run_and_it_resumes(tmp_path):
     assert dead >= 4, done.stdout
     assert (Path(cfg.out_dir) / "pre_revive_ckpt_0000002.pt").is_file()
     after, revived = load_model(ckpt)
+    assert "ema_state" not in revived  # the average of the old units is dropped; resume restarts it
     styles = torch.rand(3, 3, 64, 64)
     torch.testing.assert_close(after.normalization(styles), before.normalization(styles), rtol=0, atol=1e-4)
     assert (after.normalization.convs[1].bias[:4] > -10).all()

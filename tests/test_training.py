@@ -211,7 +211,7 @@ def test_init_from_an_exported_model_starts_a_new_run_from_its_weights(tmp_path)
     assert fresh.step == 1  # a new run counts its own steps
     assert {int(s["step"]) for s in fresh.optimizer.state.values()} == {1}  # Adam started fresh
     moved = 0
-    for name, want in source.model.state_dict().items():
+    for name, want in source.ema.averaged_state(source.model).items():  # what export wrote
         got = fresh.model.state_dict()[name]
         torch.testing.assert_close(got, want.half().float(), atol=2e-3, rtol=2e-3, msg=name)
         moved += int(not torch.equal(got, before[name]))

@@ -65,6 +65,8 @@ def main() -> None:
     saved_moments = data.get("optimizer", {}).get("state", {})
     calm_adam_moments(lambda p: saved_moments.get(index[id(p)]), encoder, dormant)
     data["model_state"] = model.state_dict()
+    # The weight average holds the old units: drop it, and the resumed run starts a new one.
+    data.pop("ema_state", None)
     data["model_config"] = config_to_dict(new_cfg)
     backup = ckpt.with_name(f"pre_revive_{ckpt.name}")
     shutil.copy2(ckpt, backup)

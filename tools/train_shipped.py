@@ -21,6 +21,9 @@ Recipe and why (measured on a 2-core AMD EPYC, bf16 autocast, batch 4 at 128 px)
   weights that count every layer by its relative error (now the preset's), and content weight
   20 -> 12 -> 15 (MODEL_CARD.md); A/B and numbers in EXPERIMENTS.md ("Where the held-out style
   loss is lost").
+- from step 47,740: a moving average of the weights (--ema-decay 0.999), which the export
+  ships; 256 px crops at batch 1 (--image-size 256 --batch-size 1) lost to 128 px at batch 4
+  (EXPERIMENTS.md, "Crop size, and averaging weights").
 - styles: all of styles/named (the built-in bank, listed 3x to be sampled more often) plus 90% of
   train/styles; the held-out 10% (seeded split, written to the run folder and to
   benchmarks/holdout_styles.txt) are never trained on and serve `normstyle eval`.
@@ -53,6 +56,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("../runs/shipped"))
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--image-size", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--minutes", type=float, default=0.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT)
@@ -68,6 +72,7 @@ def main() -> None:
     ap.add_argument("--init-from", default="",
                     help="start a new run folder from these weights (e.g. the shipped default.pt)")
     ap.add_argument("--warmup-steps", type=int, default=0, help="linear lr ramp (use with --init-from)")
+    ap.add_argument("--ema-decay", type=float, default=0.999, help="weight average (0: off)")
     ap.add_argument("--seed", type=int, default=0, help="a new seed gives a continuation new crops")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -84,9 +89,10 @@ def main() -> None:
         content=(str(args.data / "train" / "content"),),
         styles=tuple(str(p) for p in named * 3 + train_styles),
         out_dir=str(args.out), steps=args.steps, image_size=args.image_size, style_size=256,
-        style_mode="random", styles_per_step=4, checkpoint_every=250, sample_every=1000,
+        batch_size=args.batch_size, style_mode="random", styles_per_step=min(4, args.batch_size), checkpoint_every=250, sample_every=1000,
         log_every=10, loss_preset="arbitrary", num_workers=args.workers, max_minutes=args.minutes,
         lr=args.lr, init_from=args.init_from, warmup_steps=args.warmup_steps, seed=args.seed,
+        ema_decay=args.ema_decay,
     )
     import dataclasses
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
