@@ -2,8 +2,8 @@
 
 At batch 4 and a constant learning rate the weights wander around the optimum: a checkpoint of
 the shipped model's continuation scored held-out content / style 0.671 / 0.220, and its plain
-average with the checkpoint 250 steps before it 0.656 / 0.212 (EXPERIMENTS.md, "Averaging
-weights"). The average is the model worth rendering with, so a run keeps one beside the live
+average with the checkpoint 250 steps before it 0.656 / 0.212 (EXPERIMENTS.md, "Crop size, and
+averaging weights"). The average is the model worth rendering with, so a run keeps one beside the live
 weights and checkpoints both: the live ones to resume training, the average for everything
 else (``checkpoint.inference_state``).
 """
