@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("../runs/shipped"))
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--image-size", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     ap.add_argument("--minutes", type=float, default=0.0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT)
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--init-from", default="",
                     help="start a new run folder from these weights (e.g. the shipped default.pt)")
     ap.add_argument("--warmup-steps", type=int, default=0, help="linear lr ramp (use with --init-from)")
-    ap.add_argument("--ema-decay", type=float, default=0.999, help="weight average (0: off)")
+    ap.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay, help="weight average (0: off)")
     ap.add_argument("--seed", type=int, default=0, help="a new seed gives a continuation new crops")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
