@@ -37,7 +37,7 @@ def _core_errors():
 @dataclass
 class UserStyle:
     name: str
-    kind: str  # "image" | "code"
+    kind: str  # "image" | "code" | "refined" (a code fitted to an image, normstyle_core.refine)
     file: Path
     source: str
     added: float
@@ -73,7 +73,10 @@ class UserStyleBank:
         return [s for s in (self.get(n) for n in self.names()) if s is not None]
 
     # ----------------------------------------------------------------- write
-    def add(self, name: str, source: Path, *, kind: str, replace: bool = False) -> UserStyle:
+    def add(self, name: str, source: Path, *, kind: str, replace: bool = False,
+            origin: str | None = None) -> UserStyle:
+        """Copy ``source`` into the bank as user style ``name``; ``origin`` is what `styles list`
+        shows as its source (default: ``source``'s path)."""
         errors = _core_errors()
         if not NAME_RE.match(name):
             raise errors.StyleError(f"invalid style name {name!r}: use letters, digits, '-' and '_' "
@@ -88,7 +91,7 @@ class UserStyleBank:
         for old in self.root.glob(f"{name}.*"):
             if old != data_file and old.suffix != ".json" and old.stem == name:
                 old.unlink(missing_ok=True)
-        record = {"name": name, "kind": kind, "file": data_file.name, "source": str(source.resolve()),
+        record = {"name": name, "kind": kind, "file": data_file.name, "source": origin or str(source.resolve()),
                   "added": time.time()}
         _atomic_write_text(self.root / f"{name}.json", json.dumps(record, indent=2))
         return self.get(name)  # type: ignore[return-value]
@@ -111,7 +114,7 @@ class UserStyleBank:
         if not style.file.is_file():
             raise _core_errors().StyleError(f"user style {name!r}: its file {style.file} is missing; "
                                             f"add it again with `normstyle styles add {name} IMAGE --force`")
-        if style.kind == "code":
+        if style.kind in ("code", "refined"):
             code = StyleCode.load(style.file)
             return stylizer.style(StyleCode(code.matrix, name))  # checks the shape fits the model
         return stylizer.encode(style.file, name=name)
@@ -146,8 +149,10 @@ def safe_name(text: str) -> str:
     return cleaned or "style"
 
 
-def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], None]):
-    """(StyleCode, display name) for one ``--style`` value."""
+def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], None],
+                refine: Callable[[Path], Any] | None = None):
+    """(StyleCode, display name) for one ``--style`` value; ``refine(path)``, when given, turns a
+    style image into a refined code (`--refine STEPS`; names and code files are used as they are)."""
     errors = _core_errors()
     if spec in stylizer.style_bank:
         if bank.get(spec) is not None:
@@ -164,18 +169,21 @@ def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], 
                                 f"({user}) and not an existing file")
     if path.is_dir():
         raise errors.StyleError(f"style {spec!r} is a folder; give an image file or a style name")
+    if refine is not None and path.suffix.lower() != ".pt":
+        return refine(path), path.stem
     return stylizer.style(path), path.stem
 
 
 def resolve_styles(specs: Sequence[str], weights: Sequence[float] | None, stylizer,
-                   bank: UserStyleBank, warn: Callable[[str], None]):
+                   bank: UserStyleBank, warn: Callable[[str], None],
+                   refine: Callable[[Path], Any] | None = None):
     """One StyleCode (blended if several) and its name for output templates."""
     errors = _core_errors()
     if not specs:
         raise errors.StyleError("no style given (use --style NAME|IMAGE|CODE.pt)")
     if weights is not None and len(weights) != len(specs):
         raise errors.StyleError(f"{len(specs)} style(s) but {len(weights)} weight(s) in --weights")
-    resolved = [resolve_one(s, stylizer, bank, warn) for s in specs]
+    resolved = [resolve_one(s, stylizer, bank, warn, refine) for s in specs]
     names = [safe_name(n) for _, n in resolved]
     if len(resolved) == 1:
         code, _ = resolved[0]

@@ -22,6 +22,9 @@ def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Blend weights, one per --style (normalised to sum to 1), e.g. 0.7,0.3."),
         click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
                      help="0 keeps the photo's own look, 1 is the full style."),
+        click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True,
+                     metavar="STEPS", help="Fit each style IMAGE to the photos with STEPS gradient steps "
+                     "first (150 is a good start: a minute or two on a CPU); closer to the painting."),
         click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
         click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                      help="Downscale so the longer side is at most this (default: full resolution)."),
@@ -117,7 +120,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
              weights: str | None, strength: float, preserve_color: bool, max_size: int | None,
              model_path: Path | None, device: str, precision: str, template: str, fmt: str,
              quality: int, strip_metadata: bool, overwrite: bool, skip_existing: bool, as_json: bool,
-             single: bool, compile_: bool | None = None) -> int:
+             single: bool, compile_: bool | None = None, refine_steps: int = 0) -> int:
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     try:
@@ -153,7 +156,15 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         stylizer = load_stylizer(model_path, device, precision)  # once per run
         _set_compile(stylizer, compile_, len(todo), reporter.line)
         from .style_bank import UserStyleBank, resolve_styles
-        code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line)  # once per run
+        refine = None
+        if refine_steps:  # fitted once on (a spread of) the photos of this run
+            from .refining import load_refine_photos, refine_with_progress
+            photos = load_refine_photos([j.src for j in todo], reporter.line)
+
+            def refine(path: Path):
+                return refine_with_progress(stylizer, path, photos, steps=refine_steps, name=path.stem)
+        code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line,
+                                 refine)  # once per run
     opts = Options(strength=strength, preserve_color=preserve_color, max_size=max_size, quality=quality,
                    keep_metadata=not strip_metadata, overwrite=overwrite)
     with reporter:
@@ -204,14 +215,15 @@ def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[
 @output_options
 @model_options
 @compile_option
-def stylize(image: Path, styles, weights, strength, preserve_color, max_size, output, template, fmt,
-            quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
+def stylize(image: Path, styles, weights, strength, refine_steps, preserve_color, max_size, output, template,
+            fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
             compile_):
     """Stylize one IMAGE.
 
     \b
       normstyle stylize photo.jpg --style candy -o photo_candy.jpg
       normstyle stylize photo.png --style a.jpg --style b.jpg --weights 0.7,0.3 --strength 0.8
+      normstyle stylize photo.jpg --style painting.jpg --refine 150
     """
     out_dir = out_file = None
     if output is not None:
@@ -232,7 +244,8 @@ def stylize(image: Path, styles, weights, strength, preserve_color, max_size, ou
                     weights=weights, strength=strength, preserve_color=preserve_color, max_size=max_size,
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=True, compile_=compile_)
+                    skip_existing=skip_existing, as_json=as_json, single=True, compile_=compile_,
+                    refine_steps=refine_steps)
     raise click.exceptions.Exit(code)
 
 
@@ -245,8 +258,8 @@ def stylize(image: Path, styles, weights, strength, preserve_color, max_size, ou
 @output_options
 @model_options
 @compile_option
-def batch(paths, styles, weights, strength, preserve_color, max_size, out_dir, recursive, template, fmt,
-          quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
+def batch(paths, styles, weights, strength, refine_steps, preserve_color, max_size, out_dir, recursive, template,
+          fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
           compile_):
     """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
 
@@ -267,5 +280,6 @@ def batch(paths, styles, weights, strength, preserve_color, max_size, out_dir, r
                     strength=strength, preserve_color=preserve_color, max_size=max_size,
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_)
+                    skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_,
+                    refine_steps=refine_steps)
     raise click.exceptions.Exit(code)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .imaging import load_image, to_tensor
 from .models.vgg import VGG19, gram_matrix
+from .style_code import StyleCode
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,13 @@ def color_transfer_method(content: Image.Image, style: Image.Image, style_path: 
 def normstyle_method(stylizer) -> Method:
     def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
         return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem))
+    return run
+
+
+def normstyle_codes_method(stylizer, codes: dict[str, StyleCode]) -> Method:
+    """Renders with codes computed beforehand (e.g. refined ones), keyed by the style file's path."""
+    def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
+        return stylizer.stylize(content, style=codes[str(style_path)])
     return run
 
 

