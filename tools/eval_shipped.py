@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import random
+import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,14 +25,16 @@ NAMED = ("candy", "udnie", "starry-night", "the-great-wave", "mosaic", "la-muse"
 PHOTOS = ("chicago", "golden-gate", "tabby-cat", "brad-pitt", "venice-boat")
 
 
-def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path], steps: int) -> dict:
-    """Each style's code refined on ``photos`` (timed: the refined row's s/image excludes this)."""
-    codes = {}
+def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path], steps: int) -> tuple[dict, float]:
+    """Each style's code refined on ``photos``, and the median seconds per style (the refined
+    row's s/image counts rendering only)."""
+    codes, seconds = {}, []
     for path in styles:
         t0 = time.perf_counter()
         codes[str(path)] = stylizer.refine(path, photos, config=RefineConfig(steps=steps), name=path.stem)
-        logging.info("refined %s in %.0f s", path.stem, time.perf_counter() - t0)
-    return codes
+        seconds.append(time.perf_counter() - t0)
+        logging.info("refined %s in %.0f s", path.stem, seconds[-1])
+    return codes, statistics.median(seconds)
 
 
 def main() -> None:
@@ -73,16 +76,20 @@ def main() -> None:
         if key not in args.sets.split(","):
             continue
         grid_methods = dict(methods)
+        refine_note, per_style = [], None
         if args.refine:
-            grid_methods[f"normstyle, refined {args.refine} steps"] = ev.normstyle_codes_method(
-                stylizer, refined_codes(stylizer, styles, refine_photos, args.refine))
+            codes, per_style = refined_codes(stylizer, styles, refine_photos, args.refine)
+            grid_methods[f"normstyle, refined {args.refine} steps"] = ev.normstyle_codes_method(stylizer, codes)
+            refine_note = [f"Refining took {per_style:.0f} s per style (median) on {len(refine_photos)} "
+                           "training photos, before rendering.", ""]
         results = evaluator.run(grid_methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
-        report[key] = {"styles": [p.name for p in styles], "results": [asdict(r) for r in results]}
+        report[key] = {"styles": [p.name for p in styles], "results": [asdict(r) for r in results],
+                       "refine_seconds_per_style": per_style}
         lines += [f"**{name}**: {len(photos)} photos x {len(styles)} styles at {args.size} px", "",
                   "| method | content loss | style loss | retrieval top-1 | s/image |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {r.method} | {r.content_loss:.3f} | {r.style_loss:.3f} | {r.retrieval_top1:.2f} | "
                   f"{r.seconds_per_image:.3f} |" for r in results]
-        lines += ["", *(f"- {ev.describe_misses(r)}" for r in results), ""]
+        lines += ["", *(f"- {ev.describe_misses(r)}" for r in results), "", *refine_note]
         lines += ["style loss by layer:", "", "| method | " + " | ".join(ev.STYLE_LAYERS) + " |",
                   "|---|" + "---:|" * len(ev.STYLE_LAYERS)]
         lines += [f"| {r.method} | " + " | ".join(f"{r.per_layer[n]:.3f}" for n in ev.STYLE_LAYERS) + " |"
