@@ -28,7 +28,9 @@ op             request fields                                   final event
                4 RGBA), ``dtype`` (``u8``/``u16``/``float``),
                ``style`` (built-in name, style image or .pt
                code), ``strength`` (0..1), ``preserve_color``,
-               ``model``, ``device``
+               ``refine_steps`` (optional, 0: fit a style
+               image's code on the layer first), ``model``,
+               ``device``
 ``shutdown``   --                                               ``{"event": "bye"}``
 =============  ===============================================  ===============================
 
@@ -59,6 +61,7 @@ PROTOCOL = 1
 DTYPES = {"u8": "uint8", "u16": "uint16", "float": "float32"}
 SCALE = {"u8": 255.0, "u16": 65535.0, "float": 1.0}
 DEFAULT_IDLE_TIMEOUT = 900.0
+MAX_REFINE_STEPS = 1000  # the plug-in's dialog allows up to this many
 
 log = logging.getLogger("gimp_plugin.worker")
 
@@ -144,10 +147,13 @@ class Worker:
             style = req["style"]
             strength = float(req.get("strength", 1.0))
             preserve = bool(req.get("preserve_color", False))
+            refine_steps = int(req.get("refine_steps", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"bad stylize request: {exc!r}") from exc
         if dtype not in DTYPES or c not in (3, 4) or w <= 0 or h <= 0:
             raise ProtocolError(f"unsupported layout {w}x{h}x{c} {dtype}")
+        if not 0 <= refine_steps <= MAX_REFINE_STEPS:
+            raise ProtocolError(f"refine_steps must be 0..{MAX_REFINE_STEPS}, got {refine_steps}")
         expected = w * h * c * np.dtype(DTYPES[dtype]).itemsize
         if not src.is_file() or src.stat().st_size != expected:
             raise ProtocolError(f"{src}: expected {expected} bytes of {w}x{h}x{c} {dtype}")
@@ -155,7 +161,7 @@ class Worker:
         st = self.stylizer(req.get("model"), req.get("device", "auto"), emit)
         data = np.fromfile(src, dtype=DTYPES[dtype]).reshape(h, w, c)
         rgb = render_float(st, data[..., :3].astype(np.float32) / SCALE[dtype], style=style,
-                           strength=strength, preserve_color=preserve,
+                           strength=strength, preserve_color=preserve, refine_steps=refine_steps,
                            progress=lambda f, msg: emit({"event": "progress", "fraction": f,
                                                          "message": msg}))
         out = np.empty_like(data)
@@ -172,11 +178,12 @@ class Worker:
 
 
 def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool = False,
-                 progress: Callable[[float, str], None] | None = None):
+                 refine_steps: int = 0, progress: Callable[[float, str], None] | None = None):
     """:meth:`Stylizer.stylize` for float (H, W, 3) input, returning float (H, W, 3) in [0, 1].
 
     The same steps as ``Stylizer.stylize`` (which returns an 8-bit PIL image) through the core's
-    public API, so high bit-depth layers keep their precision.
+    public API, so high bit-depth layers keep their precision. ``refine_steps``: a style image's
+    code is first fitted on this layer (:meth:`Stylizer.refine`); names and codes are used as is.
     """
     import numpy as np
 
@@ -189,11 +196,16 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
     rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0).astype(np.float32)
     report = progress or (lambda f, m: None)
     report(0.05, "Reading the style")
-    code = st.style(style)
+    if refine_steps and not str(style).lower().endswith(".pt") and Path(style).is_file():
+        from normstyle_core.refine import RefineConfig
+        code = st.refine(style, [LoadedImage(rgb=rgb)], config=RefineConfig(steps=refine_steps),
+                         progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
+    else:
+        code = st.style(style)
     if strength < 1.0:
         # Ghiasi et al.: interpolate between the content's own code and the style's code
         code = st.encode(LoadedImage(rgb=rgb)).lerp(code, strength)
-    report(0.1, "Rendering")
+    report(0.85 if refine_steps else 0.1, "Rendering")
     content = to_tensor(rgb)
     out = st.render(content, code)
     if preserve_color:

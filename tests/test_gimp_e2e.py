@@ -62,6 +62,8 @@ CASES = [
     dict(name="gray8", gray=True, proc="plug-in-normstyle", style="red", output="in-place"),
     # RGB without alpha (flattened)
     dict(name="rgb8_flat", flatten=True, proc="plug-in-normstyle", style="blue", output="new-layer"),
+    # style image fitted to the layer first (--refine), new layer
+    dict(name="refine", proc="plug-in-normstyle-image", style="STYLE", refine_steps=3, output="new-layer"),
     # a user mistake: the style "image" is not an image -> the core's one-line message comes
     # back as the PDB error, no traceback, image untouched
     dict(name="bad_style", proc="plug-in-normstyle-image", style="BAD", output="new-layer"),
@@ -228,6 +230,22 @@ def test_rgb_layer_without_alpha(gimp_run, stylizer):
     assert not summary["has_alpha"] and not summary["result_has_alpha"]
     expected = _expected8(stylizer, before, case, "blue")
     assert np.abs(_to8(after)[..., :3] - expected[..., :3]).max() <= 1
+
+
+def test_refine_fits_the_style_image_on_the_layer(gimp_run, stylizer):
+    from gimp_plugin.worker import render_float
+
+    case, summary, before, after = _load(gimp_run, "refine")
+    assert summary["layers"] == ["Background (style)", "Background"]
+    style = str(gimp_run["style"])
+    refined = render_float(stylizer, before[..., :3], style=style, refine_steps=3)
+    plain = render_float(stylizer, before[..., :3], style=style)
+    got = after[..., :3]
+    # The worker refined like the core does here (bf16 rounding apart) ...
+    assert np.abs(got - refined).max() * 255 <= 2.0
+    # ... and the refined code renders visibly differently from the one-pass prediction.
+    assert np.abs(refined - plain).max() * 255 > 4.0
+    np.testing.assert_array_equal(after[..., 3], before[..., 3])
 
 
 def test_user_error_is_a_message_not_a_traceback(gimp_run):

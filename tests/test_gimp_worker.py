@@ -83,6 +83,8 @@ def test_model_loads_once_per_worker(tmp_path, tiny_model_file, monkeypatch):
     ({"op": "stylize", "input": "/x"}, "ProtocolError", "bad stylize request"),
     ({"op": "stylize", "input": "/nonexistent.raw", "output": "/tmp/o", "width": 2, "height": 2,
       "channels": 4, "dtype": "u8", "style": "red"}, "ProtocolError", "expected 16 bytes"),
+    ({"op": "stylize", "input": "/x", "output": "/tmp/o", "width": 2, "height": 2, "channels": 4,
+      "dtype": "u8", "style": "red", "refine_steps": -1}, "ProtocolError", "refine_steps must be 0..1000"),
 ])
 def test_protocol_errors(req, kind, text):
     ev = _session([req, {"op": "hello"}])

@@ -46,8 +46,8 @@ def main() -> None:
     ap.add_argument("--n-styles", type=int, default=10)
     ap.add_argument("--sets", default="heldout,named", help="which grids: heldout, named or both")
     ap.add_argument("--no-baselines", action="store_true", help="normstyle only (quick checks mid-run)")
-    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                    help="also score codes refined for STEPS steps (normstyle_core/refine.py)")
+    ap.add_argument("--refine", default="", metavar="STEPS[,STEPS...]",
+                    help="also score codes refined for STEPS steps, one row each (normstyle_core/refine.py)")
     ap.add_argument("--refine-photos", type=int, default=16,
                     help="refine on this many training photos (seeded pick; never the test photos)")
     args = ap.parse_args()
@@ -76,15 +76,15 @@ def main() -> None:
         if key not in args.sets.split(","):
             continue
         grid_methods = dict(methods)
-        refine_note, per_style = [], None
-        if args.refine:
-            codes, per_style = refined_codes(stylizer, styles, refine_photos, args.refine)
-            grid_methods[f"normstyle, refined {args.refine} steps"] = ev.normstyle_codes_method(stylizer, codes)
-            refine_note = [f"Refining took {per_style:.0f} s per style (median) on {len(refine_photos)} "
-                           "training photos, before rendering.", ""]
+        refine_note, refine_seconds = [], {}
+        for steps in (int(s) for s in args.refine.split(",") if s):
+            codes, refine_seconds[steps] = refined_codes(stylizer, styles, refine_photos, steps)
+            grid_methods[f"normstyle, refined {steps} steps"] = ev.normstyle_codes_method(stylizer, codes)
+            refine_note += [f"Refining {steps} steps took {refine_seconds[steps]:.0f} s per style (median) "
+                            f"on {len(refine_photos)} training photos, before rendering.", ""]
         results = evaluator.run(grid_methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
         report[key] = {"styles": [p.name for p in styles], "results": [asdict(r) for r in results],
-                       "refine_seconds_per_style": per_style}
+                       "refine_seconds_per_style": refine_seconds}
         lines += [f"**{name}**: {len(photos)} photos x {len(styles)} styles at {args.size} px", "",
                   "| method | content loss | style loss | retrieval top-1 | s/image |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {r.method} | {r.content_loss:.3f} | {r.style_loss:.3f} | {r.retrieval_top1:.2f} | "

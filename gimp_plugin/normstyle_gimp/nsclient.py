@@ -229,11 +229,11 @@ class WorkerClient:
 
 def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, height: int,
                  channels: int, dtype: str, style: str, strength: float, preserve_color: bool,
-                 on_progress=None) -> dict:
+                 refine_steps: int = 0, on_progress=None) -> dict:
     """One stylize request (see the protocol in gimp_plugin/worker.py)."""
     req = {"op": "stylize", "input": input_path, "output": output_path, "width": width,
            "height": height, "channels": channels, "dtype": dtype, "style": style,
-           "strength": strength, "preserve_color": preserve_color,
+           "strength": strength, "preserve_color": preserve_color, "refine_steps": refine_steps,
            "model": cfg.get("model"), "device": cfg.get("device", "auto")}
     with WorkerClient(cfg) as client:
         return client.request(req, on_progress)

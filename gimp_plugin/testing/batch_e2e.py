@@ -62,6 +62,7 @@ def run_case(case):
         config.set_property("style", case["style"])
     else:
         config.set_property("style-file", Gio.File.new_for_path(case["style"]))
+        config.set_property("refine-steps", case.get("refine_steps", 0))
     config.set_property("strength", case.get("strength", 1.0))
     config.set_property("preserve-color", case.get("preserve_color", False))
     config.set_property("output", case.get("output", "new-layer"))
