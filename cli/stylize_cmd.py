@@ -157,11 +157,13 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         _set_compile(stylizer, compile_, len(todo), reporter.line)
         from .style_bank import UserStyleBank, resolve_styles
         refine = None
-        if refine_steps:  # fitted once on (a spread of) the photos of this run
+        if refine_steps:  # each style image fitted once on (a spread of) the photos of this run
             from .refining import load_refine_photos, refine_with_progress
-            photos = load_refine_photos([j.src for j in todo], reporter.line)
+            photos: list = []
 
             def refine(path: Path):
+                if not photos:  # loaded only when a style image (not a name) needs them
+                    photos.extend(load_refine_photos([j.src for j in todo], reporter.line))
                 return refine_with_progress(stylizer, path, photos, steps=refine_steps, name=path.stem)
         code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line,
                                  refine)  # once per run
