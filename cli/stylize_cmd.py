@@ -24,7 +24,7 @@ def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="0 keeps the photo's own look, 1 is the full style."),
         click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True,
                      metavar="STEPS", help="Fit each style IMAGE to the photos with STEPS gradient steps "
-                     "first (150 is a good start: a minute or two on a CPU); closer to the painting."),
+                     "first; closer to the painting (50: ~25 s on a 2-core CPU; 150: a bit closer)."),
         click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
         click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                      help="Downscale so the longer side is at most this (default: full resolution)."),

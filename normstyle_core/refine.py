@@ -3,7 +3,7 @@
 The Normalization Network predicts a code in one pass, and on a painting it never saw that
 prediction is an approximation. Dumoulin et al. (2017) showed that a new style can be learned
 by training only the conditional instance norms' parameters; here that search starts from the
-prediction, so a hundred-odd steps (a minute or two on a CPU) fit the code to the painting.
+prediction, and 50 steps (about 25 s on 2 CPU cores) fit the code to the painting.
 The result is an ordinary :class:`StyleCode`: saved, blended and rendered like any other.
 Measured (EXPERIMENTS.md, "Refining a style's code"): held-out style loss and retrieval improve
 at a small cost in content loss.
