@@ -19,6 +19,7 @@ from .devices import Placement, placement
 from .errors import CheckpointError, StyleError
 from .imaging import LoadedImage
 from .models.style_transfer import StyleTransferModel
+from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
 from .style_code import StyleCode
 
 log = logging.getLogger(__name__)
@@ -167,12 +168,12 @@ class Stylizer:
         known = ", ".join(sorted(self.style_bank)) or "none"
         raise StyleError(f"style {text!r} is neither a built-in style ({known}) nor an existing file")
 
-    def refine(self, style: ImageInput, photos: Sequence[ImageInput], *, config=None, name: str | None = None,
+    def refine(self, style: ImageInput, photos: Sequence[ImageInput], *, config: RefineConfig | None = None,
+               name: str | None = None,
                progress: Callable[[int, int, float], None] | None = None) -> StyleCode:
         """A code fitted to the style image on ``photos`` (:mod:`normstyle_core.refine`): starts
         from :meth:`encode`'s prediction and runs ``config.steps`` gradient steps on the code
         alone (the model is unchanged). Slower than :meth:`encode`, closer to the painting."""
-        from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
         config = config or RefineConfig()
         loaded = _as_loaded(style)
         start = self.encode(loaded, name=name or "custom")
