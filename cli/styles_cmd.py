@@ -67,7 +67,7 @@ def list_styles(as_json, model_path, device, precision):
 @click.option("--force", is_flag=True, help="Replace a user style of the same name.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
               help="Fit the style to the image with STEPS gradient steps instead of the one-pass "
-                   "prediction; closer to the painting (50: ~25 s on a 2-core CPU; 150: a bit closer).")
+                   "prediction; closer to the painting (20: ~9 s on a 2-core CPU; 50: a bit closer).")
 @click.option("--photos", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="Photos or folders to refine on (default: the sample photos of `normstyle demo`).")
 @model_options
@@ -77,7 +77,7 @@ def add_style(name, source, force, refine_steps, photos, model_path, device, pre
     \b
     Examples:
       normstyle styles add mine painting.jpg
-      normstyle styles add mine painting.jpg --refine 150 --photos holiday/ --force
+      normstyle styles add mine painting.jpg --refine 50 --photos holiday/ --force
     """
     from normstyle_core import StyleCode, StyleError
     from normstyle_core.imaging import load_image

@@ -24,7 +24,7 @@ def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="0 keeps the photo's own look, 1 is the full style."),
         click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True,
                      metavar="STEPS", help="Fit each style IMAGE to the photos with STEPS gradient steps "
-                     "first; closer to the painting (50: ~25 s on a 2-core CPU; 150: a bit closer)."),
+                     "first; closer to the painting (20: ~9 s on a 2-core CPU; 50: a bit closer)."),
         click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
         click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                      help="Downscale so the longer side is at most this (default: full resolution)."),
@@ -225,7 +225,7 @@ def stylize(image: Path, styles, weights, strength, refine_steps, preserve_color
     \b
       normstyle stylize photo.jpg --style candy -o photo_candy.jpg
       normstyle stylize photo.png --style a.jpg --style b.jpg --weights 0.7,0.3 --strength 0.8
-      normstyle stylize photo.jpg --style painting.jpg --refine 150
+      normstyle stylize photo.jpg --style painting.jpg --refine 20
     """
     out_dir = out_file = None
     if output is not None:

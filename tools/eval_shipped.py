@@ -25,13 +25,14 @@ NAMED = ("candy", "udnie", "starry-night", "the-great-wave", "mosaic", "la-muse"
 PHOTOS = ("chicago", "golden-gate", "tabby-cat", "brad-pitt", "venice-boat")
 
 
-def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path], steps: int) -> tuple[dict, float]:
+def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path],
+                  config: RefineConfig) -> tuple[dict, float]:
     """Each style's code refined on ``photos``, and the median seconds per style (the refined
     row's s/image counts rendering only)."""
     codes, seconds = {}, []
     for path in styles:
         t0 = time.perf_counter()
-        codes[str(path)] = stylizer.refine(path, photos, config=RefineConfig(steps=steps), name=path.stem)
+        codes[str(path)] = stylizer.refine(path, photos, config=config, name=path.stem)
         seconds.append(time.perf_counter() - t0)
         logging.info("refined %s in %.0f s", path.stem, seconds[-1])
     return codes, statistics.median(seconds)
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--no-baselines", action="store_true", help="normstyle only (quick checks mid-run)")
     ap.add_argument("--refine", default="", metavar="STEPS[,STEPS...]",
                     help="also score codes refined for STEPS steps, one row each (normstyle_core/refine.py)")
+    ap.add_argument("--refine-lr", type=float, default=RefineConfig.lr)
     ap.add_argument("--refine-photos", type=int, default=16,
                     help="refine on this many training photos (seeded pick; never the test photos)")
     args = ap.parse_args()
@@ -78,8 +80,10 @@ def main() -> None:
         grid_methods = dict(methods)
         refine_note, refine_seconds = [], {}
         for steps in (int(s) for s in args.refine.split(",") if s):
-            codes, refine_seconds[steps] = refined_codes(stylizer, styles, refine_photos, steps)
-            grid_methods[f"normstyle, refined {steps} steps"] = ev.normstyle_codes_method(stylizer, codes)
+            config = RefineConfig(steps=steps, lr=args.refine_lr)
+            codes, refine_seconds[steps] = refined_codes(stylizer, styles, refine_photos, config)
+            lr = "" if args.refine_lr == RefineConfig.lr else f", lr {args.refine_lr:g}"
+            grid_methods[f"normstyle, refined {steps} steps{lr}"] = ev.normstyle_codes_method(stylizer, codes)
             refine_note += [f"Refining {steps} steps took {refine_seconds[steps]:.0f} s per style (median) "
                             f"on {len(refine_photos)} training photos, before rendering.", ""]
         results = evaluator.run(grid_methods, photos, styles, sheet=args.out / f"sheet_{key}.png")

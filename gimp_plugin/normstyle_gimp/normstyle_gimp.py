@@ -91,8 +91,8 @@ class NormstyleGimp(Gimp.PlugIn):
                                    Gimp.FileChooserAction.OPEN, False, None,
                                    GObject.ParamFlags.READWRITE)
             proc.add_int_argument("refine-steps", "_Refine steps",
-                                  "Fit the style to this layer first: 0 = off (instant), 50 = closer "
-                                  "to the painting (about 25 s on a CPU), 150 = a bit closer still",
+                                  "Fit the style to this layer first: 0 = off (instant), 20 = closer "
+                                  "to the painting (about 10 s on a CPU), 50 = a bit closer still",
                                   0, 1000, 0, GObject.ParamFlags.READWRITE)
         proc.add_menu_path(MENU)  # after set_menu_label (GIMP asserts the order)
         proc.add_double_argument("strength", "S_trength", "0 = the content's own look, 1 = full style",
