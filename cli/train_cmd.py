@@ -255,6 +255,9 @@ class TrainDisplay(ProgressDisplay):
               help="Normalization Network nonlinearity [relu, the paper; leaky_relu keeps units alive].")
 @click.option("--styles-per-step", type=click.IntRange(min=1), help="Styles per batch [1].")
 @click.option("--style-mode", type=click.Choice(["auto", "cycle", "random"]), help="Style order [auto].")
+@click.option("--style-variants", type=click.IntRange(min=1),
+              help="Each style image also stands for N-1 cropped, hue-turned versions of it, for "
+                   "a model that must generalise to new style images [1: off].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--device", metavar="auto|cpu|cuda[:N]", help="Where to train [auto].")
 @click.option("--precision", type=click.Choice(PRECISIONS), help="Autocast precision [auto].")
@@ -277,7 +280,7 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--max-minutes", type=click.FloatRange(min=0), help="Stop with a checkpoint after this long.")
 def train(content, styles, out_dir, config_file, resume, steps, batch_size, image_size, style_size, lr,
           loss_preset, content_weight, style_weight, tv_weight, init_scale, widths, num_residual,
-          norm_hidden, style_encoder, colour_prior, encoder_activation, styles_per_step, style_mode, seed, device, precision, compile_,
+          norm_hidden, style_encoder, colour_prior, encoder_activation, styles_per_step, style_mode, style_variants, seed, device, precision, compile_,
           vgg_weights, checkpoint_every, sample_every, log_every, keep_last, num_workers, max_minutes, revive_every,
           init_from, warmup_steps, ema_decay):
     """Train a model on CONTENT images (files or folders) and --style images.
@@ -292,7 +295,7 @@ def train(content, styles, out_dir, config_file, resume, steps, batch_size, imag
     """
     train_flags = dict(steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size,
                        lr=lr, loss_preset=loss_preset, styles_per_step=styles_per_step,
-                       style_mode=style_mode, seed=seed, device=device, precision=precision,
+                       style_mode=style_mode, style_variants=style_variants, seed=seed, device=device, precision=precision,
                        compile=compile_, vgg_weights=vgg_weights, checkpoint_every=checkpoint_every,
                        sample_every=sample_every, log_every=log_every, keep_last=keep_last,
                        num_workers=num_workers, max_minutes=max_minutes, revive_every=revive_every,

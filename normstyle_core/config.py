@@ -168,6 +168,9 @@ class TrainConfig:
     style_size: int = 256  # style images are held (and their Gram targets taken) at this size
     style_mode: str = "auto"  # cycle (small sets, fixed order) | random (large sets) | auto
     styles_per_step: int = 1  # paper: 1; >1 gives each content image its own style
+    # Each style image also stands for N - 1 made-up styles: cropped, hue-turned, resaturated
+    # (data.style_variant). Not in the paper; for a style set too small to generalise from.
+    style_variants: int = 1
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"
@@ -207,7 +210,7 @@ class TrainConfig:
             raise ConfigError("warmup_steps must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError("ema_decay must be in [0, 1) (0 turns the weight average off)")
-        for name in ("steps", "batch_size", "image_size", "style_size", "styles_per_step",
+        for name in ("steps", "batch_size", "image_size", "style_size", "styles_per_step", "style_variants",
                      "checkpoint_every", "keep_last", "sample_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0")

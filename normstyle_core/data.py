@@ -106,25 +106,57 @@ class ContentBatches(Dataset):
         return torch.stack(images)
 
 
+# RGB <-> YIQ (NTSC): Y is luma, the (I, Q) plane is chroma, so a rotation in it turns the hue
+# and a scale changes saturation while Y, the painting's light and dark, stays put.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                            [0.59590059, -0.27455667, -0.32134392],
+                            [0.21153661, -0.52273617, 0.31119955]])
+
+
+def hue_saturation_matrix(*, hue: float, saturation: float) -> Tensor:
+    """3x3 RGB matrix that rotates the hue by ``hue`` radians and scales the saturation."""
+    c, s = float(np.cos(hue)), float(np.sin(hue))
+    chroma = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]) * torch.tensor([1.0, saturation, saturation])[:, None]
+    return torch.linalg.inv(_RGB_TO_YIQ) @ chroma @ _RGB_TO_YIQ
+
+
+def style_variant(img: Image.Image, size: int, gen: torch.Generator) -> Image.Image:
+    """A new style made from a painting: a random crop (up to 2x larger brush strokes), maybe
+    mirrored, with its hue turned and its saturation changed. Magenta's arbitrary-style
+    training augments its paintings the same way so the style predictor sees more than the
+    few hundred palettes it is given."""
+    crop = random_resized_crop(img, size, gen, scale=(0.25, 1.0))
+    hue, sat = torch.rand(2, generator=gen).tolist()
+    matrix = hue_saturation_matrix(hue=(hue * 2 - 1) * np.pi, saturation=0.6 + 0.8 * sat)
+    rgb = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0)
+    out = (rgb @ matrix.T).clamp(0, 1)
+    return Image.fromarray((out.numpy() * 255 + 0.5).astype(np.uint8), "RGB")
+
+
 class StyleSet:
     """Style images held in memory at ``size`` x ``size`` (uint8), loaded once.
 
     Small sets are looped in fixed order, large sets sampled at random (paper 4.1); the index
-    for a step is a pure function of (seed, step).
+    for a step is a pure function of (seed, step). With ``variants`` > 1 every image also
+    stands for ``variants - 1`` made-up styles (:func:`style_variant`, fixed by ``seed``).
     """
 
     def __init__(self, files: Sequence[Path], *, size: int, mode: str = "auto", seed: int = 0,
-                 cycle_limit: int = 32) -> None:
+                 cycle_limit: int = 32, variants: int = 1) -> None:
+        if variants < 1:
+            raise TrainingError("variants must be >= 1")
         images, names = [], []
         self.skipped = 0
-        for f in files:
+        for i, f in enumerate(files):
             img = load_rgb(f)
             if img is None:
                 self.skipped += 1
                 continue
-            img = img.resize((size, size), Image.Resampling.LANCZOS)
-            images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
-            names.append(f.stem)
+            versions = [img.resize((size, size), Image.Resampling.LANCZOS)]
+            versions += [style_variant(img, size, step_generator(seed, i, 20_000 + k)) for k in range(1, variants)]
+            for k, version in enumerate(versions):
+                images.append(torch.from_numpy(np.asarray(version).copy()).permute(2, 0, 1))
+                names.append(f.stem if k == 0 else f"{f.stem}~{k}")
         if not images:
             raise TrainingError("no readable style images found")
         self.images = torch.stack(images)  # (N, 3, size, size) uint8

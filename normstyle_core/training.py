@@ -195,7 +195,8 @@ class Trainer:
     def load_styles(self) -> StyleSet:
         if self.styles is None:
             self.styles = StyleSet(self.style_files, size=self.train_cfg.style_size,
-                                   mode=self.train_cfg.style_mode, seed=self.train_cfg.seed)
+                                   mode=self.train_cfg.style_mode, seed=self.train_cfg.seed,
+                                   variants=self.train_cfg.style_variants)
             log.info("%d style images (%s order), %d unreadable skipped",
                      len(self.styles), self.styles.mode, self.styles.skipped)
         return self.styles

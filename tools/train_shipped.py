@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--warmup-steps", type=int, default=0, help="linear lr ramp (use with --init-from)")
     ap.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay, help="weight average (0: off)")
     ap.add_argument("--seed", type=int, default=0, help="a new seed gives a continuation new crops")
+    ap.add_argument("--style-variants", type=int, default=1,
+                    help="each style image also stands for N-1 cropped, hue-turned versions (data.style_variant)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.threads:
@@ -93,7 +95,7 @@ def main() -> None:
         checkpoint_every=250, sample_every=1000,
         log_every=10, loss_preset="arbitrary", num_workers=args.workers, max_minutes=args.minutes,
         lr=args.lr, init_from=args.init_from, warmup_steps=args.warmup_steps, seed=args.seed,
-        ema_decay=args.ema_decay,
+        ema_decay=args.ema_decay, style_variants=args.style_variants,
     )
     import dataclasses
     model_cfg = dataclasses.replace(SHIPPED_MODEL, colour_prior=not args.no_colour_prior,
