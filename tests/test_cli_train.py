@@ -28,12 +28,14 @@ def data(tmp_path):
 def test_tiny_run_writes_checkpoint_then_resumes_and_the_model_stylizes(raw_run, tmp_path, data):
     content, styles = data
     out = tmp_path / "run"
-    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", "--checkpoint-every", "2", *TINY)
+    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", "--checkpoint-every", "2",
+                "--style-variants", "2", *TINY)
     assert r.exit_code == 0, r.output
     assert (out / "ckpt_0000002.pt").is_file() and "done: step 2" in r.stderr
     assert "content" in r.stderr and "total" in r.stderr  # the progress line shows the losses
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["widths"] == [8, 16, 32] and cfg["train"]["image_size"] == 32
+    assert cfg["train"]["style_variants"] == 2
 
     # Resume: only --out and the new step count; everything else comes from the run's config.
     r = raw_run("train", "--out", out, "--steps", "4", "--checkpoint-every", "2")
@@ -126,6 +128,9 @@ def test_train_mistakes(raw_run, tmp_path, data):
                 "--ema-decay", "1.5")
     assert r.exit_code == 1 and "ema_decay must be in [0, 1)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "r3").exists()
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "r3", "--steps", "1", *TINY,
+                "--style-variants", "0")
+    assert r.exit_code == 2 and "--style-variants" in r.stderr and not (tmp_path / "r3").exists()
     empty = tmp_path / "empty"
     empty.mkdir()
     r = raw_run("train", empty, "--style", styles, "--out", tmp_path / "r4", "--steps", "1", *TINY)
