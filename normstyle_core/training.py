@@ -197,8 +197,8 @@ class Trainer:
             self.styles = StyleSet(self.style_files, size=self.train_cfg.style_size,
                                    mode=self.train_cfg.style_mode, seed=self.train_cfg.seed,
                                    variants=self.train_cfg.style_variants)
-            log.info("%d style images (%s order), %d unreadable skipped",
-                     len(self.styles), self.styles.mode, self.styles.skipped)
+            log.info("%d style images (%s order; %d made-up versions of each), %d unreadable skipped",
+                     len(self.styles), self.styles.mode, self.train_cfg.style_variants - 1, self.styles.skipped)
         return self.styles
 
     def style_grams(self, idx: int) -> dict[str, Tensor]:
