@@ -169,9 +169,7 @@ def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], 
                                 f"({user}) and not an existing file")
     if path.is_dir():
         raise errors.StyleError(f"style {spec!r} is a folder; give an image file or a style name")
-    if refine is not None and path.suffix.lower() != ".pt":
-        return refine(path), path.stem
-    return stylizer.style(path), path.stem
+    return stylizer.style(path, from_image_file=refine), path.stem
 
 
 def resolve_styles(specs: Sequence[str], weights: Sequence[float] | None, stylizer,

@@ -196,12 +196,14 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
     rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0).astype(np.float32)
     report = progress or (lambda f, m: None)
     report(0.05, "Reading the style")
-    if refine_steps and not str(style).lower().endswith(".pt") and Path(style).is_file():
+    refine = None
+    if refine_steps:
         from normstyle_core.refine import RefineConfig
-        code = st.refine(style, [LoadedImage(rgb=rgb)], config=RefineConfig(steps=refine_steps),
-                         progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
-    else:
-        code = st.style(style)
+
+        def refine(path):
+            return st.refine(path, [LoadedImage(rgb=rgb)], config=RefineConfig(steps=refine_steps), name=path.stem,
+                             progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
+    code = st.style(style, from_image_file=refine)
     if strength < 1.0:
         # Ghiasi et al.: interpolate between the content's own code and the style's code
         code = st.encode(LoadedImage(rgb=rgb)).lerp(code, strength)

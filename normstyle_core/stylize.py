@@ -148,8 +148,12 @@ class Stylizer:
         code = self.model.encode_style(x)  # fp32: the code is tiny, keep it exact
         return StyleCode(code[0], name)
 
-    def style(self, spec: StyleInput) -> StyleCode:
-        """A built-in or user style name, a style-code file (.pt), an image file, or an image."""
+    def style(self, spec: StyleInput, *,
+              from_image_file: Callable[[Path], StyleCode] | None = None) -> StyleCode:
+        """A built-in or user style name, a style-code file (.pt), an image file, or an image.
+
+        ``from_image_file`` turns an image *file* into its code instead of :meth:`encode` (e.g.
+        :meth:`refine`, for ``--refine``); names and code files are used as they are."""
         if isinstance(spec, StyleCode):
             self._check_code(spec)
             return spec
@@ -164,7 +168,7 @@ class Stylizer:
             self._check_code(code)
             return code
         if path.exists():
-            return self.encode(path, name=path.stem)
+            return from_image_file(path) if from_image_file else self.encode(path, name=path.stem)
         known = ", ".join(sorted(self.style_bank)) or "none"
         raise StyleError(f"style {text!r} is neither a built-in style ({known}) nor an existing file")
 
