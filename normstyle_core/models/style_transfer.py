@@ -7,6 +7,7 @@ from torch import Tensor
 from ..config import ModelConfig
 from .norm_net import build_normalization_net
 from .transform_net import ImageTransformNet
+from .vgg import VGG19, layer_names
 
 
 class StyleTransferModel(nn.Module):
@@ -24,6 +25,16 @@ class StyleTransferModel(nn.Module):
     def encode_style(self, style: Tensor) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, rows, 2 * num_cin) packed gamma/beta."""
         return self.normalization(style)
+
+    def inner_vgg(self, last_layer: str) -> VGG19 | None:
+        """The frozen VGG-19 copy inside a "vgg" style encoder when it reaches ``last_layer``
+        (the shipped model's reaches relu4_1, the deepest layer of its loss), else None: a
+        loss network that needs no installed VGG weights."""
+        inner = getattr(self.normalization, "vgg", None)
+        if not isinstance(inner, VGG19):
+            return None
+        order = layer_names()
+        return inner if order.index(inner.names[-1]) >= order.index(last_layer) else None
 
     def forward(self, content: Tensor, style: Tensor | None = None, *, code: Tensor | None = None) -> Tensor:
         if code is None:
