@@ -22,10 +22,13 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("../runs/shipped"))
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=ASSET)
+    ap.add_argument("--from", dest="source", type=Path, default=None,
+                    help="export this checkpoint or model file instead of --run's newest (e.g. a GPU "
+                         "run's candidate.pt, to rebuild its style bank from the full-size paintings)")
     ap.add_argument("--steps-before", type=int, default=0,
                     help="steps behind the run's --init-from weights (the file records the total)")
     args = ap.parse_args()
-    ckpt = latest_checkpoint(args.run)
+    ckpt = args.source or latest_checkpoint(args.run)
     if ckpt is None:
         raise SystemExit(f"no checkpoint in {args.run}")
     styles = {p.stem: p for p in list_images([args.data / "styles" / "named"])}

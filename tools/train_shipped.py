@@ -77,6 +77,9 @@ def main() -> None:
     ap.add_argument("--warmup-steps", type=int, default=0, help="linear lr ramp (use with --init-from)")
     ap.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay, help="weight average (0: off)")
     ap.add_argument("--seed", type=int, default=0, help="a new seed gives a continuation new crops")
+    ap.add_argument("--styles-per-step", type=int, default=0,
+                    help="styles in one batch (0: one per content image, at most 4, as on the CPU)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training step")
     ap.add_argument("--style-variants", type=int, default=4,
                     help="each style image also stands for N-1 cropped, hue-turned versions (data.style_variant)")
     args = ap.parse_args()
@@ -94,7 +97,8 @@ def main() -> None:
         content=(str(args.data / "train" / "content"),),
         styles=tuple(str(p) for p in named * 3 + train_styles),
         out_dir=str(args.out), steps=args.steps, image_size=args.image_size, style_size=256,
-        batch_size=args.batch_size, style_mode="random", styles_per_step=min(4, args.batch_size),
+        batch_size=args.batch_size, style_mode="random",
+        styles_per_step=args.styles_per_step or min(4, args.batch_size), compile=args.compile,
         checkpoint_every=250, sample_every=1000,
         log_every=10, loss_preset="arbitrary", num_workers=args.workers, max_minutes=args.minutes,
         lr=args.lr, init_from=args.init_from, warmup_steps=args.warmup_steps, seed=args.seed,
