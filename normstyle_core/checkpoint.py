@@ -111,3 +111,30 @@ def export_model(src: Path, dst: Path, *, style_images: dict[str, Path] | None =
              "loss_config": data.get("loss_config"), "train_config": data.get("train_config")}
     save_checkpoint(dst, model=model, vgg_source=data.get("vgg_weights", "unknown"), extra=extra, half=half)
     return extra
+
+
+# The last layer of the "vgg" style encoder: its bias is added to every predicted code as is.
+CODE_BIAS = "normalization.fc2.bias"
+
+
+def offset_style_codes(src: Path, dst: Path, *, offset: torch.Tensor, note: dict[str, Any]) -> None:
+    """Write ``src`` to ``dst`` with ``offset`` (rows, 2 * num_cin) added to every code the
+    model predicts (folded into the style encoder's output bias) and to its built-in bank, so
+    names and image files stay consistent. ``note`` is appended to the file's
+    ``code_calibration`` history. Only the "vgg" encoder's code is a plain affine output."""
+    data = read_checkpoint(Path(src))
+    state = data["model_state"]
+    if CODE_BIAS not in state or saved_model_config(data["model_config"]).style_encoder != "vgg":
+        raise CheckpointError(f"{src}: only a model with the vgg style encoder can take a code offset")
+    bias = state[CODE_BIAS]
+    if offset.numel() != bias.numel():
+        raise CheckpointError(f"{src}: a code offset of shape {tuple(offset.shape)} does not fit its "
+                              f"{bias.numel()}-value code")
+    state[CODE_BIAS] = (bias.float() + offset.float().flatten()).to(bias.dtype)
+    if data.get("ema_state"):  # a training checkpoint renders with its average: shift that too
+        ema = data["ema_state"][CODE_BIAS]
+        data["ema_state"][CODE_BIAS] = (ema.float() + offset.float().flatten()).to(ema.dtype)
+    data["style_bank"] = {name: code + offset.float().view_as(code)
+                          for name, code in (data.get("style_bank") or {}).items()}
+    data["code_calibration"] = [*(data.get("code_calibration") or []), dict(note)]
+    atomic_torch_save(data, Path(dst))

