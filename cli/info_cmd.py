@@ -50,6 +50,9 @@ def info(as_json, model_path, device, precision):
             "parameters": sum(p.numel() for p in stylizer.model.parameters()),
             "built_in_styles": sorted(stylizer.style_bank),
         })
+        for note in stylizer.info.get("code_calibration") or []:  # tools/calibrate_code_bias.py
+            out["model"].setdefault("code_calibration", []).append(
+                f"mean refine correction of {note.get('paintings')} unseen paintings x {note.get('scale')}")
         if out["precision"] is not None:
             from normstyle_core.kernels.compile import cache_dir, cache_is_warm, compile_setting
             from normstyle_core.stylize import compile_key

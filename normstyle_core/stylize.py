@@ -126,7 +126,8 @@ class Stylizer:
             raise CheckpointError(f"model file not found: {path}")
         model, data = load_model(path)
         bank = {name: StyleCode(m, name) for name, m in (data.get("style_bank") or {}).items()}
-        info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config")}
+        info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config",
+                                         "code_calibration")}
         info["path"] = str(path)
         return cls(model, place=placement(device, precision), style_bank=bank, info=info)
 

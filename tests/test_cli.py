@@ -308,6 +308,7 @@ def test_info(run, tmp_path, home, tiny_model_file):
     data = json.loads(r.stdout)
     assert data["model"]["path"] == str(tiny_model_file)
     assert data["model"]["widths"] == [8, 16, 32] and data["model"]["built_in_styles"] == ["blue", "red"]
+    assert "code_calibration" not in data["model"]  # only tools/calibrate_code_bias.py adds one
     assert data["paths"]["data (user styles)"] == str(home / "styles")
     assert data["versions"]["torch"] == torch.__version__
     r = run("info")

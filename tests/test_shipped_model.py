@@ -34,3 +34,17 @@ def test_built_in_styles_give_different_pastiches(shipped):
     assert np.abs(outs["candy"] - outs["starry-night"]).mean() > 10
     # And neither is the photo itself.
     assert np.abs(outs["candy"] - photo).mean() > 10
+
+
+def test_the_built_in_codes_are_what_the_model_predicts_for_the_named_paintings(shipped):
+    """`--style candy` and `--style candy.jpg` must agree: a calibration of the encoder's output
+    (tools/calibrate_code_bias.py) shifts the bank with it."""
+    from pathlib import Path
+    named = Path(__file__).resolve().parents[2] / "shared" / "data" / "styles" / "named"
+    if not named.is_dir():
+        pytest.skip("../shared/data is not here")
+    assert shipped.info["code_calibration"]  # the shipped model carries its calibration
+    for name in ("candy", "the-scream", "udnie"):
+        predicted = shipped.encode(named / f"{name}.jpg").matrix
+        # bank: computed in fp32 before the fp16 export; predicted: the fp16 weights
+        np.testing.assert_allclose(shipped.style_bank[name].matrix.numpy(), predicted.numpy(), atol=0.01)
