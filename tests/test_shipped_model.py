@@ -36,13 +36,10 @@ def test_built_in_styles_give_different_pastiches(shipped):
     assert np.abs(outs["candy"] - photo).mean() > 10
 
 
-def test_the_built_in_codes_are_what_the_model_predicts_for_the_named_paintings(shipped):
+def test_the_built_in_codes_are_what_the_model_predicts_for_the_named_paintings(shipped, shared_data):
     """`--style candy` and `--style candy.jpg` must agree: a calibration of the encoder's output
     (tools/calibrate_code_bias.py) shifts the bank with it."""
-    from pathlib import Path
-    named = Path(__file__).resolve().parents[2] / "shared" / "data" / "styles" / "named"
-    if not named.is_dir():
-        pytest.skip("../shared/data is not here")
+    named = shared_data / "styles" / "named"
     assert shipped.info["code_calibration"]  # the shipped model carries its calibration
     for name in ("candy", "the-scream", "udnie"):
         predicted = shipped.encode(named / f"{name}.jpg").matrix
