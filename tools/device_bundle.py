@@ -63,7 +63,7 @@ def main() -> None:
         raise SystemExit(f"the style images alone take {used / 2**20:.1f} MiB, over the {budget / 2**20:.1f} MiB budget")
     photos = list_images([args.data / "train" / "content"])
     sizes = [p.stat().st_size for p in photos]
-    # The largest even spread that fits: step through the list with a stride, smallest first.
+    # The largest even spread of the photos that fits: 5% fewer at a time until it does.
     room, take = budget - used, len(photos)
     while take and sum(sizes[i * len(photos) // take] for i in range(take)) > room:
         take = int(take * 0.95)
