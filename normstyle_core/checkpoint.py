@@ -130,10 +130,11 @@ def offset_style_codes(src: Path, dst: Path, *, offset: torch.Tensor, note: dict
     if offset.numel() != bias.numel():
         raise CheckpointError(f"{src}: a code offset of shape {tuple(offset.shape)} does not fit its "
                               f"{bias.numel()}-value code")
-    state[CODE_BIAS] = (bias.float() + offset.float().flatten()).to(bias.dtype)
-    if data.get("ema_state"):  # a training checkpoint renders with its average: shift that too
-        ema = data["ema_state"][CODE_BIAS]
-        data["ema_state"][CODE_BIAS] = (ema.float() + offset.float().flatten()).to(ema.dtype)
+    # A training checkpoint renders with its weight average ("ema_state"): shift that too.
+    for weights in (state, data.get("ema_state")):
+        if weights:
+            old = weights[CODE_BIAS]
+            weights[CODE_BIAS] = (old.float() + offset.float().flatten()).to(old.dtype)
     data["style_bank"] = {name: code + offset.float().view_as(code)
                           for name, code in (data.get("style_bank") or {}).items()}
     data["code_calibration"] = [*(data.get("code_calibration") or []), dict(note)]
