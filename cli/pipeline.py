@@ -68,6 +68,7 @@ class Options:
     quality: int = 95
     keep_metadata: bool = True
     overwrite: bool = False
+    feedback: bool = True  # Stylizer.stylize's feedback step for codes predicted from a style image
 
 
 # ---------------------------------------------------------------- templates
@@ -308,7 +309,8 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             try:
                 loaded = fut.result()
                 image = stylizer.stylize(loaded, style=code, strength=opts.strength,
-                                         preserve_color=opts.preserve_color, max_size=opts.max_size)
+                                         preserve_color=opts.preserve_color, max_size=opts.max_size,
+                                         feedback=opts.feedback)
                 if loaded.grayscale and opts.preserve_color and image.mode == "RGB":
                     image = image.convert("L")  # a gray photo with its own colours stays gray
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch

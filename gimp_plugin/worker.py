@@ -184,6 +184,8 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
     The same steps as ``Stylizer.stylize`` (which returns an 8-bit PIL image) through the core's
     public API, so high bit-depth layers keep their precision. ``refine_steps``: a style image's
     code is first fitted on this layer (:meth:`Stylizer.refine`); names and codes are used as is.
+    Without it, a style image's predicted code gets the feedback step on this layer, as in
+    ``Stylizer.stylize``.
     """
     import numpy as np
 
@@ -204,11 +206,13 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
             return st.refine(path, [LoadedImage(rgb=rgb)], config=RefineConfig(steps=refine_steps), name=path.stem,
                              progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
     code = st.style(style, from_image_file=refine)
+    content = to_tensor(rgb)
+    if code.feedback:  # predicted from a style image: one look at a small render corrects it
+        code = st.feedback(code, content)
     if strength < 1.0:
         # Ghiasi et al.: interpolate between the content's own code and the style's code
         code = st.encode(LoadedImage(rgb=rgb)).lerp(code, strength)
     report(0.85 if refine_steps else 0.1, "Rendering")
-    content = to_tensor(rgb)
     out = st.render(content, code)
     if preserve_color:
         out = luminance_transfer(out, content.to(out.device))

@@ -168,9 +168,10 @@ def color_transfer_method(content: Image.Image, style: Image.Image, style_path: 
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def normstyle_method(stylizer) -> Method:
+def normstyle_method(stylizer, *, feedback: bool = True) -> Method:
+    """What `normstyle stylize --style painting.jpg` does; ``feedback=False``: the prediction alone."""
     def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
-        return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem))
+        return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem), feedback=feedback)
     return run
 
 

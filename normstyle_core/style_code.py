@@ -20,10 +20,17 @@ class StyleCode:
 
     Layout as declared by :attr:`ModelConfig.cin_channels`: column ``i`` = gamma of CIN layer
     ``i``, column ``num_cin + i`` = its beta.
+
+    ``feedback``: the code is the Normalization Network's prediction for a style image, so
+    :meth:`Stylizer.stylize` corrects it on each photo with the feedback step
+    (:mod:`normstyle_core.feedback`). Built-in codes (styles the model trained on, where the
+    step trades style for content instead of helping: measured) and refined codes (already
+    fitted) are used as they are.
     """
 
     matrix: Tensor
     name: str = "custom"
+    feedback: bool = False
 
     def __post_init__(self) -> None:
         if self.matrix.dim() != 2 or self.matrix.shape[1] % 2:
@@ -61,13 +68,15 @@ class StyleCode:
             raise StyleError(f"cannot blend codes of different models: shapes {sorted(shapes)}")
         total = float(sum(weights))
         matrix = sum(c.matrix * (w / total) for c, w in zip(codes, weights))
-        return StyleCode(matrix, name or "+".join(c.name for c in codes))
+        # a mix with a built-in or refined code is no longer a pure prediction: used as it is
+        return StyleCode(matrix, name or "+".join(c.name for c in codes),
+                         feedback=all(c.feedback for c in codes))
 
     # --------------------------------------------------------------------- files
     def save(self, path: str | os.PathLike[str]) -> None:
         from .checkpoint import atomic_torch_save
         atomic_torch_save({"format": CODE_FORMAT, "version": CODE_VERSION, "name": self.name,
-                           "matrix": self.matrix}, Path(path))
+                           "matrix": self.matrix, "feedback": self.feedback}, Path(path))
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> "StyleCode":
@@ -77,4 +86,5 @@ class StyleCode:
             raise CheckpointError(f"{path} is not a normstyle style code")
         if data.get("version") != CODE_VERSION:
             raise CheckpointError(f"{path}: style-code version {data.get('version')} is not supported")
-        return StyleCode(data["matrix"], str(data.get("name", Path(path).stem)))
+        return StyleCode(data["matrix"], str(data.get("name", Path(path).stem)),
+                         feedback=bool(data.get("feedback", False)))  # files from before the step: as they are

@@ -147,7 +147,17 @@ class Stylizer:
         loaded = _as_loaded(image)
         x = imaging.to_tensor(loaded.rgb).to(self.place.device)
         code = self.model.encode_style(x)  # fp32: the code is tiny, keep it exact
-        return StyleCode(code[0], name)
+        return StyleCode(code[0], name, feedback=True)
+
+    @torch.inference_mode()
+    def feedback(self, code: StyleCode, content: Tensor) -> StyleCode:
+        """``code`` corrected for photo ``content`` (B=1, 3, H, W in [0, 1]) by the feedback step
+        (:mod:`normstyle_core.feedback`): render the photo's centre square with it, read the render
+        with the Normalization Network, move the code by the difference."""
+        from .feedback import centre_square, corrected_code
+        square = centre_square(content, size=self.config.style_size)
+        seen = self.model.encode_style(self.render(square, code).to(self.place.device))[0].cpu()
+        return StyleCode(corrected_code(code.matrix, seen), code.name)
 
     def style(self, spec: StyleInput, *,
               from_image_file: Callable[[Path], StyleCode] | None = None) -> StyleCode:
@@ -271,9 +281,13 @@ class Stylizer:
         return out[..., :h, :w].float()
 
     def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, strength: float = 1.0,
-                preserve_color: bool = False, max_size: int | None = None,
+                preserve_color: bool = False, max_size: int | None = None, feedback: bool = True,
                 progress: Callable[[float], None] | None = None) -> Image.Image:
-        """Stylize one image; returns a PIL image (RGBA when the input had alpha)."""
+        """Stylize one image; returns a PIL image (RGBA when the input had alpha).
+
+        ``feedback``: correct a code predicted from a style image on this photo first
+        (:meth:`feedback`; codes with ``feedback=False``, e.g. built-in styles, are never
+        corrected). False renders the prediction as it is: one pass, a little faster."""
         if not 0.0 <= strength <= 1.0:
             raise StyleError(f"strength must be between 0 and 1, got {strength}")
         loaded = _as_loaded(image)
@@ -282,6 +296,8 @@ class Stylizer:
         if max_size is not None and max(rgb.shape[:2]) > max_size:
             rgb, alpha = _downscale(rgb, alpha, max_size)
         content = imaging.to_tensor(rgb)
+        if feedback and code.feedback:
+            code = self.feedback(code, content)
         if strength < 1.0:
             # Ghiasi et al.: interpolate between the content's own code and the style's code.
             own = self.encode(LoadedImage(rgb=rgb))

@@ -60,16 +60,17 @@ def test_eval_grid_table_json_and_sheet(run, tmp_path):
     assert (out / "sheet.png").is_file()
 
 
-def test_eval_scores_refined_codes_as_their_own_row(run, tmp_path):
+def test_eval_scores_refined_and_one_pass_codes_as_their_own_rows(run, tmp_path):
     for i in range(2):
         photo(tmp_path / "c" / f"c{i}.png", 32, 32, seed=i)
         photo(tmp_path / "s" / f"s{i}.png", 32, 32, seed=10 + i)
     out = tmp_path / "ev"
     result = run("eval", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", out, "--size", "64",
-                 "--vgg-weights", "random", "--no-baselines", "--refine", "2", "--json")
+                 "--vgg-weights", "random", "--no-baselines", "--refine", "2", "--one-pass", "--json")
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in json.loads((out / "eval.json").read_text())["results"]}
-    assert set(rows) == {"normstyle", "normstyle, refined 2 steps"}
+    assert set(rows) == {"normstyle", "normstyle, refined 2 steps", "normstyle, one pass (no feedback)"}
     assert rows["normstyle, refined 2 steps"]["n"] == 4
-    # Refined codes render differently from the one-pass ones.
-    assert rows["normstyle, refined 2 steps"]["style_loss"] != rows["normstyle"]["style_loss"]
+    # Refined codes, and predictions without the feedback step, render differently.
+    for other in ("normstyle, refined 2 steps", "normstyle, one pass (no feedback)"):
+        assert rows[other]["style_loss"] != rows["normstyle"]["style_loss"]

