@@ -69,6 +69,13 @@ def test_stylize_corrects_predicted_codes_only(stylizer, tmp_path):
                                       np.asarray(stylizer.stylize(img, style=style, feedback=False)))
 
 
+@pytest.mark.parametrize("size", [(1, 9), (5, 3), (300, 40)])
+def test_feedback_on_odd_photo_sizes(stylizer, tmp_path, size):
+    painting = tmp_path / "painting.png"
+    _picture(40, 40, seed=6).save(painting)
+    assert stylizer.stylize(_picture(*size), style=painting).size == size
+
+
 def test_the_flag_travels_with_blends_and_code_files(tmp_path):
     a = StyleCode(torch.zeros(4, 6), "a", feedback=True)
     b = StyleCode(torch.ones(4, 6), "b", feedback=True)
