@@ -27,7 +27,7 @@ def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      "first; closer to the painting (20: ~9 s on a 2-core CPU; 50: a bit closer)."),
         click.option("--feedback/--no-feedback", default=True, show_default=True,
                      help="Correct a style IMAGE's predicted code on each photo with one look at a small "
-                     "render (~0.2 s on a 2-core CPU); closer to the painting. Built-in styles and "
+                     "render (~0.3 s on a 2-core CPU); closer to the painting. Built-in styles and "
                      "code files are used as they are."),
         click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
         click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",

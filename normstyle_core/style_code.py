@@ -24,8 +24,7 @@ class StyleCode:
     ``feedback``: the code is the Normalization Network's prediction for a style image, so
     :meth:`Stylizer.stylize` corrects it on each photo with the feedback step
     (:mod:`normstyle_core.feedback`). Built-in codes (styles the model trained on, where the
-    step trades style for content instead of helping: measured) and refined codes (already
-    fitted) are used as they are.
+    step buys no style loss: measured) and refined codes (already fitted) are used as they are.
     """
 
     matrix: Tensor
