@@ -207,11 +207,7 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
                              progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
     code = st.style(style, from_image_file=refine)
     content = to_tensor(rgb)
-    if code.feedback:  # predicted from a style image: one look at a small render corrects it
-        code = st.feedback(code, content)
-    if strength < 1.0:
-        # Ghiasi et al.: interpolate between the content's own code and the style's code
-        code = st.encode(LoadedImage(rgb=rgb)).lerp(code, strength)
+    code = st.code_for(code, content, strength=strength)  # feedback step, strength: as stylize does
     report(0.85 if refine_steps else 0.1, "Rendering")
     out = st.render(content, code)
     if preserve_color:

@@ -144,9 +144,10 @@ class Stylizer:
     @torch.inference_mode()
     def encode(self, image: ImageInput, *, name: str = "custom") -> StyleCode:
         """Style code of an image (the Normalization Network's output)."""
-        loaded = _as_loaded(image)
-        x = imaging.to_tensor(loaded.rgb).to(self.place.device)
-        code = self.model.encode_style(x)  # fp32: the code is tiny, keep it exact
+        return self._encode_tensor(imaging.to_tensor(_as_loaded(image).rgb), name)
+
+    def _encode_tensor(self, x: Tensor, name: str) -> StyleCode:
+        code = self.model.encode_style(x.to(self.place.device))  # fp32: the code is tiny, keep it exact
         return StyleCode(code[0], name, feedback=True)
 
     @torch.inference_mode()
@@ -156,8 +157,20 @@ class Stylizer:
         with the Normalization Network, move the code by the difference."""
         from .feedback import centre_square, corrected_code
         square = centre_square(content, size=self.config.style_size)
-        seen = self.model.encode_style(self.render(square, code).to(self.place.device))[0].cpu()
+        seen = self.model.encode_style(self.render(square, code))[0].cpu()
         return StyleCode(corrected_code(code.matrix, seen), code.name)
+
+    @torch.inference_mode()
+    def code_for(self, code: StyleCode, content: Tensor, *, strength: float = 1.0,
+                 feedback: bool = True) -> StyleCode:
+        """The code photo ``content`` (B=1, 3, H, W in [0, 1]) is rendered with: ``code``
+        corrected by :meth:`feedback` when it is a prediction (and ``feedback``), then, for
+        ``strength`` < 1, interpolated from the photo's own code (Ghiasi et al.)."""
+        if feedback and code.feedback:
+            code = self.feedback(code, content)
+        if strength < 1.0:
+            code = self._encode_tensor(content, "custom").lerp(code, strength)
+        return code
 
     def style(self, spec: StyleInput, *,
               from_image_file: Callable[[Path], StyleCode] | None = None) -> StyleCode:
@@ -296,12 +309,7 @@ class Stylizer:
         if max_size is not None and max(rgb.shape[:2]) > max_size:
             rgb, alpha = _downscale(rgb, alpha, max_size)
         content = imaging.to_tensor(rgb)
-        if feedback and code.feedback:
-            code = self.feedback(code, content)
-        if strength < 1.0:
-            # Ghiasi et al.: interpolate between the content's own code and the style's code.
-            own = self.encode(LoadedImage(rgb=rgb))
-            code = own.lerp(code, strength)
+        code = self.code_for(code, content, strength=strength, feedback=feedback)
         if progress:
             progress(0.1)
         out = self.render(content, code)
