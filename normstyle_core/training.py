@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +41,8 @@ from .models.vgg import VGG19, layer_names
 
 log = logging.getLogger(__name__)
 CKPT_GLOB = "ckpt_*.pt"
+# Memory for cached Gram targets: 2,800 styles at the arbitrary preset's layers.
+GRAM_CACHE_BYTES = 4 << 30
 
 
 @dataclass
@@ -178,7 +181,8 @@ class Trainer:
         self.content_files = list_images(train.content)
         self.style_files = list_images(train.styles)
         self.styles: StyleSet | None = None
-        self._grams: dict[int, dict[str, Tensor]] = {}
+        self._grams: OrderedDict[int, dict[str, Tensor]] = OrderedDict()
+        self._gram_bytes = 0
         self._style_feats: dict[int, Tensor] = {}
 
     # ------------------------------------------------------------------ setup
@@ -202,13 +206,21 @@ class Trainer:
         return self.styles
 
     def style_grams(self, idx: int) -> dict[str, Tensor]:
-        """Gram targets of style ``idx``, computed once and cached (a fixed style set never
-        needs the style's VGG pass again)."""
-        if idx not in self._grams:
-            with torch.no_grad(), self._autocast():
-                img = self.styles.image(idx).to(self.place.device)
-                self._grams[idx] = {k: v.float() for k, v in self.loss_fn.style_targets(img).items()}
-        return self._grams[idx]
+        """Gram targets of style ``idx``, cached up to ``GRAM_CACHE_BYTES`` (least recently used
+        out first): a few hundred styles stay cached for good, while thousands of styles with
+        their made-up versions (1.4 MB each at relu1_1..relu4_1) would not fit in memory."""
+        if idx in self._grams:
+            self._grams.move_to_end(idx)
+            return self._grams[idx]
+        with torch.no_grad(), self._autocast():
+            img = self.styles.image(idx).to(self.place.device)
+            grams = {k: v.float() for k, v in self.loss_fn.style_targets(img).items()}
+        self._grams[idx] = grams
+        self._gram_bytes += sum(g.numel() * g.element_size() for g in grams.values())
+        while self._gram_bytes > GRAM_CACHE_BYTES and len(self._grams) > 1:
+            _, old = self._grams.popitem(last=False)
+            self._gram_bytes -= sum(g.numel() * g.element_size() for g in old.values())
+        return grams
 
     def style_input(self, style_ids: list[int]) -> tuple[Tensor, bool]:
         """What the Normalization Network reads for these styles, and whether it is cached

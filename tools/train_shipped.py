@@ -51,6 +51,14 @@ HOLDOUT_SEED = 1234
 SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True,
                             encoder_activation="leaky_relu")
 CONTENT_WEIGHT = 15.0
+EXTRA_HOLDOUT_FRACTION = 0.05
+
+
+def extra_split(data: Path) -> tuple[list[Path], list[Path]]:
+    """train/styles-extra split into trained and held-out artworks (seeded, every kind in
+    proportion). The held-out ones are the development set for settings fitted on unseen
+    artworks (calibration, feedback rate): neither trained on nor in eval/."""
+    return split_holdout(list_images([data / "train" / "styles-extra"]), EXTRA_HOLDOUT_FRACTION, HOLDOUT_SEED)
 
 
 def main() -> None:
@@ -80,6 +88,9 @@ def main() -> None:
     ap.add_argument("--styles-per-step", type=int, default=0,
                     help="styles in one batch (0: one per content image, at most 4, as on the CPU)")
     ap.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    ap.add_argument("--extra", action="store_true",
+                    help="also train on train/styles-extra (artworks and textures of many kinds) "
+                         "less a seeded held-out share for choosing settings")
     ap.add_argument("--style-variants", type=int, default=4,
                     help="each style image also stands for N-1 cropped, hue-turned versions (data.style_variant)")
     args = ap.parse_args()
@@ -93,6 +104,10 @@ def main() -> None:
                                            HOLDOUT_FRACTION, HOLDOUT_SEED)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "holdout_styles.txt").write_text("".join(f"{p.name}\n" for p in held_out))
+    if args.extra:
+        extra, extra_held_out = extra_split(args.data)
+        train_styles += extra
+        (args.out / "holdout_styles_extra.txt").write_text("".join(f"{p.name}\n" for p in extra_held_out))
     cfg = TrainConfig(
         content=(str(args.data / "train" / "content"),),
         styles=tuple(str(p) for p in named * 3 + train_styles),
