@@ -9,6 +9,8 @@ from normstyle_core import devices
 from normstyle_core.kernels import FastTransform
 from normstyle_core.models.transform_net import ImageTransformNet
 
+pytestmark = pytest.mark.bf16
+
 
 def test_auto_is_bf16_only_with_fast_bf16_hardware(monkeypatch):
     cpu = torch.device("cpu")

@@ -31,14 +31,26 @@ def test_tiled_equals_untiled_fp32(tiny_config, tile):
     assert (got - ref).abs().max().item() * 255 < 0.05  # far below one 8-bit level
 
 
-def test_tiled_equals_untiled_bf16(tiny_config):
-    _, fast = _fast(tiny_config, torch.bfloat16)
+@pytest.mark.bf16
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiled_bf16_adds_no_error_beyond_bf16_rounding(tiny_config, seed):
+    """bf16 keeps 8 significant bits, so any bf16 render differs from the fp32 one by rounding
+    noise whose size and pattern depend on the CPU's kernels (AMX and AVX-512 block a tile
+    differently: tiled and untiled bf16 differ by ~8 levels at single pixels on AMX, by 0 on
+    AVX-512). The bound is therefore relative to bf16's own noise on this net, measured in the
+    same run: the tiled render must be as close to fp32 as the untiled bf16 render is. A tiling
+    bug (per-tile statistics, a seam) is tens of levels off on average, far outside it."""
+    torch.manual_seed(seed)
+    net, fast16 = _fast(tiny_config, torch.bfloat16)
+    fast32 = FastTransform.from_net(net, dtype=torch.float32)
     code = torch.randn(1, tiny_config.code_rows, 2 * tiny_config.num_cin) * 0.3 + 1
     x = torch.rand(1, 3, 64, 88)
     with torch.inference_mode():
-        ref = fast(x, code)
-        got = render_tiled(fast, x, code, tile=24)
-    assert (got - ref).abs().max().item() * 255 <= 1.0
+        exact = fast32(x, code)
+        noise = (fast16(x, code) - exact).abs() * 255
+        err = (render_tiled(fast16, x, code, tile=24) - exact).abs() * 255
+    assert err.mean().item() <= 1.5 * noise.mean().item() + 0.1, (err.mean(), noise.mean())
+    assert err.max().item() <= 2.0 * noise.max().item() + 2.0, (err.max(), noise.max())
 
 
 def test_tiled_rejects_sizes_that_are_not_multiples_of_4(tiny_config):
@@ -78,6 +90,7 @@ def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
     assert (got - ref).abs().max().item() * 255 <= 3.0
 
 
+@pytest.mark.bf16
 def test_2048_tiled_matches_untiled_with_the_shipped_model_in_the_product_precision():
     """The issue's check, on the model users get, in the precision the Stylizer picks here
     (bf16 on this CPU): tiled and untiled 2048x2048 renders agree to a few 8-bit levels.
