@@ -6,6 +6,7 @@ line; saving is atomic and keeps EXIF/ICC.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -14,13 +15,85 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
 from torch import Tensor
 
 from .errors import ImageError
 
-# Pillow's default bomb limit (~89 MP) warns; we refuse above this many pixels instead.
-MAX_PIXELS = 200_000_000
+# --------------------------------------------------------------- image size policy
+# A decompression bomb is judged by what loading the image costs in memory, not by a pixel
+# count: 108-150 MP panoramas are real photos, and a 16-bit scan costs more than an 8-bit one.
+# Loading holds the decoded image twice (a rotation from EXIF or a mode conversion copies it),
+# its 8-bit RGB(A) array and our float32 RGB(A) copy.
+MEMORY_SHARE = 0.5  # of the memory available now that one image may take to load
+MAX_LOAD_BYTES = 8 * 1024**3  # whatever the RAM: an RGB photo of 370 MP, RGBA of 300 MP
+_MIN_LOAD_BYTES_PER_PIXEL = 2 * 1 + 3 + 3 * 4  # 8-bit gray: 1 byte decoded (x2), RGB bytes, floats
+MAX_PIXELS = MAX_LOAD_BYTES // _MIN_LOAD_BYTES_PER_PIXEL  # no image above this can pass the check
+# Pillow's own check (a warning above MAX_IMAGE_PIXELS, an error above twice that) must not
+# refuse what the policy above accepts; at our ceiling it only fires for images we refuse anyway.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def _decoded_bytes_per_pixel(mode: str) -> int:
+    """Bytes per pixel of a decoded Pillow image: multi-band modes use 4, single-band 1, 2 or 4."""
+    if len(ImageMode.getmode(mode).bands) > 1:
+        return 4
+    return {"I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}.get(mode, 1)
+
+
+def load_bytes(width: int, height: int, mode: str) -> int:
+    """Memory that loading a ``width`` x ``height`` image of Pillow ``mode`` takes, about."""
+    alpha = mode in ("LA", "RGBA", "PA", "La", "RGBa", "P")  # P may carry transparency
+    channels = 4 if alpha else 3
+    wide = 8 if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F") else 0  # float64 for the scaling
+    return width * height * (2 * _decoded_bytes_per_pixel(mode) + channels * (1 + 4) + wide)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (the cgroup's limit counts), or None where unknown."""
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # a container's limit is lower than what /proc/meminfo shows
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, OSError, ValueError):
+            pass
+    return min(found) if found else None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_size(path: Path, width: int, height: int, mode: str) -> None:
+    """Raise ImageError naming the size if loading this image would not fit (see MEMORY_SHARE)."""
+    need = load_bytes(width, height, mode)
+    size = f"{width}x{height} ({width * height / 1e6:.0f} MP)"
+    if need > MAX_LOAD_BYTES:
+        raise ImageError(f"{path}: {size} is too large: it would take about {_gb(need)} of memory to "
+                         f"load, above the {_gb(MAX_LOAD_BYTES)} limit (a decompression bomb, or a "
+                         "damaged header); refused")
+    free = available_memory()
+    if free is not None and need > MEMORY_SHARE * free:
+        raise ImageError(f"{path}: {size} is too large for the memory available now: it would take "
+                         f"about {_gb(need)} to load, {_gb(free)} is available (at most "
+                         f"{MEMORY_SHARE:.0%} is used for one image); close other programs or "
+                         "downscale it first")
 
 
 @dataclass
@@ -49,18 +122,26 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
     try:
+        # Pillow warns between MAX_PIXELS and twice that, where check_size refuses anyway; the
+        # warning must not add a line to our one-line error. (catch_warnings is not thread-safe:
+        # a race between reader threads costs at most a stray warning line, or leaves this one
+        # warning ignored.)
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{path}: {w}x{h} is too large ({w * h / 1e6:.0f} MP; limit "
-                                 f"{MAX_PIXELS / 1e6:.0f} MP)")
+        try:
+            check_size(path, *img.size, img.mode)
             img.load()
+        except BaseException:
+            img.close()
+            raise
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{path}: refused, declared size is absurdly large (decompression bomb)") from exc
+    except Image.DecompressionBombError as exc:
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(declared.group(1)) / 1e6:.0f} MP" if declared else "absurdly large"
+        raise ImageError(f"{path}: declared size {size} is too large (limit {MAX_PIXELS / 1e6:.0f} MP): "
+                         "a decompression bomb, or a damaged header; refused") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not an image Pillow can read") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -73,7 +154,8 @@ def from_pil(img: Image.Image) -> LoadedImage:
     exif = img.info.get("exif")
     icc = img.info.get("icc_profile")
     try:
-        img = ImageOps.exif_transpose(img)  # photos from phones store rotation in EXIF
+        if img.getexif().get(0x0112, 1) != 1:  # photos from phones store rotation in EXIF
+            img = ImageOps.exif_transpose(img)  # (a copy: only made when it rotates)
     except Exception:  # broken EXIF must not make a good image unusable
         pass
     mode = img.mode
@@ -95,13 +177,19 @@ def from_pil(img: Image.Image) -> LoadedImage:
         bit_depth = 32
     else:
         if mode in ("LA", "RGBA", "PA", "La", "RGBa"):
-            a = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
-            alpha = a
+            alpha = _unit_float(img.getchannel("A"))
         if mode == "CMYK" and icc is not None:
             icc = None  # the CMYK profile does not describe the RGB we write
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        rgb = _unit_float(img if mode == "RGB" else img.convert("RGB"))
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, exif=exif, icc_profile=icc,
                        bit_depth=bit_depth, grayscale=grayscale)
+
+
+def _unit_float(img: Image.Image) -> np.ndarray:
+    """8-bit image -> float32 in [0, 1], with one float copy (load_bytes counts on it)."""
+    arr = np.asarray(img).astype(np.float32)
+    np.divide(arr, 255.0, out=arr)
+    return arr
 
 
 def load_image(path: str | os.PathLike[str]) -> LoadedImage:
