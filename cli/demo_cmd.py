@@ -46,21 +46,38 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
         stylizer = Stylizer.load(model, device=device)
         names = list(styles) or [s for s in DEMO_STYLES if s in stylizer.style_bank] or sorted(stylizer.style_bank)[:4]
         codes = [stylizer.style(n) for n in names]
-        rows = []
-        with Progress(console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("stylizing", total=len(files) * len(codes))
-            for f in files:
-                photo = load_image(f)
-                row = [f]
-                for name, code in zip(names, codes):
-                    out = stylizer.stylize(photo, style=code, max_size=max_size)
-                    row.append(save_image(out, out_dir / f"{f.stem}_{name}.jpg", quality=92))
-                    bar.advance(task)
-                rows.append(row)
     except NormstyleError as exc:
         raise click.ClickException(str(exc)) from None
-    from PIL import Image
-    sheet = contact_sheet([[Image.open(p) for p in row] for row in rows], out_dir / "contact_sheet.png",
-                          cell=256, labels=["photo", *names])
-    click.echo(f"wrote {len(files) * len(names)} pastiches and {sheet} ({stylizer.place.device.type}, "
-               f"{str(stylizer.place.dtype).replace('torch.', '')})")
+    rows, failed = [], []
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("stylizing", total=len(files) * len(codes))
+        for f in files:
+            # One bad photo is one line and the demo goes on, as in `normstyle batch`; a problem
+            # writing (disk full, read-only folder) is every photo's, so it stops.
+            try:
+                photo = load_image(f)
+                pastiches = [stylizer.stylize(photo, style=code, max_size=max_size) for code in codes]
+            except NormstyleError as exc:
+                bar.console.print(f"failed: {exc}", markup=False, highlight=False, soft_wrap=True)
+                failed.append(f)
+                bar.advance(task, len(codes))
+                continue
+            row = [f]
+            try:
+                for name, out in zip(names, pastiches):
+                    row.append(save_image(out, out_dir / f"{f.stem}_{name}.jpg", quality=92))
+                    bar.advance(task)
+            except NormstyleError as exc:
+                raise click.ClickException(str(exc)) from None
+            rows.append(row)
+    written = sum(len(row) - 1 for row in rows)
+    if rows:
+        from PIL import Image
+        sheet = contact_sheet([[Image.open(p) for p in row] for row in rows], out_dir / "contact_sheet.png",
+                              cell=256, labels=["photo", *names])
+        click.echo(f"wrote {written} pastiches and {sheet} ({stylizer.place.device.type}, "
+                   f"{str(stylizer.place.dtype).replace('torch.', '')})")
+    if failed:
+        click.echo(f"error: {len(failed)} of {len(files)} photo(s) failed; "
+                   f"{written} pastiche(s) written", err=True)
+        raise click.exceptions.Exit(1)

@@ -12,10 +12,12 @@ files. One bad file is one failed result; a full disk or Ctrl-C stops the batch 
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import string
 import sys
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -125,6 +127,13 @@ def collect_inputs(paths: Sequence[str], *, recursive: bool, exclude: Path | Non
     problems: list[tuple[str, str]] = []
     seen: set[Path] = set()
     excl = exclude.resolve() if exclude is not None else None
+    said: set[str] = set()
+
+    def problem(path: str, why: str) -> None:  # a path named and also matched is said once
+        key = os.path.abspath(os.path.expanduser(path))
+        if key not in said:
+            said.add(key)
+            problems.append((path, why))
 
     def add(path: Path, rel: Path) -> None:
         key = path.resolve()
@@ -136,14 +145,18 @@ def collect_inputs(paths: Sequence[str], *, recursive: bool, exclude: Path | Non
         pattern = "**/*" if recursive else "*"
         files = []
         for f in folder.glob(pattern):
-            if f.suffix.lower() not in IMAGE_EXTENSIONS or not f.is_file():
+            if f.suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
             rel = f.relative_to(folder)
             if any(part.startswith(".") for part in rel.parts):
                 continue
-            if excl is not None and excl != folder.resolve() and _inside(f.resolve(), excl):
+            # realpath, not resolve(): resolve() raises on a symlink loop
+            if excl is not None and excl != folder.resolve() and _inside(Path(os.path.realpath(f)), excl):
                 continue  # our own outputs from an earlier run
-            files.append(f)
+            if f.is_file():
+                files.append(f)
+            elif (why := not_an_image_file(f, recursive=recursive)) is not None:
+                problem(str(f), why)
         for f in sorted(files):
             add(f, f.parent.relative_to(folder))
 
@@ -153,16 +166,45 @@ def collect_inputs(paths: Sequence[str], *, recursive: bool, exclude: Path | Non
             scan(p)
         elif p.exists():
             add(p, Path())
+        elif p.is_symlink():
+            problem(text, not_an_image_file(p, recursive=recursive) or "no such file or folder")
         elif glob.has_magic(text):
-            matches = sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
-            files = [Path(m) for m in matches if Path(m).is_file() and not _is_hidden(Path(m))]
-            if not files:
-                problems.append((text, "no files match this pattern"))
+            matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
+                       if not _is_hidden(Path(m))]
+            files = [m for m in matches if m.is_file()]
+            odd = [(m, why) for m in matches if m.suffix.lower() in IMAGE_EXTENSIONS and not m.is_file()
+                   and (why := not_an_image_file(m, recursive=recursive)) is not None]
+            if not files and not odd:
+                problem(text, "no files match this pattern")
+            for m, why in odd:
+                problem(str(m), why)
             for f in files:
                 add(f, Path())
         else:
-            problems.append((text, "no such file or folder"))
+            problem(text, "no such file or folder")
     return found, problems
+
+
+def not_an_image_file(path: Path, *, recursive: bool) -> str | None:
+    """Why ``path``, named like an image, is not an image file, or None where that is fine (a
+    folder whose images --recursive finds anyway). Said, never skipped silently."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (it points back to itself), not an image"
+        if os.path.islink(path):
+            return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+        return describe_os_error(exc)
+    if path.is_dir():
+        if path.is_symlink():
+            return "is a link to a folder, not an image (links to folders are not followed)"
+        if recursive:
+            return None
+        return "is a folder, not an image (use --recursive for the images inside it)"
+    if not path.is_file():
+        return "not a regular file (a device, pipe or socket), not an image"
+    return None
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -217,6 +259,33 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
                 job.status = FAILED
                 job.error = f"output {out} already exists (use --overwrite to replace it or --skip-existing)"
     return jobs
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why outputs cannot be written into ``folder`` (made if missing), or None if they can.
+
+    Asked before anything renders: a read-only folder found after minutes of work wastes them.
+    The probe is an unnamed temp file where the OS has them (nothing appears in the folder).
+    """
+    probe = folder
+    while not probe.exists() and not probe.is_symlink():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe != folder and probe.is_symlink() and not probe.exists():
+        return f"cannot create the output folder {folder}: {probe} is a broken symbolic link"
+    if not probe.is_dir():
+        return (f"cannot create the output folder {folder}: {probe} is a file" if probe != folder
+                else f"the output folder {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if probe == folder:
+            return f"cannot write in the output folder {folder} ({why})"
+        return f"cannot create the output folder {folder} in {probe} ({why})"
+    return None
 
 
 def _same_file(a: Path, b: Path) -> bool:

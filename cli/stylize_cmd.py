@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -11,7 +13,7 @@ import click
 from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, choose_compile, compile_option, error_line,
                      load_stylizer, model_options, parse_floats, stderr_console, stdout_console)
 from .pipeline import (DEFAULT_TEMPLATE, FAILED, NOT_RUN, OK, OUTPUT_FORMATS, SKIPPED, WRITABLE, Job,
-                       Options, Result, check_template, collect_inputs, plan, run_jobs)
+                       Options, Result, check_template, collect_inputs, folder_problem, plan, run_jobs)
 
 
 def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -60,9 +62,10 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
 class Reporter(ProgressDisplay):
     """Rich progress on a terminal; plain one-line messages otherwise (logs, CI, tests)."""
 
-    def __init__(self, total: int, *, show_progress: bool) -> None:
+    def __init__(self, total: int, *, show_progress: bool, muted: set[int] | None = None) -> None:
         self.console = stderr_console()
         self.total = total
+        self.muted = muted or set()  # jobs whose failure was already said in a shared line
         self.progress = None
         if show_progress and self.console.is_terminal and total > 0:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -83,7 +86,7 @@ class Reporter(ProgressDisplay):
     def result(self, job: Job, result: Result) -> None:
         if self.progress is not None:
             self.progress.advance(self.task)
-        if result.status == FAILED:
+        if result.status == FAILED and job.index not in self.muted:
             self.line(f"failed: {result.error}")
 
 
@@ -131,6 +134,10 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         check_template(template)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--name") from None
+    for spec in styles:
+        if not spec.strip():  # Path("") is ".", a folder: the error would say so, wrongly
+            raise click.BadParameter("empty value; give a style name, a style image or a style-code "
+                                     "file (.pt)", param_hint="--style")
     weight_list = parse_floats(weights, "--weights")
     if weight_list is not None and len(weight_list) != len(styles):
         raise click.BadParameter(f"{len(styles)} --style value(s) but {len(weight_list)} weight(s)",
@@ -146,14 +153,17 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=template, style=style_name,
                 fmt=fmt, strength=strength, overwrite=overwrite, skip_existing=skip_existing)
     pre = [Result(p, None, FAILED, f"{p}: {why}") for p, why in problems]
+    blocked = _check_folders(jobs)
 
     if single and jobs and jobs[0].status == FAILED:
         error_line(f"error: {jobs[0].error}")  # before loading the model: fail fast
         return EXIT_ERROR
 
-    reporter = Reporter(len(jobs), show_progress=not single)
+    reporter = Reporter(len(jobs), show_progress=not single, muted={j.index for j in blocked})
     for r in pre:
         reporter.line(f"failed: {r.error}")
+    for problem, count in Counter(j.error for j in blocked).items():
+        reporter.line(f"failed: {problem}; {count} file(s) not stylized")
     todo = [j for j in jobs if j.status is None]
     stylizer = code = None
     if todo:
@@ -200,6 +210,23 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
                      as_json=as_json, show_table=True)
 
 
+def _check_folders(jobs: Sequence[Job]) -> list[Job]:
+    """Fail the jobs whose output folder cannot be written (one probe per folder), before any
+    rendering; returns them."""
+    problems: dict[Path, str | None] = {}
+    blocked = []
+    for job in jobs:
+        if job.status is not None or job.out is None:
+            continue
+        folder = job.out.parent
+        if folder not in problems:
+            problems[folder] = folder_problem(folder)
+        if problems[folder] is not None:
+            job.status, job.error = FAILED, problems[folder]
+            blocked.append(job)
+    return blocked
+
+
 def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[[str], None]) -> None:
     from normstyle_core.kernels.compile import compile_setting
     if requested is None and compile_setting() is False:
@@ -216,8 +243,9 @@ def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[
 @click.command()
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @style_options
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file, or an existing folder (default: next to the input, named by --name).")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output file, or a folder: an existing one, or one to create when the path ends "
+                   "with / (default: next to the input, named by --name).")
 @output_options
 @model_options
 @compile_option
@@ -233,7 +261,13 @@ def stylize(image: Path, styles, weights, strength, refine_steps, feedback, pres
     """
     out_dir = out_file = None
     if output is not None:
-        if output.is_dir() or str(output).endswith(("/", "\\")):
+        # The string as typed: Path("new/") is Path("new"), and the slash means "a folder".
+        wants_folder = output.endswith(("/", os.sep))
+        output = Path(output)
+        if wants_folder and output.exists() and not output.is_dir():
+            raise click.BadParameter(f"{output} is a file, not a folder (drop the trailing / to write "
+                                     "to it as a file)", param_hint="-o")
+        if output.is_dir() or wants_folder:
             out_dir = output
         else:
             ext = output.suffix.lower().lstrip(".")

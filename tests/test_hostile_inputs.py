@@ -112,3 +112,136 @@ def test_image_too_large_for_the_memory_available_is_one_line_naming_size_and_me
     assert len(lines) == 1 and lines[0].startswith(f"error: {src}: 12000x9000 (108 MP) is too large"), lines
     assert "2.0 GB is available" in lines[0]
     assert snapshot(tmp_path) == before
+
+
+# ------------------------------------------------------------------ misleading messages
+@pytest.mark.parametrize("command", ["stylize", "batch"])
+def test_empty_style_says_empty_not_folder(run, tmp_path, command):
+    src = photo(tmp_path / "a.jpg")
+    before = snapshot(tmp_path)
+    extra = ["--out", tmp_path / "out"] if command == "batch" else []
+    r = run(command, src, "--style", "", *extra)
+    assert r.exit_code == 2, r.output
+    assert "--style" in r.stderr and "empty value" in r.stderr and "folder" not in r.stderr
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_output_ending_with_slash_is_a_folder_to_create(run, tmp_path):
+    src = photo(tmp_path / "a.jpg")
+    r = run("stylize", src, "--style", "red", "-o", f"{tmp_path / 'new' / 'deeper'}/")
+    assert r.exit_code == 0, r.output
+    assert "end the path" not in r.stderr
+    assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == ["a_red.jpg"]
+
+    precious = tmp_path / "keep.jpg"
+    precious.write_bytes(b"precious")
+    before = snapshot(tmp_path)
+    r = run("stylize", src, "--style", "red", "-o", f"{precious}/")
+    assert r.exit_code == 2 and "is a file, not a folder" in r.stderr, r.output
+    assert snapshot(tmp_path) == before
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path):
+    """``folder`` made unwritable for this process for real: no write bit, or the immutable
+    attribute for root (whom permissions do not stop)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    root = os.geteuid() == 0
+    if root:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("running as root without chattr +i: no way to make a folder unwritable")
+    else:
+        folder.chmod(0o555)
+    try:
+        with pytest.raises(OSError):  # the premise: writing there really fails
+            (folder / "probe").write_bytes(b"")
+        yield folder
+    finally:
+        if root:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+def _never_render(monkeypatch):
+    import cli.stylize_cmd
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the model was loaded although the output folder is unwritable")
+    monkeypatch.setattr(cli.stylize_cmd, "load_stylizer", fail)
+
+
+def test_read_only_output_folder_is_one_line_before_rendering(run, tmp_path, monkeypatch):
+    src = photo(tmp_path / "in" / "a.jpg")
+    photo(tmp_path / "in" / "b.png", seed=1)
+    with _unwritable(tmp_path / "ro") as ro:
+        _never_render(monkeypatch)
+        before = snapshot(tmp_path)
+        for out in (ro, f"{ro / 'sub'}/", ro / "a.png"):
+            r = run("stylize", src, "--style", "red", "-o", out)
+            lines = _error_lines(r)
+            assert r.exit_code == 1 and len(lines) == 1, r.output
+            assert lines[0].startswith("error: cannot ") and str(ro) in lines[0], lines
+
+        r = run("batch", tmp_path / "in", "--style", "red", "--out", ro, "--json")
+        assert r.exit_code == 1, r.output
+        lines = _error_lines(r)
+        assert len(lines) == 1 and re.fullmatch(
+            rf"failed: cannot write in the output folder {re.escape(str(ro))} \([^)]+\); 2 file\(s\) not stylized",
+            lines[0]), lines
+        summary = json.loads(r.stdout)
+        assert (summary["written"], summary["failed"]) == (0, 2)
+        assert snapshot(tmp_path) == before and not list(ro.iterdir())
+
+
+def test_demo_reports_a_bad_photo_and_goes_on(run, tmp_path):
+    photos = tmp_path / "p"
+    photo(photos / "a.jpg", 50, 40)
+    (photos / "b.jpg").write_text("not a photo")
+    photo(photos / "c.png", 30, 30, seed=1)
+    before = snapshot(photos)
+    out = tmp_path / "out"
+    r = run("demo", "--photos", photos, "--out", out, "--style", "red")
+    assert r.exit_code == 1, r.output
+    lines = _error_lines(r)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("failed: ") and "b.jpg" in lines[0] and "not an image" in lines[0]
+    assert lines[1] == "error: 1 of 3 photo(s) failed; 2 pastiche(s) written"
+    assert sorted(p.name for p in out.iterdir()) == ["a_red.jpg", "c_red.jpg", "contact_sheet.png"]
+    assert snapshot(photos) == before
+
+
+def _links_and_folders(d: Path) -> None:
+    photo(d / "good.jpg")
+    (d / "loop.jpg").symlink_to("loop.jpg")
+    (d / "dangling.png").symlink_to("gone.png")
+    photo(d / "album.jpg" / "inside.jpg", seed=2)  # a folder named like an image
+
+
+def test_batch_reports_symlink_loops_and_folders_named_like_images(run, tmp_path):
+    d = tmp_path / "photos"
+    _links_and_folders(d)
+    out = tmp_path / "out"
+    r = run("batch", d, "--style", "red", "--out", out, "--json")
+    assert r.exit_code == 1, r.output
+    summary = json.loads(r.stdout)
+    assert (summary["written"], summary["failed"], summary["total"]) == (1, 3, 4)
+    failed = [ln for ln in _error_lines(r) if ln.startswith("failed:")]
+    assert len(failed) == 3 and len(_error_lines(r)) == 3, r.stderr
+    by_name = {Path(ln.split(":")[1].strip()).name: ln for ln in failed}
+    assert "symbolic link loop" in by_name["loop.jpg"]
+    assert "broken symbolic link" in by_name["dangling.png"]
+    assert "is a folder" in by_name["album.jpg"] and "--recursive" in by_name["album.jpg"]
+    assert [p.name for p in out.iterdir()] == ["good_red.jpg"]
+
+    # --recursive: the folder's photo is stylized; the links are still reported.
+    r = run("batch", d, "--recursive", "--style", "red", "--out", tmp_path / "out2", "--json")
+    summary = json.loads(r.stdout)
+    assert r.exit_code == 1 and (summary["written"], summary["failed"]) == (2, 2), r.output
+    # named one by one, or matched by a pattern, they are reported the same way
+    r = run("batch", d / "loop.jpg", str(d / "*.jpg"), "--style", "red", "--out", tmp_path / "out3",
+            "--json")
+    summary = json.loads(r.stdout)
+    assert r.exit_code == 1 and (summary["written"], summary["failed"]) == (1, 2), r.output
+    assert "symbolic link loop" in r.stderr and "is a folder" in r.stderr
+    assert "no such file" not in r.stderr
