@@ -164,6 +164,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         reporter.line(f"failed: {r.error}")
     for problem, count in Counter(j.error for j in blocked).items():
         reporter.line(f"failed: {problem}; {count} file(s) not stylized")
+    _remove_stale_temps(jobs, reporter.line)
     todo = [j for j in jobs if j.status is None]
     stylizer = code = None
     if todo:
@@ -225,6 +226,19 @@ def _check_folders(jobs: Sequence[Job]) -> list[Job]:
             job.status, job.error = FAILED, problems[folder]
             blocked.append(job)
     return blocked
+
+
+def _remove_stale_temps(jobs: Sequence[Job], say: Callable[[str], None]) -> None:
+    """Temp files of our own naming that a killed run left in the output folders (see
+    normstyle_core.imaging.remove_stale_temps for why a concurrent run's are safe)."""
+    folders = {j.out.parent for j in jobs if j.out is not None and j.status != FAILED}
+    if not folders:
+        return
+    from normstyle_core.imaging import remove_stale_temps
+    for folder in sorted(folders):
+        removed = remove_stale_temps(folder)
+        if removed:
+            say(f"removed {len(removed)} unfinished temp file(s) that an interrupted run left in {folder}")
 
 
 def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[[str], None]) -> None:

@@ -5,9 +5,12 @@ line; saving is atomic and keeps EXIF/ICC.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +22,11 @@ from PIL import Image, ImageMode, ImageOps
 from torch import Tensor
 
 from .errors import ImageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: there an open file cannot be deleted, which protects live temps
+    fcntl = None  # type: ignore[assignment]
 
 # --------------------------------------------------------------- image size policy
 # A decompression bomb is judged by what loading the image costs in memory, not by a pixel
@@ -276,12 +284,17 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
     if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = icc_profile
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_short(path.stem)}.", suffix=f"{TEMP_MARK}{path.suffix}",
+                               dir=path.parent)
+    fh = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=fmt, **kwargs)
-            fh.flush()
-            os.fsync(fh.fileno())
+        _hold(fh.fileno())
+        img.save(fh, format=fmt, **kwargs)
+        fh.flush()
+        os.fsync(fh.fileno())
+        if fcntl is None:
+            fh.close()  # Windows cannot rename an open file
+        # On POSIX the lock is held through the rename/link, so a cleanup never sees it unlocked.
         commit_temp(tmp, path, overwrite=overwrite)
     except ImageError:
         raise
@@ -291,7 +304,101 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        with contextlib.suppress(OSError):  # flushed and synced above; a failed write's buffer
+            fh.close()                      # must not replace the error already raised
     return path
+
+
+# ------------------------------------------------------------ temp files of save_image
+# save_image writes ".<stem>.<8 random>.normstyle-tmp<.ext>"; a process killed mid-write leaves
+# it behind. The marker makes the name ours beyond doubt; older versions wrote
+# ".<stem>.<8 random><.ext>", which a user's hidden file could also be called, so of those only
+# empty files (nothing to lose) are ours to remove.
+TEMP_MARK = ".normstyle-tmp"
+_TEMP_RE = re.compile(r"^\..*\.[a-z0-9_]{8}" + re.escape(TEMP_MARK) + r"\.[A-Za-z0-9]+$")
+_OLD_TEMP_RE = re.compile(r"^\..*\.[a-z0-9_]{8}\.(?i:jpe?g|png|webp|tiff?|bmp)$")
+# A live writer holds an exclusive flock on its temp file from just after creating it until it
+# is renamed; the age covers the instant in between. Where the filesystem has no locks, only
+# age tells: a live write touches its file every few seconds, an hour-old one is dead.
+STALE_TEMP_AGE = 30.0
+STALE_TEMP_AGE_NO_LOCKS = 3600.0
+
+
+def _short(stem: str, limit: int = 100) -> str:
+    """``stem`` cut to ``limit`` UTF-8 bytes: the temp name adds 24 bytes to the output's."""
+    return stem.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
+
+
+def _hold(fd: int) -> None:
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pass  # no lock support here: remove_stale_temps then goes by age alone
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the names save_image gives its temp files (old or current naming)."""
+    return bool(_TEMP_RE.match(name) or _OLD_TEMP_RE.match(name))
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], *, min_age: float = STALE_TEMP_AGE) -> list[Path]:
+    """Remove save_image temp files in ``folder`` that no live process is writing; returns them.
+
+    A file is removed only if its name is ours (see TEMP_MARK), it is a regular file older than
+    ``min_age`` seconds and no process holds its lock (a concurrent run's temp is left alone).
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        current = bool(_TEMP_RE.match(entry.name))
+        if not current and not _OLD_TEMP_RE.match(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or (not current and st.st_size != 0):
+            continue
+        age = now - st.st_mtime
+        if age >= min_age and _remove_if_dead(entry.path, ino=st.st_ino, age=age):
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _remove_if_dead(path: str, *, ino: int, age: float) -> bool:
+    if fcntl is None:
+        try:
+            os.unlink(path)  # fails while a writer has it open: Windows' own protection
+            return True
+        except OSError:
+            return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        except OSError:
+            if age < STALE_TEMP_AGE_NO_LOCKS:
+                return False
+        if os.fstat(fd).st_ino != ino:
+            return False  # replaced since it was listed
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _reset_orientation(exif: bytes) -> bytes:

@@ -245,3 +245,68 @@ def test_batch_reports_symlink_loops_and_folders_named_like_images(run, tmp_path
     assert r.exit_code == 1 and (summary["written"], summary["failed"]) == (1, 2), r.output
     assert "symbolic link loop" in r.stderr and "is a folder" in r.stderr
     assert "no such file" not in r.stderr
+
+
+# --------------------------------------------------------------- temp files left behind
+_SLOW_WRITER = """
+import sys, time
+from PIL import Image
+from normstyle_core import imaging
+Image.Image.save = lambda self, fh, **kw: time.sleep(600)  # killed mid-write
+imaging.save_image(Image.new("RGB", (4, 4)), sys.argv[1])
+"""
+
+
+def _backdate(path: Path, seconds: float) -> None:
+    t = time.time() - seconds
+    os.utime(path, (t, t), follow_symlinks=False)
+
+
+def test_temp_of_a_killed_write_is_removed_by_the_next_run_and_live_ones_are_kept(run, tmp_path):
+    import fcntl
+
+    from normstyle_core import imaging
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(out / "amber_candy.png")], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob(".amber_candy.*")) and time.time() < deadline and writer.poll() is None:
+            time.sleep(0.1)
+        (killed,) = out.glob(".amber_candy.*")
+        # While its writer lives, no cleanup removes it, however old it looks.
+        _backdate(killed, 3600)
+        assert imaging.remove_stale_temps(out, min_age=0) == [] and killed.exists()
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert killed.stat().st_size == 0 and imaging.is_temp_name(killed.name)
+    _backdate(killed, 120)  # the user runs again a while later
+
+    live = out / ".amber_candy.abcd1234.normstyle-tmp.png"  # a concurrent run, writing now
+    live.write_bytes(b"half")
+    _backdate(live, 3600)
+    fresh = out / ".amber_candy.efgh5678.normstyle-tmp.png"  # just created, lock not yet taken
+    fresh.write_bytes(b"")
+    users = {".holiday.20240101.jpg": b"a user's hidden photo",  # the old naming, not empty
+             ".notes.png": b"", "amber_candy.ijkl9012.normstyle-tmp.png": b"not hidden",
+             ".amber_candy.mnop3456.normstyle-tmp.png.bak": b""}
+    for name, data in users.items():
+        (out / name).write_bytes(data)
+        _backdate(out / name, 3600)
+    (out / ".link.qrst7890.normstyle-tmp.png").symlink_to(out / ".notes.png")
+    _backdate(out / ".link.qrst7890.normstyle-tmp.png", 3600)
+
+    src = photo(tmp_path / "a.jpg")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = snapshot(tmp_path)
+        r = run("stylize", src, "--style", "red", "-o", out)
+    assert r.exit_code == 0, r.output
+    assert f"removed 1 unfinished temp file(s) that an interrupted run left in {out}" in r.stderr
+    after = snapshot(tmp_path)
+    assert set(before) - set(after) == {killed}
+    assert set(after) - set(before) == {out / "a_red.jpg"}
+    assert all(after[p] == data for p, data in before.items() if p != killed)
+    assert (out / ".link.qrst7890.normstyle-tmp.png").is_symlink()
