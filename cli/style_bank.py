@@ -185,8 +185,8 @@ def resolve_styles(specs: Sequence[str], weights: Sequence[float] | None, styliz
     names = [safe_name(n) for _, n in resolved]
     if len(resolved) == 1:
         code, _ = resolved[0]
-        if weights is not None and not weights[0] > 0:
-            raise errors.StyleError("the weight of a single style must be > 0")
+        if weights is not None and not 0 < weights[0] < float("inf"):  # NaN fails both
+            raise errors.StyleError(f"the weight of a single style must be a finite number > 0, got {weights[0]:g}")
         return code, names[0]
     from normstyle_core import StyleCode
     name = "+".join(names)

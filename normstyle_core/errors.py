@@ -36,3 +36,7 @@ class DeviceError(NormstyleError):
 
 class TrainingError(NormstyleError):
     """Training cannot continue (non-finite loss, empty data folder, ...)."""
+
+
+class RenderError(NormstyleError):
+    """A render came out unusable (NaN or infinite pixels): broken style code or model weights."""

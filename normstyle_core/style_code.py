@@ -1,17 +1,24 @@
 """Style code: the portable representation of a style (the paper's 128x32 matrix)."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import torch
 from torch import Tensor
 
 from .errors import CheckpointError, StyleError
 
 CODE_FORMAT = "normstyle-style-code"
 CODE_VERSION = 1
+# Largest |gamma| or |beta| a style-code file may hold. Trained codes stay far below it (the
+# shipped model's built-in codes: |value| <= 19); at 1e4 an fp16 render already overflows
+# (instance-normalised activations of a few units times 1e4 pass fp16's 65504), and a file
+# with 1e30 renders black. Such a file is damaged or made up, not a style.
+MAX_CODE_ABS = 1e4
 
 
 @dataclass(frozen=True)
@@ -32,9 +39,15 @@ class StyleCode:
     feedback: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.matrix, Tensor) or self.matrix.is_complex():
+            raise StyleError(f"a style code is a real-valued matrix (tensor), got {type(self.matrix).__name__}")
         if self.matrix.dim() != 2 or self.matrix.shape[1] % 2:
             raise StyleError(f"a style code is a (rows, 2 * layers) matrix, got {tuple(self.matrix.shape)}")
-        object.__setattr__(self, "matrix", self.matrix.detach().float().cpu())
+        matrix = self.matrix.detach().float().cpu()
+        # NaN or infinity anywhere renders a black image without any error further down
+        if not bool(torch.isfinite(matrix).all()):
+            raise StyleError(f"style code {self.name!r} holds NaN or infinite values")
+        object.__setattr__(self, "matrix", matrix)
 
     @property
     def num_cin(self) -> int:
@@ -60,13 +73,19 @@ class StyleCode:
             weights = [1.0] * len(codes)
         if len(weights) != len(codes):
             raise StyleError(f"{len(codes)} styles but {len(weights)} weights")
-        if any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise StyleError("blend weights must be >= 0 and not all zero")
+        weights = [float(w) for w in weights]
+        # `w < 0` and `sum <= 0` are both False for NaN: test finiteness first, explicitly
+        if not all(math.isfinite(w) and w >= 0 for w in weights) or max(weights) <= 0:
+            raise StyleError(f"blend weights must be finite numbers >= 0, not all zero; got "
+                             f"{', '.join(f'{w:g}' for w in weights)}")
         shapes = {tuple(c.matrix.shape) for c in codes}
         if len(shapes) != 1:
             raise StyleError(f"cannot blend codes of different models: shapes {sorted(shapes)}")
-        total = float(sum(weights))
-        matrix = sum(c.matrix * (w / total) for c, w in zip(codes, weights))
+        # divided by the largest first, so that huge finite weights cannot sum to infinity
+        top = max(weights)
+        scaled = [w / top for w in weights]
+        total = sum(scaled)
+        matrix = sum(c.matrix * (w / total) for c, w in zip(codes, scaled))
         # a mix with a built-in or refined code is no longer a pure prediction: used as it is
         return StyleCode(matrix, name or "+".join(c.name for c in codes),
                          feedback=all(c.feedback for c in codes))
@@ -85,5 +104,27 @@ class StyleCode:
             raise CheckpointError(f"{path} is not a normstyle style code")
         if data.get("version") != CODE_VERSION:
             raise CheckpointError(f"{path}: style-code version {data.get('version')} is not supported")
-        return StyleCode(data["matrix"], str(data.get("name", Path(path).stem)),
+        matrix = _checked_matrix(data.get("matrix"), path=Path(path))
+        return StyleCode(matrix, str(data.get("name", Path(path).stem)),
                          feedback=bool(data.get("feedback", False)))  # files from before the step: as they are
+
+
+def _checked_matrix(matrix: Any, *, path: Path) -> Tensor:
+    """The code matrix of a style-code file, or a CheckpointError naming the file and what is
+    wrong with it (missing, not a matrix, NaN or infinite, beyond ``MAX_CODE_ABS``)."""
+    damaged = f"{path} is a damaged style code"
+    if matrix is None:
+        raise CheckpointError(f"{damaged}: it holds no code matrix")
+    if not isinstance(matrix, Tensor) or matrix.is_complex() or matrix.dtype == torch.bool:
+        raise CheckpointError(f"{damaged}: its code is a {type(matrix).__name__}, not a matrix of numbers")
+    if matrix.dim() != 2 or matrix.shape[1] % 2 or matrix.numel() == 0:
+        raise CheckpointError(f"{damaged}: its code has shape {tuple(matrix.shape)}, "
+                              "not (rows, 2 * layers)")
+    values = matrix.detach().double()  # float64: a 1e300 is "too large", not "infinite"
+    if not bool(torch.isfinite(values).all()):
+        raise CheckpointError(f"{damaged}: it holds NaN or infinite values")
+    largest = float(values.abs().max())
+    if largest > MAX_CODE_ABS:
+        raise CheckpointError(f"{damaged}: it holds values up to {largest:.3g}, far beyond any "
+                              f"trained style's (at most {MAX_CODE_ABS:g})")
+    return values.float()

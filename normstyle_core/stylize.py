@@ -16,7 +16,7 @@ from torch import Tensor
 from . import imaging
 from .checkpoint import load_model
 from .devices import Placement, placement
-from .errors import CheckpointError, StyleError
+from .errors import CheckpointError, RenderError, StyleError
 from .imaging import LoadedImage
 from .models.style_transfer import StyleTransferModel
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
@@ -291,7 +291,11 @@ class Stylizer:
                 self._warm_marked = True
         else:
             out = fast(x, matrix)
-        return out[..., :h, :w].float()
+        out = out[..., :h, :w].float()
+        if not bool(torch.isfinite(out).all()):  # would be saved as a black image, silently
+            raise RenderError("the render came out as NaN or infinite values: the style code or the "
+                              "model's weights are broken")
+        return out
 
     def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, strength: float = 1.0,
                 preserve_color: bool = False, max_size: int | None = None, feedback: bool = True,
