@@ -104,7 +104,7 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
                   train_flags: dict, model_flags: dict, loss_flags: dict):
     from normstyle_core import ConfigError, LossConfig, ModelConfig
     from normstyle_core.config import MODEL_FIELDS_ADDED_LATER, TrainConfig, config_from_dict
-    from normstyle_core.training import CKPT_GLOB
+    from normstyle_core.training import CKPT_GLOB, check_run_folder
 
     train: dict[str, Any] = {}
     model: dict[str, Any] = {}
@@ -116,6 +116,10 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
     if out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
 
+    # Before its config.json is read: a user's own config.json there is not a run's settings.
+    # Any other file refuses it too: a new run starts in a new or empty folder (the Trainer is
+    # laxer, for tools that put their own files in a new run folder first).
+    check_run_folder(out_dir)
     previous = out_dir / "config.json"
     has_ckpt = out_dir.is_dir() and any(out_dir.glob(CKPT_GLOB))
     if has_ckpt and not resume:
@@ -229,7 +233,7 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--style", "styles", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
               help="Style image file or folder (repeatable).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Run folder: checkpoints, config.json, log.jsonl, samples.")
+              help="Run folder, new or empty (or a run to resume): checkpoints, config.json, log.jsonl, samples.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file with TrainConfig fields ([model] and [loss] tables too); flags override it.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -237,7 +241,8 @@ class TrainDisplay(ProgressDisplay):
 @click.option("--steps", type=click.IntRange(min=1), help="Optimiser steps in total [40000].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Content images per step [4].")
 @click.option("--image-size", type=click.IntRange(min=8), help="Content crop size, multiple of 4 [256].")
-@click.option("--style-size", type=click.IntRange(min=16), help="Style image size [256].")
+@click.option("--style-size", type=click.IntRange(min=16),
+              help="Style image size [256]; at least 57 for the paper's style encoder.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [1e-3].")
 @click.option("--loss", "--loss-preset", "loss_preset", help="Loss preset: paper, johnson, arbitrary [paper].")
 @click.option("--content-weight", type=float, help="Override the preset's content weight.")

@@ -44,8 +44,16 @@ def contact_sheet(rows: Sequence[Sequence[Tensor | Image.Image | None]], path: P
 
 def loss_curve_png(log_path: Path, out: Path, *, keys: Sequence[str] = ("total", "content", "style"),
                    size: tuple[int, int] = (800, 400)) -> Path | None:
-    """Log-scale loss curves from a training JSONL log."""
-    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    """Log-scale loss curves from a training JSONL log; lines that are not a step's record
+    (a write cut short by a kill, anything else) are left out rather than failing the run's end."""
+    records = []
+    for line in Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and _is_number(record.get("step")):
+            records.append({k: v for k, v in record.items() if _is_number(v)})
     if len(records) < 2:
         return None
     w, h = size
@@ -55,6 +63,8 @@ def loss_curve_png(log_path: Path, out: Path, *, keys: Sequence[str] = ("total",
     steps = [r["step"] for r in records]
     colors = [(200, 30, 30), (30, 120, 200), (30, 160, 60)]
     vals_all = [math.log10(max(r[k], 1e-12)) for r in records for k in keys if k in r]
+    if not vals_all:
+        return None
     lo, hi = min(vals_all), max(vals_all)
     hi = hi if hi > lo else lo + 1
     s0, s1 = min(steps), max(steps)
@@ -71,3 +81,7 @@ def loss_curve_png(log_path: Path, out: Path, *, keys: Sequence[str] = ("total",
     draw.text((w - margin - 70, h - margin + 6), f"step {s1}", fill=(0, 0, 0))
     draw.text((4, 4), f"log10 loss: {lo:.2f} .. {hi:.2f}", fill=(0, 0, 0))
     return save_image(img, out)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

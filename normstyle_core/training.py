@@ -12,7 +12,9 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
+import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,8 +32,8 @@ from .config import LossConfig, ModelConfig, TrainConfig, config_to_dict, saved_
 from .data import ContentBatches, StyleSet, list_images, load_rgb
 from .devices import placement
 from .ema import WeightEMA
-from .errors import CheckpointError, TrainingError, WeightsUnavailableError
-from .imaging import to_tensor
+from .errors import CheckpointError, ConfigError, TrainingError, WeightsUnavailableError
+from .imaging import default_file_mode, is_temp_name, remove_stale_temps, to_tensor
 from .plots import contact_sheet, loss_curve_png
 from .losses import PerceptualLoss
 from .models.dormant import calm_adam_moments, dormant_units, revive_dormant_units
@@ -41,6 +43,18 @@ from .models.vgg import VGG19, layer_names
 
 log = logging.getLogger(__name__)
 CKPT_GLOB = "ckpt_*.pt"
+# config.json's "format": what marks a folder as a run normstyle wrote (see is_run_config)
+RUN_FORMAT = "normstyle-run"
+RUN_VERSION = 1
+# Every name a run writes in its folder: a folder that is not a run may hold none of them, or
+# the run would overwrite, append to, delete or resume from the user's files.
+RUN_FILE_GLOBS = ("config.json", "log.jsonl", "log.rank*.jsonl", CKPT_GLOB, "samples_*.png", "loss_curve.png")
+# Temp files that atomic_torch_save and _atomic_write_text leave when the process is killed
+# mid-write: mkstemp's names (8 characters of [a-z0-9_]) around the run file being written.
+# (The sample sheets' temps are imaging.save_image's, removed by imaging.remove_stale_temps.)
+STALE_TEMP_RE = re.compile(r"\.(?:ckpt_\d{7}\.pt|config\.json|log(?:\.rank\d+)?\.jsonl)\.[a-z0-9_]{8}\.tmp")
+# Files operating systems put into any folder a file manager opened.
+_OS_LITTER = {".DS_Store", "Thumbs.db", "desktop.ini"}
 # Memory for cached Gram targets: 2,800 styles at the arbitrary preset's layers.
 GRAM_CACHE_BYTES = 4 << 30
 
@@ -101,6 +115,133 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+def smallest_style_size(config: ModelConfig) -> int:
+    """The smallest style image side ``config``'s style encoder can read. The paper's encoder
+    has three unpadded 9x9 stride-2 convs (57 -> 25 -> 9 -> 1 px); the vgg encoder's deepest
+    statistics layer must keep at least one pixel after VGG's 2x2 poolings."""
+    if config.style_encoder == "paper":
+        side = 1
+        for _ in range(3):
+            side = (side - 1) * 2 + 9
+        return side
+    deepest = max(layer_names().index(name) for name in config.encoder_layers)
+    return 2 ** sum(1 for name in layer_names()[:deepest] if name.startswith("pool"))
+
+
+def is_run_config(data: Any) -> bool:
+    """Whether parsed config.json contents were written by :meth:`Trainer.fit`.
+
+    Runs write ``"format": RUN_FORMAT``; older runs (the shipped model's among them) wrote the
+    same file without it, and are known by its fixed layout: the train, model and loss configs
+    as objects, and the VGG weights' source."""
+    if not isinstance(data, dict):
+        return False
+    if data.get("format") == RUN_FORMAT:
+        return True
+    return (all(isinstance(data.get(k), dict) for k in ("train", "model", "loss"))
+            and "vgg_weights" in data and "out_dir" in data["train"])
+
+
+def check_run_folder(run_dir: Path, *, model_config: ModelConfig | None = None,
+                     only_run_files: bool = False) -> None:
+    """Refuse (ConfigError) a ``run_dir`` that a run there would damage; reads, never writes.
+
+    Fine: no folder, an empty one, or one whose config.json a run wrote (:func:`is_run_config`)
+    for the same model as ``model_config`` (None: not compared). Refused: a config.json that
+    is not a run's, a run of another model, and a folder without a run's config.json that holds
+    any file a run writes (:data:`RUN_FILE_GLOBS`) or, unless ``only_run_files``, any file at all
+    besides our own stale temp files and the litter of file managers. ``only_run_files`` is for
+    callers that put their own files in a new run folder first (tools/train_shipped.py writes
+    its held-out lists there)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    where = f"--out {run_dir}"
+    config = run_dir / "config.json"
+    if config.exists():
+        try:
+            saved = json.loads(config.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read its config.json ({exc.strerror or exc})") from None
+        except ValueError:  # not JSON (UnicodeDecodeError is one too)
+            saved = None
+        if not is_run_config(saved):
+            raise ConfigError(f"{where} is not a normstyle run folder: its config.json was not written by "
+                              "normstyle train, and a run would replace it; choose a new or empty folder")
+        if model_config is not None:
+            try:
+                theirs = saved_model_config(saved["model"])
+            except (ConfigError, TypeError, ValueError) as exc:
+                raise ConfigError(f"{where}: the run's config.json has a model config this normstyle "
+                                  f"cannot read ({exc}); choose a new or empty folder") from None
+            if theirs != model_config:
+                diff = ", ".join(f"{f.name} {getattr(theirs, f.name)!r} there, {getattr(model_config, f.name)!r} here"
+                                 for f in dataclasses.fields(theirs)
+                                 if getattr(theirs, f.name) != getattr(model_config, f.name))
+                raise ConfigError(f"{where} holds another run: its model config differs from this run's "
+                                  f"({diff}); resume it with the same model options or choose a new folder")
+        return
+    found = sorted({p.name for pattern in RUN_FILE_GLOBS for p in run_dir.glob(pattern)})
+    if not found and not only_run_files:
+        found = sorted(p.name for p in run_dir.iterdir() if p.name not in _OS_LITTER
+                       and not STALE_TEMP_RE.fullmatch(p.name) and not is_temp_name(p.name))
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise ConfigError(f"{where} is not a normstyle run folder (it has no run's config.json) and holds "
+                          f"files a run could overwrite or mistake for its own: {shown}; "
+                          "choose a new or empty folder")
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temp files a killed run left in ``run_dir`` (named as :data:`STALE_TEMP_RE`
+    says, and sample-sheet temps as imaging.remove_stale_temps judges them; nothing else is
+    touched); returns what was removed. Call before this run writes: a run folder has one
+    writer (two runs in one folder would delete each other's checkpoints anyway)."""
+    removed = []
+    for path in Path(run_dir).iterdir():
+        if STALE_TEMP_RE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    removed += remove_stale_temps(run_dir)
+    if removed:
+        log.info("removed %d temp file(s) a killed run left in %s", len(removed), run_dir)
+    return removed
+
+
+def truncate_log(path: Path, *, step: int) -> None:
+    """Drop the records of ``path`` (a JSONL training log) after ``step``, and any line that is
+    not a whole record (a write cut by SIGKILL): a resumed run re-trains those steps, and a log
+    holding both would draw two loss curves over one stretch of steps."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    if kept != lines:
+        _atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        log.info("%s: %d record(s) after step %d dropped", path, len(lines) - len(kept), step)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Temp file in the same folder, then rename (named as :data:`STALE_TEMP_RE` expects)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, default_file_mode())  # mkstemp's 0o600 would hide the run's files from others
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class _PasticheStep(nn.Module):
     """Style input -> code -> pastiche as one module, so DistributedDataParallel can wrap it
     (DDP synchronises gradients only through its wrapped module's ``forward``)."""
@@ -146,6 +287,9 @@ class Trainer:
         self.rank, self.world_size = _init_distributed(self.place.device)
         self.out_dir = Path(train.out_dir)
         self.step = 0
+        # Before anything in the folder is read (a foreign ckpt_*.pt) or written (config.json):
+        # a folder that is not a run is refused whole. The model is compared once it is final.
+        check_run_folder(self.out_dir, only_run_files=True)
 
         loss_layers = self.loss_cfg.content_layers + self.loss_cfg.style_layers
         last = max(loss_layers, key=layer_names().index)
@@ -156,6 +300,11 @@ class Trainer:
         if model_cfg.style_encoder == "vgg" and model_cfg.encoder_vgg_preprocess != self.vgg.preprocess:
             model_cfg = dataclasses.replace(model_cfg, encoder_vgg_preprocess=self.vgg.preprocess)
             self.model_cfg = model_cfg
+        smallest = smallest_style_size(model_cfg)
+        if model_cfg.style_size < smallest:
+            raise ConfigError(f"style size {model_cfg.style_size} is too small for the {model_cfg.style_encoder!r} "
+                              f"style encoder, which reads style images of at least {smallest}x{smallest} pixels")
+        check_run_folder(self.out_dir, model_config=model_cfg, only_run_files=True)
         self.model = StyleTransferModel(model_cfg)
         if isinstance(self.model.normalization, VGGStatsNormalizationNet):
             full = VGG19.load(train.vgg_weights, last_layer=self.model.normalization.vgg.names[-1]) \
@@ -384,12 +533,15 @@ class Trainer:
     def fit(self, *, resume: bool = True, callback: Callable[[StepInfo], None] | None = None) -> Path:
         cfg = self.train_cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            remove_stale_temp_files(self.out_dir)
         if resume:
             ckpt = latest_checkpoint(self.out_dir)
             if ckpt is not None:
                 self.resume(ckpt)
         if self.is_main:
-            (self.out_dir / "config.json").write_text(json.dumps({
+            _atomic_write_text(self.out_dir / "config.json", json.dumps({
+                "format": RUN_FORMAT, "version": RUN_VERSION,
                 "train": config_to_dict(cfg), "model": config_to_dict(self.model_cfg),
                 "loss": config_to_dict(self.loss_cfg), "vgg_weights": self.vgg.source,
                 "world_size": self.world_size}, indent=2))
@@ -402,6 +554,7 @@ class Trainer:
             worker_init_fn=_ignore_stop_signals if cfg.num_workers else None,
             persistent_workers=False, pin_memory=self.place.device.type == "cuda")
         log_path = self.out_dir / ("log.jsonl" if self.is_main else f"log.rank{self.rank}.jsonl")
+        truncate_log(log_path, step=self.step)  # the steps after the checkpoint are trained again
         started = time.monotonic()
         last_t = time.perf_counter()
         ema: float | None = None

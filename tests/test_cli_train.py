@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from cli_fixtures import home, leftovers, photo, raw_run  # noqa: F401 (fixtures)
+from cli_fixtures import home, leftovers, photo, raw_run, snapshot  # noqa: F401 (fixtures)
 
 TINY = ["--image-size", "32", "--style-size", "64", "--widths", "8,16,32", "--residual-blocks", "1",
         "--norm-hidden", "16", "--batch-size", "2", "--vgg-weights", "random", "--workers", "0",
@@ -140,8 +140,10 @@ def test_train_mistakes(raw_run, tmp_path, data):
     assert raw_run("train", content, "--style", styles, "--out", out, "--steps", "1", *TINY).exit_code == 0
     r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", "--no-resume", *TINY)
     assert r.exit_code == 1 and "already holds checkpoints" in r.stderr
+    before = snapshot(out)
     r = raw_run("train", "--out", out, "--steps", "2", "--widths", "16,32,64")
     assert r.exit_code == 1 and "model config differs" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and snapshot(out) == before
 
 
 def test_init_from_default_fine_tunes_the_shipped_model(raw_run, tmp_path, data):
@@ -175,3 +177,71 @@ def test_init_from_mistakes_are_one_line(raw_run, tmp_path, data):
                 "--init-from", "default", *TINY)  # TINY asks for another architecture
     assert r.exit_code == 1 and "its model differs from this run's" in r.stderr and "widths" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _one_line(r) -> str:
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("size", ["16", "32", "56"])
+def test_a_style_size_the_paper_encoder_cannot_read_is_one_line(raw_run, tmp_path, data, size):
+    """`--help` allows x>=16; the paper encoder's three 9x9 convs need 57 (was a RuntimeError)."""
+    content, styles = data
+    before = snapshot(tmp_path)
+    line = _one_line(raw_run("train", content, "--style", styles, "--out", tmp_path / "run", "--steps", "1",
+                             *TINY, "--style-size", size))
+    assert f"style size {size} is too small" in line and "at least 57x57" in line
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("files,match", [
+    ({"config.json": b'{"lr": 0.5, "mine": true}\n'}, "its config.json was not written by normstyle train"),
+    ({"config.json": b'{"lr": 0.5}\n', "ckpt_0000001.pt": b"\x00my data", "log.jsonl": b'{"loss": 3}\n',
+      "notes.txt": b"keep"}, "its config.json was not written by normstyle train"),
+    ({"ckpt_0000001.pt": b"\x00my data", "log.jsonl": b'{"loss": 3}\n'}, "ckpt_0000001.pt, log.jsonl"),
+    ({"notes.txt": b"keep", "photo.jpg": b"\xff\xd8"}, "notes.txt, photo.jpg"),
+])
+def test_train_out_refuses_a_folder_that_is_not_a_run_and_changes_nothing(raw_run, tmp_path, data, files, match):
+    """It used to replace the user's config.json, change their checkpoint-named file and log,
+    then crash in plots.py (KeyError: 'step')."""
+    content, styles = data
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, payload in files.items():
+        (out / name).write_bytes(payload)
+    before = snapshot(tmp_path)
+    for resume in ("--resume", "--no-resume"):
+        line = _one_line(raw_run("train", content, "--style", styles, "--out", out, "--steps", "1", resume, *TINY))
+        assert str(out) in line and "not a normstyle run folder" in line and match in line, line
+        assert "choose a new or empty folder" in line
+        assert snapshot(tmp_path) == before
+
+
+def test_train_out_may_be_an_existing_empty_folder(raw_run, tmp_path, data):
+    content, styles = data
+    out = tmp_path / "empty"
+    out.mkdir()
+    (out / ".DS_Store").write_bytes(b"finder")  # what a file manager leaves in any folder it opened
+    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "1", *TINY)
+    assert r.exit_code == 0, r.output
+    assert (out / "ckpt_0000001.pt").is_file() and (out / ".DS_Store").read_bytes() == b"finder"
+
+
+def test_vgg_weights_that_are_refused_say_so_without_torchs_advice(raw_run, tmp_path, data):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    content, styles = data
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"x": Evil()}, protocol=2))
+    before = snapshot(tmp_path)
+    line = _one_line(raw_run("train", content, "--style", styles, "--out", tmp_path / "run", "--steps", "1",
+                             *TINY, "--vgg-weights", evil))
+    assert f"{evil} was refused" in line and "Python objects other than tensors" in line
+    assert "weights_only" not in line and "trusted source" not in line
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()

@@ -278,3 +278,139 @@ def test_warmup_ramps_the_learning_rate_linearly(tmp_path):
     assert [trainer.lr_at(s) for s in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     trainer.fit()
     assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([5e-4])  # step index 1
+
+
+# ------------------------------------------------------------ the run folder
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_resume_cuts_the_log_back_to_the_checkpoint(tmp_path):
+    """Killed after logging steps 3-4 but before their checkpoint: the resumed run trains 3-4
+    again, and the log must hold each step once (and no half-written line)."""
+    cfg = tiny_train_config(tmp_path, steps=4, checkpoint_every=2, log_every=1)
+    Trainer(cfg, model_config=tiny_model_config()).fit()
+    run = Path(cfg.out_dir)
+    (run / "ckpt_0000004.pt").unlink()
+    with (run / "log.jsonl").open("a") as fh:
+        fh.write('{"step": 5, "tot')  # a write cut short by SIGKILL
+    Trainer(cfg, model_config=tiny_model_config()).fit()
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_stale_temp_files_of_a_killed_save_are_removed_at_the_next_start_and_nothing_else(tmp_path):
+    cfg = tiny_train_config(tmp_path, steps=2)
+    Trainer(cfg, model_config=tiny_model_config()).fit()
+    run = Path(cfg.out_dir)
+    # a checkpoint save killed between writing and renaming: the real atomic_torch_save
+    script = ("import os, sys, torch\nfrom pathlib import Path\nfrom normstyle_core import checkpoint\n"
+              "checkpoint.os.replace = lambda *a: os._exit(9)\n"
+              "checkpoint.atomic_torch_save({'step': 3}, Path(sys.argv[1]) / 'ckpt_0000003.pt')\n")
+    subprocess.run([sys.executable, "-c", script, str(run)], env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
+    import tempfile
+    from normstyle_core.imaging import TEMP_MARK
+    for prefix, suffix in ((".config.json.", ".tmp"), (".samples_0000003.", f"{TEMP_MARK}.png"),
+                           (".log.jsonl.", ".tmp")):
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=run)  # named as the run names them
+        os.close(fd)
+        os.utime(tmp, (time.time() - 3600, time.time() - 3600))  # image temps must look dead, not live
+    stale = sorted(p.name for p in run.iterdir() if p.name.startswith("."))
+    assert len(stale) == 4 and any(n.startswith(".ckpt_0000003.pt.") for n in stale), stale
+    # the user's files, some of them close to our names: never touched
+    for name in ("notes.tmp", ".ckpt_mine.tmp", ".ckpt_0000003.pt.longer_than_8.tmp", ".config.json.tmp",
+                 "holdout_styles.txt"):
+        (run / name).write_text(name)
+    mine = {n: b for n, b in _files(run).items() if n not in stale}
+    Trainer(tiny_train_config(tmp_path, steps=3), model_config=tiny_model_config()).fit()
+    left = _files(run)
+    assert not set(stale) & set(left)
+    assert {n: left[n] for n in ("notes.tmp", ".ckpt_mine.tmp", ".ckpt_0000003.pt.longer_than_8.tmp",
+                                 ".config.json.tmp", "holdout_styles.txt")} == \
+        {n: mine[n] for n in ("notes.tmp", ".ckpt_mine.tmp", ".ckpt_0000003.pt.longer_than_8.tmp",
+                              ".config.json.tmp", "holdout_styles.txt")}
+
+
+@pytest.mark.parametrize("foreign", [
+    {"config.json": b'{"lr": 0.1, "note": "my own settings"}'},
+    {"config.json": b"not json at all", "ckpt_0000001.pt": b"my bytes", "log.jsonl": b'{"loss": 1}\n'},
+    {"ckpt_0000001.pt": b"my bytes", "log.jsonl": b'{"loss": 1}\n'},
+    {"samples_0000001.png": b"my picture"},
+])
+def test_a_folder_that_is_not_a_run_is_refused_before_anything_is_written(tmp_path, foreign):
+    from normstyle_core import ConfigError
+    cfg = tiny_train_config(tmp_path, steps=2)
+    run = Path(cfg.out_dir)
+    run.mkdir()
+    for name, data in foreign.items():
+        (run / name).write_bytes(data)
+    with pytest.raises(ConfigError, match="not a normstyle run folder"):
+        Trainer(cfg, model_config=tiny_model_config()).fit()
+    assert _files(run) == foreign  # nothing changed, nothing appeared
+
+
+def test_a_new_run_may_start_beside_a_tools_own_files(tmp_path):
+    """tools/train_shipped.py writes its held-out lists into a new run folder before training."""
+    cfg = tiny_train_config(tmp_path, steps=1)
+    run = Path(cfg.out_dir)
+    run.mkdir()
+    (run / "holdout_styles.txt").write_text("a.jpg\n")
+    Trainer(cfg, model_config=tiny_model_config()).fit()
+    assert (run / "holdout_styles.txt").read_text() == "a.jpg\n" and (run / "ckpt_0000001.pt").is_file()
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["format"] == "normstyle-run"
+
+
+def test_a_run_from_before_the_format_marker_still_resumes(tmp_path):
+    cfg = tiny_train_config(tmp_path, steps=1)
+    Trainer(cfg, model_config=tiny_model_config()).fit()
+    config = Path(cfg.out_dir) / "config.json"
+    old = {k: v for k, v in json.loads(config.read_text()).items() if k not in ("format", "version")}
+    config.write_text(json.dumps(old))
+    trainer = Trainer(tiny_train_config(tmp_path, steps=2), model_config=tiny_model_config())
+    trainer.fit()
+    assert trainer.step == 2
+
+
+def test_another_runs_folder_is_refused_even_before_its_first_checkpoint(tmp_path):
+    from normstyle_core import ConfigError
+    cfg = tiny_train_config(tmp_path, steps=1, checkpoint_every=1000)
+    trainer = Trainer(cfg, model_config=tiny_model_config())
+    trainer.fit()
+    run = Path(cfg.out_dir)
+    for ckpt in run.glob("ckpt_*.pt"):
+        ckpt.unlink()  # as if killed before its first checkpoint
+    before = _files(run)
+    other = dataclasses.replace(tiny_model_config(), norm_hidden=24)
+    with pytest.raises(ConfigError, match="model config differs.*norm_hidden 16 there, 24 here"):
+        Trainer(cfg, model_config=other)
+    assert _files(run) == before
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")  # the too-small paper encoder
+def test_the_smallest_style_size_is_what_the_encoder_can_read(tmp_path):
+    from normstyle_core import ConfigError
+    from normstyle_core.models import StyleTransferModel
+    from normstyle_core.training import smallest_style_size
+    for encoder in ("paper", "vgg"):
+        smallest = smallest_style_size(dataclasses.replace(tiny_model_config(encoder), style_size=256))
+        ok = StyleTransferModel(dataclasses.replace(tiny_model_config(encoder), style_size=smallest))
+        ok.encode_style(torch.rand(1, 3, smallest, smallest))
+        if encoder == "paper":
+            assert smallest == 57
+            too_small = StyleTransferModel(dataclasses.replace(tiny_model_config(encoder), style_size=smallest - 1))
+            with pytest.raises(RuntimeError):
+                too_small.encode_style(torch.rand(1, 3, smallest - 1, smallest - 1))
+    cfg = tiny_train_config(tmp_path, steps=1)
+    with pytest.raises(ConfigError, match="style size 32 is too small.*at least 57x57"):
+        Trainer(cfg, model_config=dataclasses.replace(tiny_model_config(), style_size=32)).fit()
+    assert not Path(cfg.out_dir).exists()
+
+
+def test_loss_curve_skips_lines_that_are_not_step_records(tmp_path):
+    from normstyle_core.plots import loss_curve_png
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"loss": 1}\n["a"]\n{"step": 1, "total": 2.0}\n{"step": 2, "total": 1.0}\n{"step": 3, "to')
+    assert loss_curve_png(log, tmp_path / "curve.png") == tmp_path / "curve.png"
+    log.write_text('{"loss": 1}\n{"loss": 2}\n')  # a foreign log: no steps at all
+    assert loss_curve_png(log, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
