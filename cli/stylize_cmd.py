@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -142,8 +143,9 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     if weight_list is not None and len(weight_list) != len(styles):
         raise click.BadParameter(f"{len(styles)} --style value(s) but {len(weight_list)} weight(s)",
                                  param_hint="--weights")
-    if weight_list is not None and (any(w < 0 for w in weight_list) or sum(weight_list) <= 0):
-        raise click.BadParameter("weights must be >= 0 and not all zero", param_hint="--weights")
+    if weight_list is not None and (not all(math.isfinite(w) and w >= 0 for w in weight_list)
+                                    or not any(w > 0 for w in weight_list)):
+        raise click.BadParameter("weights must be finite numbers >= 0, not all zero", param_hint="--weights")
 
     started = time.perf_counter()
     # The style's name is part of output names; planning needs it before the model loads, so

@@ -314,4 +314,4 @@ def test_info(run, tmp_path, home, tiny_model_file):
     r = run("info")
     assert r.exit_code == 0 and "precision" in r.stdout
     r = run("info", "--model", tmp_path / "missing.pt")
-    assert r.exit_code == 0 and "model file not found" in r.stdout
+    assert r.exit_code == 1 and "model file not found" in r.stdout
