@@ -1,6 +1,8 @@
 """The user's style bank (``$NORMSTYLE_HOME/styles``) and style resolution for the commands.
 
-A user style is stored as a copy of its source file, plus a small JSON record:
+Reading the bank is :mod:`normstyle_core.user_styles` (the library finds user styles by name
+too); adding and removing them is here. A user style is stored as a copy of its source file,
+plus a small JSON record:
 
     styles/<name>.json   {"name", "kind": "image" | "code", "file", "source", "added"}
     styles/<name>.<ext>  the style image (encoded with whatever model is in use) or a .pt code
@@ -20,13 +22,14 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .common import data_home
+# torch-free: normstyle_core imports its heavy parts lazily
+from normstyle_core.user_styles import (NAME_RE, UserStyle, did_you_mean, find_user_style, listed,
+                                        user_style_code, user_style_names, user_styles_dir)
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+__all__ = ["NAME_RE", "UserStyle", "UserStyleBank", "resolve_one", "resolve_styles", "safe_name"]
 
 
 def _core_errors():
@@ -34,40 +37,16 @@ def _core_errors():
     return errors
 
 
-@dataclass
-class UserStyle:
-    name: str
-    kind: str  # "image" | "code" | "refined" (a code fitted to an image, normstyle_core.refine)
-    file: Path
-    source: str
-    added: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "file": str(self.file), "source": self.source,
-                "added": self.added}
-
-
 class UserStyleBank:
     def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else data_home() / "styles"
+        self.root = Path(root) if root is not None else user_styles_dir()
 
     # ------------------------------------------------------------------ read
     def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.stem for p in self.root.glob("*.json") if NAME_RE.match(p.stem))
+        return user_style_names(root=self.root)
 
     def get(self, name: str) -> UserStyle | None:
-        meta = self.root / f"{name}.json"
-        if not NAME_RE.match(name) or not meta.is_file():
-            return None
-        try:
-            data = json.loads(meta.read_text())
-            return UserStyle(name=name, kind=str(data["kind"]), file=self.root / str(data["file"]),
-                             source=str(data.get("source", "")), added=float(data.get("added", 0)))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise _core_errors().StyleError(f"user style {name!r} is damaged ({meta}: {exc}); "
-                                            f"remove it with `normstyle styles remove {name}`") from exc
+        return find_user_style(name, root=self.root)
 
     def all(self) -> list[UserStyle]:
         return [s for s in (self.get(n) for n in self.names()) if s is not None]
@@ -107,17 +86,10 @@ class UserStyleBank:
     # ---------------------------------------------------------------- encode
     def code(self, name: str, stylizer):
         """The style code of user style ``name`` for this stylizer's model."""
-        from normstyle_core import StyleCode
         style = self.get(name)
         if style is None:
             raise _core_errors().StyleError(f"no user style named {name!r}")
-        if not style.file.is_file():
-            raise _core_errors().StyleError(f"user style {name!r}: its file {style.file} is missing; "
-                                            f"add it again with `normstyle styles add {name} IMAGE --force`")
-        if style.kind in ("code", "refined"):
-            code = StyleCode.load(style.file)
-            return stylizer.style(StyleCode(code.matrix, name))  # checks the shape fits the model
-        return stylizer.encode(style.file, name=name)
+        return user_style_code(style, stylizer)
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
@@ -163,10 +135,10 @@ def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], 
         return bank.code(spec, stylizer), spec
     path = Path(spec).expanduser()
     if not path.exists():
-        builtin = ", ".join(sorted(stylizer.style_bank)) or "none"
-        user = ", ".join(bank.names()) or "none"
-        raise errors.StyleError(f"style {spec!r} is not a built-in style ({builtin}), not a user style "
-                                f"({user}) and not an existing file")
+        builtin, user = sorted(stylizer.style_bank), bank.names()
+        raise errors.StyleError(f"style {spec!r} is not a built-in style ({listed(builtin)}), not a user "
+                                f"style ({listed(user)}) and not an existing file"
+                                + did_you_mean(spec, names=[*builtin, *user]))
     if path.is_dir():
         raise errors.StyleError(f"style {spec!r} is a folder; give an image file or a style name")
     return stylizer.style(path, from_image_file=refine), path.stem

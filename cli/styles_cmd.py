@@ -166,14 +166,16 @@ def remove_style(name, model_path, device, precision):
 def show_style(name, export, as_json, model_path, device, precision):
     """Show where style NAME comes from and its style code."""
     from normstyle_core import StyleError
+    from normstyle_core.user_styles import did_you_mean, listed
+
     from .style_bank import resolve_one
 
     stylizer = load_stylizer(model_path, "cpu", "fp32")
     bank = UserStyleBank()
     user = bank.get(name)
     if name not in stylizer.style_bank and user is None:
-        known = ", ".join(sorted(stylizer.style_bank) + bank.names()) or "none"
-        raise StyleError(f"no style named {name!r} (known: {known})")
+        known = sorted(stylizer.style_bank) + bank.names()
+        raise StyleError(f"no style named {name!r} (known: {listed(known)})" + did_you_mean(name, names=known))
     code, _ = resolve_one(name, stylizer, bank, error_line)
     kind = "built-in" if name in stylizer.style_bank else f"user ({user.kind})"
     m = code.matrix

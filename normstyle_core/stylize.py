@@ -21,6 +21,7 @@ from .imaging import LoadedImage
 from .models.style_transfer import StyleTransferModel
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
 from .style_code import StyleCode
+from .user_styles import did_you_mean, find_user_style, listed, user_style_code, user_style_names
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ class Stylizer:
               from_image_file: Callable[[Path], StyleCode] | None = None) -> StyleCode:
         """A built-in or user style name, a style-code file (.pt), an image file, or an image.
 
+        Names are looked up as the CLI does: the model's built-in styles first, then the user's
+        saved styles (``normstyle styles add``; :mod:`normstyle_core.user_styles`), then files.
         ``from_image_file`` turns an image *file* into its code instead of :meth:`encode` (e.g.
         :meth:`refine`, for ``--refine``); names and code files are used as they are."""
         if isinstance(spec, StyleCode):
@@ -186,6 +189,9 @@ class Stylizer:
         text = str(spec)
         if text in self.style_bank:
             return self.style_bank[text]
+        saved = find_user_style(text) if isinstance(spec, str) else None
+        if saved is not None:
+            return user_style_code(saved, self)
         path = Path(text).expanduser()
         if path.suffix.lower() == ".pt" and path.is_file():
             code = StyleCode.load(path)
@@ -193,8 +199,9 @@ class Stylizer:
             return code
         if path.exists():
             return from_image_file(path) if from_image_file else self.encode(path, name=path.stem)
-        known = ", ".join(sorted(self.style_bank)) or "none"
-        raise StyleError(f"style {text!r} is neither a built-in style ({known}) nor an existing file")
+        builtin, user = sorted(self.style_bank), user_style_names()
+        raise StyleError(f"style {text!r} is neither a built-in style ({listed(builtin)}), a user style "
+                         f"({listed(user)}) nor an existing file" + did_you_mean(text, names=[*builtin, *user]))
 
     def refine(self, style: ImageInput, photos: Sequence[ImageInput], *, config: RefineConfig | None = None,
                name: str | None = None,

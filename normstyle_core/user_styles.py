@@ -1,0 +1,110 @@
+"""The user's saved styles (``normstyle styles add``), readable by the library as well as the CLI.
+
+A user style is a copy of its source file plus a small JSON record in one folder:
+
+    <folder>/<name>.json   {"name", "kind": "image" | "code" | "refined", "file", "source", "added"}
+    <folder>/<name>.<ext>  the style image, or a .pt style code
+
+The folder is ``$NORMSTYLE_HOME/styles``, else ``styles`` in the platform's user data folder.
+:meth:`normstyle_core.Stylizer.style` looks names up here after the model's built-in styles, so
+``Stylizer.stylize(photo, style="mine")`` finds what ``normstyle stylize --style mine`` finds.
+
+Standard library only at import time: the CLI reads the bank without importing torch.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import StyleError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Error messages list at most this many style names; the shipped model's 38 in one line would
+# bury the "did you mean" hint.
+LISTED_NAMES = 8
+
+
+def user_styles_dir() -> Path:
+    """``$NORMSTYLE_HOME/styles``, else ``styles`` in the platform's user data folder."""
+    env = os.environ.get("NORMSTYLE_HOME")
+    if env:
+        return Path(env).expanduser() / "styles"
+    import platformdirs
+    return Path(platformdirs.user_data_dir("normstyle", appauthor=False)) / "styles"
+
+
+@dataclass
+class UserStyle:
+    name: str
+    kind: str  # "image" | "code" | "refined" (a code fitted to an image, normstyle_core.refine)
+    file: Path
+    source: str
+    added: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "file": str(self.file), "source": self.source,
+                "added": self.added}
+
+
+def user_style_names(*, root: Path | None = None) -> list[str]:
+    """Names of the saved styles in ``root`` (default :func:`user_styles_dir`), sorted."""
+    folder = Path(root) if root is not None else user_styles_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if NAME_RE.match(p.stem))
+
+
+def find_user_style(name: str, *, root: Path | None = None) -> UserStyle | None:
+    """The saved style ``name`` in ``root`` (default :func:`user_styles_dir`), or None.
+
+    Raises StyleError when its record exists but cannot be read."""
+    folder = Path(root) if root is not None else user_styles_dir()
+    meta = folder / f"{name}.json"
+    if not NAME_RE.match(name) or not meta.is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text())
+        return UserStyle(name=name, kind=str(data["kind"]), file=folder / str(data["file"]),
+                         source=str(data.get("source", "")), added=float(data.get("added", 0)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StyleError(f"user style {name!r} is damaged ({meta}: {exc}); "
+                         f"remove it with `normstyle styles remove {name}`") from exc
+
+
+def user_style_code(style: UserStyle, stylizer: Any):
+    """The StyleCode of ``style`` for ``stylizer``'s model: a saved code as it is (its shape
+    checked against the model), a saved image encoded by the model."""
+    from .style_code import StyleCode
+
+    if not style.file.is_file():
+        raise StyleError(f"user style {style.name!r}: its file {style.file} is missing; "
+                         f"add it again with `normstyle styles add {style.name} IMAGE --force`")
+    if style.kind in ("code", "refined"):
+        code = StyleCode.load(style.file)
+        return stylizer.style(StyleCode(code.matrix, style.name))  # checks the shape fits the model
+    return stylizer.encode(style.file, name=style.name)
+
+
+def listed(names: Sequence[str]) -> str:
+    """``names`` for an error message: all of them when few, else how many and where to see them."""
+    if not names:
+        return "none"
+    if len(names) <= LISTED_NAMES:
+        return ", ".join(names)
+    return f"{len(names)} styles: `normstyle styles list` shows them"
+
+
+def did_you_mean(spec: str, *, names: Sequence[str]) -> str:
+    """``"; did you mean 'candy'?"`` when ``spec`` looks like a mistyped one of ``names``, else ""."""
+    if not NAME_RE.match(spec):  # a path that does not exist: not a misspelt name
+        return ""
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(spec.lower(), list(by_lower), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
