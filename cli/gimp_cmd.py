@@ -11,8 +11,8 @@ import click
 
 _PLUGINS_DIR = click.option(
     "--plugins-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="GIMP 3 plug-ins folder (default: the user folder of this platform, e.g. "
-         "~/.config/GIMP/3.0/plug-ins).")
+    help="GIMP 3 plug-ins folder (default: the one `normstyle gimp install` last used, else the user "
+         "folder of this platform, e.g. ~/.config/GIMP/3.0/plug-ins).")
 
 
 @click.group("gimp")
@@ -39,11 +39,15 @@ def install_cmd(plugins_dir, python, model, device, worker, idle_timeout, no_che
     """Install the plug-in into GIMP 3 and record which Python it calls."""
     from gimp_plugin import install as inst
 
+    plugins_dir = inst.plugins_dir_for(given=plugins_dir)
     try:
         report = inst.install(plugins_dir, python=python, model=model, device=device,
                               worker=worker, idle_timeout=idle_timeout, check=not no_check)
     except inst.InstallError as exc:
         raise click.ClickException(str(exc)) from exc
+    problem = inst.remember_plugins_dir(plugins_dir=plugins_dir, python=report.config["python"])
+    if problem:
+        report.warnings.append(problem)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     styles = ", ".join(report.config["styles"]) or "(none)"
@@ -59,13 +63,13 @@ def uninstall_cmd(plugins_dir) -> None:
     """Remove the plug-in (and stop its worker)."""
     from gimp_plugin import install as inst
 
+    plugins_dir = inst.plugins_dir_for(given=plugins_dir)
     try:
         removed = inst.uninstall(plugins_dir)
     except inst.InstallError as exc:
         raise click.ClickException(str(exc)) from exc
     if removed is None:
-        folder = plugins_dir or inst.default_plugins_dir()
-        click.echo(f"nothing to remove: the plug-in is not installed in {folder}")
+        click.echo(f"nothing to remove: the plug-in is not installed in {plugins_dir}")
     else:
         click.echo(f"removed {removed}")
 
@@ -77,7 +81,7 @@ def doctor_cmd(plugins_dir, quick) -> None:
     """Show what is installed and what is missing; exit 1 when something needed is missing."""
     from gimp_plugin import install as inst
 
-    checks = inst.doctor(plugins_dir, query=not quick)
+    checks = inst.doctor(inst.plugins_dir_for(given=plugins_dir), query=not quick)
     width = max(len(c.name) for c in checks)
     for c in checks:
         mark = {True: "ok", False: "MISSING", None: "info"}[c.ok]

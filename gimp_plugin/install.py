@@ -19,6 +19,10 @@ PLUGIN_NAME = "normstyle_gimp"
 SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
 PLUGIN_FILES = ("normstyle_gimp.py", "nsclient.py")
 CONFIG_NAME = "normstyle.json"
+# normstyle's own note of where `normstyle gimp install` put the plug-in, so that its
+# --plugins-dir need not be given to doctor, uninstall or the next install again (the plug-in's
+# config lies inside that folder, so it cannot say where the folder is).
+RECORD_NAME = "gimp-plugin.json"
 
 
 class InstallError(Exception):
@@ -48,6 +52,46 @@ def default_plugins_dir(platform: str | None = None, env: dict | None = None,
     else:
         base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
     return base / "GIMP" / "3.0" / "plug-ins"
+
+
+def record_path(*, env: dict | None = None) -> Path:
+    """The install record: in normstyle's user data folder ($NORMSTYLE_HOME, else the platform's)."""
+    env = os.environ if env is None else env
+    if env.get("NORMSTYLE_HOME"):
+        return Path(env["NORMSTYLE_HOME"]).expanduser() / RECORD_NAME
+    import platformdirs
+    return Path(platformdirs.user_data_dir("normstyle", appauthor=False)) / RECORD_NAME
+
+
+def remembered_plugins_dir() -> Path | None:
+    """The plug-ins folder of the last install, while the plug-in is still there."""
+    try:
+        folder = Path(json.loads(record_path().read_text(encoding="utf-8"))["plugins_dir"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if (folder / PLUGIN_NAME / "normstyle_gimp.py").is_file() else None
+
+
+def plugins_dir_for(*, given: Path | None) -> Path:
+    """The folder a command works on: the one given, else the last install's, else GIMP's default."""
+    if given:
+        return Path(given)
+    return remembered_plugins_dir() or default_plugins_dir()
+
+
+def remember_plugins_dir(*, plugins_dir: Path, python: str) -> str | None:
+    """Write the install record; a warning when it cannot be written (the install itself worked)."""
+    path = record_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"plugins_dir": str(plugins_dir.absolute()), "python": python},
+                                  indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        return (f"could not note the plug-ins folder in {path} ({exc.strerror or exc}); "
+                f"give --plugins-dir {plugins_dir} to doctor and uninstall too")
+    return None
 
 
 def package_version() -> str:

@@ -79,3 +79,16 @@ def test_python_api_finds_the_users_saved_styles(run, tmp_path, tiny_model_file,
 
 
 # ------------------------------------------------------------- GIMP
+def test_gimp_doctor_and_uninstall_find_the_folder_install_used(raw_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # GIMP's default: empty
+    plugins = tmp_path / "my-plug-ins"
+    r = raw_run("gimp", "install", "--plugins-dir", plugins, "--no-check")
+    assert r.exit_code == 0, r.output
+
+    r = raw_run("gimp", "doctor", "--quick")
+    assert str(plugins / "normstyle_gimp") in r.stdout and "MISSING" not in r.stdout, r.stdout
+    r = raw_run("gimp", "uninstall")
+    assert r.exit_code == 0 and not (plugins / "normstyle_gimp").exists(), r.output
+    r = raw_run("gimp", "doctor", "--quick")  # gone from there: back to GIMP's own folder
+    assert r.exit_code == 1 and str(tmp_path / "config" / "GIMP" / "3.0" / "plug-ins") in r.stdout

@@ -19,6 +19,12 @@ def runner():
     return CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _own_data_home(tmp_path, monkeypatch):
+    """install notes its plug-ins folder in normstyle's data folder: not the real user's."""
+    monkeypatch.setenv("NORMSTYLE_HOME", str(tmp_path / "normstyle-home"))
+
+
 def test_install_copies_plugin_and_writes_config(runner, tmp_path, tiny_model_file):
     plugins = tmp_path / "plug-ins"
     res = runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--model", str(tiny_model_file)])
