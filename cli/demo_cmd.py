@@ -78,6 +78,6 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
         click.echo(f"wrote {written} pastiches and {sheet} ({stylizer.place.device.type}, "
                    f"{str(stylizer.place.dtype).replace('torch.', '')})")
     if failed:
-        click.echo(f"error: {len(failed)} of {len(files)} photo(s) failed; "
+        click.echo(f"Error: {len(failed)} of {len(files)} photo(s) failed; "
                    f"{written} pastiche(s) written", err=True)
         raise click.exceptions.Exit(1)

@@ -78,7 +78,7 @@ def info(as_json, model_path, device, precision):
     if "error" in out["model"]:
         # the report is still printed (it is what a bug report needs), but a script that runs
         # `normstyle info --model FILE` to check FILE must see the refusal in the exit status
-        error_line(f"error: {out['model']['error']}")
+        error_line(f"Error: {out['model']['error']}")
         raise click.exceptions.Exit(EXIT_ERROR)
 
 

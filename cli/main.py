@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, configure_logging, describe_os_error, error_line,
-                     is_user_error)
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, QUIET_HELP, THREADS_HELP, VERBOSE_HELP, add_global_options,
+                     apply_global_flags, describe_os_error, error_line, is_user_error)
 
 # Commands written elsewhere, registered only if their module exists, imported only when used:
 # name -> (module, attribute, short help shown in `normstyle --help` without importing it).
@@ -42,6 +42,10 @@ class NormstyleGroup(click.Group):
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = self._get_command(ctx, cmd_name)
+        return add_global_options(cmd) if cmd is not None else None
+
+    def _get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in LAZY_COMMANDS:
             return cmd
@@ -89,15 +93,19 @@ class NormstyleGroup(click.Group):
             if not is_user_error(exc) or os.environ.get("NORMSTYLE_DEBUG"):
                 raise
             message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
-            error_line(f"error: {message}")
+            error_line(f"Error: {message}")
             ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=NormstyleGroup, context_settings={"help_option_names": ["-h", "--help"],
                                                    "max_content_width": 100})
 @click.version_option(package_name="normstyle", prog_name="normstyle")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
+@click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N", envvar="NORMSTYLE_THREADS",
+              show_envvar=True, help=THREADS_HELP)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, threads: int | None) -> None:
     """normstyle: one network, many styles. Stylize photos by style name, image or blend.
 
     \b
@@ -107,9 +115,9 @@ def cli(verbose: int) -> None:
       normstyle styles add mine painting.jpg
       normstyle train content/ --style styles/ --out runs/mine
 
-    Set NORMSTYLE_DEBUG=1 to see tracebacks.
+    -v, -q and --threads may also follow the command. Set NORMSTYLE_DEBUG=1 to see tracebacks.
     """
-    configure_logging(verbose)
+    apply_global_flags(ctx, verbose=verbose, quiet=quiet, threads=threads)
 
 
 def _register() -> None:

@@ -36,10 +36,12 @@ def refine_with_progress(stylizer, source: Path, photos: Sequence, *, steps: int
     from normstyle_core import StyleError
     from normstyle_core.refine import RefineConfig
 
-    from .common import stderr_console
+    from .common import is_quiet, stderr_console
 
     if not photos:
         raise StyleError("refining needs at least one readable photo")
+    if is_quiet():
+        return stylizer.refine(source, photos, config=RefineConfig(steps=steps), name=name)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),
                   console=stderr_console(), transient=True) as bar:

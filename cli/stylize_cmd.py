@@ -116,7 +116,7 @@ def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, st
         table.add_row("time", f"{seconds:.1f} s ({rate:.2f} images/s)")
         stdout_console().print(table)
     if stop and stop != "interrupted":
-        error_line(f"error: {stop}; stopped, {counts[OK]} file(s) written")
+        error_line(f"Error: {stop}; stopped, {counts[OK]} file(s) written")
     if interrupted:
         error_line(f"interrupted: {counts[OK]} file(s) written, {counts[NOT_RUN]} not processed "
                    "(run the same command with --skip-existing to continue)")
@@ -158,7 +158,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     blocked = _check_folders(jobs)
 
     if single and jobs and jobs[0].status == FAILED:
-        error_line(f"error: {jobs[0].error}")  # before loading the model: fail fast
+        error_line(f"Error: {jobs[0].error}")  # before loading the model: fail fast
         return EXIT_ERROR
 
     reporter = Reporter(len(jobs), show_progress=not single, muted={j.index for j in blocked})
@@ -200,7 +200,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
             error_line("interrupted; nothing was left half-written")
             return EXIT_INTERRUPTED
         if r.status == FAILED:
-            error_line(f"error: {r.error}")
+            error_line(f"Error: {r.error}")
             return EXIT_ERROR
         if r.status == SKIPPED:
             error_line(f"skipped: {r.output} exists")

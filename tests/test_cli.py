@@ -163,7 +163,7 @@ def test_bad_input_image_is_one_line(run, tmp_path, kind, match):
     else:
         bomb_png(path)
     line = _one_line_error(run("stylize", path, "--style", "red"))
-    assert line.startswith("error:") and str(path) in line
+    assert line.startswith("Error:") and str(path) in line
     import re
     assert re.search(match, line)
     assert not list(tmp_path.glob("x_red*")) and not leftovers(tmp_path)

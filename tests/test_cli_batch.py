@@ -187,7 +187,7 @@ def test_disk_full_stops_the_batch_with_one_clear_line(run, tmp_path, monkeypatc
     s = json.loads(r.stdout)
     assert s["written"] == 0 and s["stopped"].startswith("disk full")
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: disk full") and "No space left on device" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("Error: disk full") and "No space left on device" in lines[0]
     assert not out.exists() or not list(out.iterdir())
 
 

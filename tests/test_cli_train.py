@@ -182,7 +182,7 @@ def test_init_from_mistakes_are_one_line(raw_run, tmp_path, data):
 def _one_line(r) -> str:
     assert r.exit_code == 1, r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error:"), r.stderr
     return lines[0]
 
 

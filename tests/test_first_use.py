@@ -35,7 +35,79 @@ def _other_thread_count() -> int:
 
 
 # ------------------------------------------------------------- speed
+def test_threads_option_sets_torch_threads_before_or_after_the_command(run, tmp_path, threads_restored):
+    src = photo(tmp_path / "a.jpg")
+    want = _other_thread_count()
+    r = run("--threads", want, "stylize", src, "--style", "red")
+    assert r.exit_code == 0, r.output
+    assert torch.get_num_threads() == want and os.environ["OMP_NUM_THREADS"] == str(want)
+
+    want = _other_thread_count()
+    r = run("stylize", src, "--style", "blue", "--threads", want)
+    assert r.exit_code == 0, r.output
+    assert torch.get_num_threads() == want
+    assert run("--threads", "0", "info").exit_code == 2
+
+
+def test_thread_env_and_passive_wait_reach_torch_when_it_loads(tmp_path):
+    """OpenMP reads its variables when torch loads it: the CLI sets them before any import of torch
+    (NORMSTYLE_THREADS for the count, OMP_WAIT_POLICY=PASSIVE unless the user chose one)."""
+    code = ("import os, sys\n"
+            "from cli.main import cli\n"
+            "try:\n"
+            "    cli(['stylize', '--help'], prog_name='normstyle')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "assert 'torch' not in sys.modules\n"
+            "import torch\n"
+            "print(\"RESULT\", os.environ.get(\"OMP_WAIT_POLICY\"), torch.get_num_threads())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    env.update(NORMSTYLE_THREADS="3", NORMSTYLE_HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1].split() == ["RESULT", "PASSIVE", "3"]
+
+
+def test_a_users_own_wait_policy_is_kept(run, tmp_path, threads_restored, monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert run("gimp", "doctor", "--quick", "--plugins-dir", tmp_path).exit_code == 1  # not installed
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    run("gimp", "doctor", "--quick", "--plugins-dir", tmp_path)
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_torchs_cuda_home_warning_stays_out_of_json_runs(run, tmp_path, monkeypatch):
+    """torch.utils.cpp_extension logs it on import when CUDA_HOME is set and there is no GPU."""
+    import cli.stylize_cmd as sc
+    load = sc.load_stylizer
+
+    def load_like_torch_on_a_gpu_less_machine(*args):
+        logging.getLogger("torch.utils.cpp_extension").warning(
+            "No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local/cuda")
+        return load(*args)
+    monkeypatch.setattr(sc, "load_stylizer", load_like_torch_on_a_gpu_less_machine)
+    r = run("stylize", photo(tmp_path / "a.jpg"), "--style", "red", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["status"] == "ok"
+    assert "CUDA" not in r.stderr, r.stderr
+
+
 # ------------------------------------------------------------- one CLI
+def test_errors_begin_with_Error(run, tmp_path):
+    src = photo(tmp_path / "a.jpg")
+    for args in (["stylize", src, "--style", "nope"],  # the core's message
+                 ["stylize", src, "--style", "red", "--model", tmp_path / "missing.pt"],
+                 ["stylize", src, "--style", "red", "--strength", "2"]):  # click's usage error
+        r = run(*args)
+        assert r.exit_code in (1, 2)
+        assert [line for line in r.stderr.splitlines() if line.lower().startswith("error")][0].startswith("Error: ")
+        assert "\nerror:" not in "\n" + r.stderr
+    (tmp_path / "a_red.jpg").write_bytes(b"taken")
+    r = run("stylize", src, "--style", "red")  # an output that exists: found while planning
+    assert r.exit_code == 1 and r.stderr.startswith("Error: output"), r.stderr
+
+
 @pytest.fixture
 def many_styles_model(tmp_path, tiny_config):
     """The tiny network with 12 built-in style names, like the shipped model's 38."""

@@ -18,7 +18,7 @@ def _one_line_error(r, code: int = 1) -> str:
     assert r.exit_code == code, (r.exit_code, r.output)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("error:"), lines[0]
+    assert lines[0].startswith("Error:"), lines[0]
     return lines[0]
 
 

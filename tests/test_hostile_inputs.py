@@ -94,7 +94,7 @@ def test_header_claiming_too_many_pixels_is_one_line_naming_the_size(run, tmp_pa
     r = run("stylize", src, "--style", "red")
     assert r.exit_code == 1, r.output
     lines = _error_lines(r)
-    assert len(lines) == 1 and lines[0].startswith("error:"), lines
+    assert len(lines) == 1 and lines[0].startswith("Error:"), lines
     assert size in lines[0] and "too large" in lines[0] and str(src) in lines[0]
     assert snapshot(tmp_path) == before
 
@@ -109,7 +109,7 @@ def test_image_too_large_for_the_memory_available_is_one_line_naming_size_and_me
     r = run("stylize", src, "--style", "red")
     assert r.exit_code == 1, r.output
     lines = _error_lines(r)
-    assert len(lines) == 1 and lines[0].startswith(f"error: {src}: 12000x9000 (108 MP) is too large"), lines
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {src}: 12000x9000 (108 MP) is too large"), lines
     assert "2.0 GB is available" in lines[0]
     assert snapshot(tmp_path) == before
 
@@ -181,7 +181,7 @@ def test_read_only_output_folder_is_one_line_before_rendering(run, tmp_path, mon
             r = run("stylize", src, "--style", "red", "-o", out)
             lines = _error_lines(r)
             assert r.exit_code == 1 and len(lines) == 1, r.output
-            assert lines[0].startswith("error: cannot ") and str(ro) in lines[0], lines
+            assert lines[0].startswith("Error: cannot ") and str(ro) in lines[0], lines
 
         r = run("batch", tmp_path / "in", "--style", "red", "--out", ro, "--json")
         assert r.exit_code == 1, r.output
@@ -206,7 +206,7 @@ def test_demo_reports_a_bad_photo_and_goes_on(run, tmp_path):
     lines = _error_lines(r)
     assert len(lines) == 2, lines
     assert lines[0].startswith("failed: ") and "b.jpg" in lines[0] and "not an image" in lines[0]
-    assert lines[1] == "error: 1 of 3 photo(s) failed; 2 pastiche(s) written"
+    assert lines[1] == "Error: 1 of 3 photo(s) failed; 2 pastiche(s) written"
     assert sorted(p.name for p in out.iterdir()) == ["a_red.jpg", "c_red.jpg", "contact_sheet.png"]
     assert snapshot(photos) == before
 
