@@ -20,7 +20,7 @@ def sample_photos() -> list[Path]:
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
               show_default=True, help="Folder for the pastiches and a contact sheet.")
 @click.option("--photos", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="Your own photos or folders instead of the bundled samples.")

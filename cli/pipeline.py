@@ -32,8 +32,9 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 # Extensions the core can write (imaging.FORMATS); others fall back to PNG.
 WRITABLE = {"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"}
 OUTPUT_FORMATS = ("same", "jpg", "png", "webp", "tiff")
-TEMPLATE_FIELDS = ("stem", "style", "ext", "name", "index", "strength")
-DEFAULT_TEMPLATE = "{stem}_{style}.{ext}"
+TEMPLATE_FIELDS = ("stem", "style", "ext", "name", "index", "strength", "settings")
+# {settings} is empty for the default settings, so those names stay photo_style.jpg.
+DEFAULT_TEMPLATE = "{stem}_{style}{settings}.{ext}"
 
 OK, SKIPPED, FAILED, NOT_RUN = "ok", "skipped", "failed", "not-run"
 
@@ -94,6 +95,27 @@ def check_template(template: str) -> None:
                          "or every file would get the same name")
 
 
+def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.0, refine_steps: int = 0,
+                 feedback: bool = True, preserve_color: bool = False, max_size: int | None = None) -> str:
+    """The {settings} part of output names: "_refine20", "_onepass", ... for each setting that is
+    not the default, "" for the defaults. Two runs on the same photo and style with different
+    settings then write different files instead of the second one failing on the first's."""
+    parts = []
+    if weights is not None:
+        parts.append("w" + "-".join(f"{w:g}" for w in weights))
+    if strength != 1.0:
+        parts.append(f"strength{strength:g}")
+    if refine_steps:
+        parts.append(f"refine{refine_steps}")
+    if not feedback:
+        parts.append("onepass")
+    if preserve_color:
+        parts.append("keepcolor")
+    if max_size is not None:
+        parts.append(f"max{max_size}")
+    return "".join(f"_{p}" for p in parts)
+
+
 def output_ext(src: Path, fmt: str) -> str:
     if fmt != "same":
         return fmt
@@ -101,9 +123,10 @@ def output_ext(src: Path, fmt: str) -> str:
     return ext if ext in WRITABLE else "png"
 
 
-def render_name(template: str, src: Path, *, style: str, fmt: str, index: int, strength: float) -> str:
+def render_name(template: str, src: Path, *, style: str, fmt: str, index: int, strength: float,
+                settings: str = "") -> str:
     name = template.format(stem=src.stem, style=style, ext=output_ext(src, fmt), name=src.name,
-                           index=index, strength=f"{strength:g}")
+                           index=index, strength=f"{strength:g}", settings=settings)
     parts = Path(name).parts
     if not name or Path(name).is_absolute() or ".." in parts:
         raise ValueError(f"output name {name!r} from the template must be a relative path without '..'")
@@ -218,8 +241,8 @@ def _inside(path: Path, folder: Path) -> bool:
 # ---------------------------------------------------------------- planning
 def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file: Path | None,
          template: str, style: str, fmt: str, strength: float, overwrite: bool,
-         skip_existing: bool) -> list[Job]:
-    """Output path and pre-decided status for every input."""
+         skip_existing: bool, settings: str = "") -> list[Job]:
+    """Output path and pre-decided status for every input; ``settings`` fills {settings}."""
     all_inputs = {src.resolve() for src, _ in inputs}
     claimed: dict[Path, Path] = {}
     jobs: list[Job] = []
@@ -230,7 +253,8 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
             if out_file is not None:
                 out = out_file
             else:
-                name = render_name(template, src, style=style, fmt=fmt, index=i + 1, strength=strength)
+                name = render_name(template, src, style=style, fmt=fmt, index=i + 1, strength=strength,
+                                   settings=settings)
                 out = (out_dir if out_dir is not None else src.parent) / rel / name
         except ValueError as exc:
             job.status, job.error = FAILED, str(exc)

@@ -12,9 +12,10 @@ from typing import Any, Callable, Sequence
 import click
 
 from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, choose_compile, compile_option, error_line,
-                     load_stylizer, model_options, parse_floats, stderr_console, stdout_console)
+                     is_quiet, load_stylizer, model_options, parse_floats, say, stderr_console, stdout_console)
 from .pipeline import (DEFAULT_TEMPLATE, FAILED, NOT_RUN, OK, OUTPUT_FORMATS, SKIPPED, WRITABLE, Job,
-                       Options, Result, check_template, collect_inputs, folder_problem, plan, run_jobs)
+                       Options, Result, check_template, collect_inputs, folder_problem, plan, run_jobs,
+                       settings_tag)
 
 
 def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +45,9 @@ def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
-                     help="Output file name template: {stem} {style} {ext} {name} {index} {strength}."),
+                     help="Output file name template: {stem} {style} {ext} {name} {index} {strength} "
+                     "{settings} (the settings that are not the default, e.g. _refine20 or _onepass; "
+                     "empty for the defaults)."),
         click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="same", show_default=True,
                      help="Output format (same: the input's, PNG if it cannot be written)."),
         click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
@@ -53,6 +56,8 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten)."),
         click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone and skip those files."),
         click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
+        click.option("--dry-run", is_flag=True,
+                     help="Print what would be written and write nothing (no model is loaded)."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -63,12 +68,14 @@ def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
 class Reporter(ProgressDisplay):
     """Rich progress on a terminal; plain one-line messages otherwise (logs, CI, tests)."""
 
-    def __init__(self, total: int, *, show_progress: bool, muted: set[int] | None = None) -> None:
+    def __init__(self, total: int, *, show_progress: bool, muted: set[int] | None = None,
+                 per_file: bool = False) -> None:
         self.console = stderr_console()
         self.total = total
         self.muted = muted or set()  # jobs whose failure was already said in a shared line
+        self.per_file = per_file  # a "wrote ..." line for each output (stylize with several photos)
         self.progress = None
-        if show_progress and self.console.is_terminal and total > 0:
+        if show_progress and not is_quiet() and self.console.is_terminal and total > 0:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn, TimeRemainingColumn)
             self.progress = Progress(
@@ -80,6 +87,11 @@ class Reporter(ProgressDisplay):
     def line(self, message: str) -> None:
         super().line(" ".join(str(message).split()))
 
+    def info(self, message: str) -> None:
+        """A line that -q leaves out (warnings and failures use :meth:`line`)."""
+        if not is_quiet():
+            self.line(message)
+
     def start(self, job: Job) -> None:
         if self.progress is not None:
             self.progress.update(self.task, current=job.src.name)
@@ -89,6 +101,9 @@ class Reporter(ProgressDisplay):
             self.progress.advance(self.task)
         if result.status == FAILED and job.index not in self.muted:
             self.line(f"failed: {result.error}")
+        elif result.status == OK and self.per_file:
+            size = f"{result.size[0]}x{result.size[1]}, " if result.size else ""
+            self.info(f"wrote {result.output} ({size}{result.seconds:.2f} s)")
 
 
 def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, style: str,
@@ -128,7 +143,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
              weights: str | None, strength: float, preserve_color: bool, max_size: int | None,
              model_path: Path | None, device: str, precision: str, template: str, fmt: str,
              quality: int, strip_metadata: bool, overwrite: bool, skip_existing: bool, as_json: bool,
-             single: bool, compile_: bool | None = None, refine_steps: int = 0, feedback: bool = True) -> int:
+             single: bool, compile_: bool | None = None, refine_steps: int = 0, feedback: bool = True,
+             dry_run: bool = False, per_file: bool = False) -> int:
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     try:
@@ -152,26 +168,33 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     # use the user's spelling (file stem for files), the same name resolve_styles returns.
     from .style_bank import safe_name
     style_name = "+".join(safe_name(Path(s).stem if Path(s).suffix else s) for s in styles)
+    settings = settings_tag(weights=weight_list, strength=strength, refine_steps=refine_steps,
+                            feedback=feedback, preserve_color=preserve_color, max_size=max_size)
     jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=template, style=style_name,
-                fmt=fmt, strength=strength, overwrite=overwrite, skip_existing=skip_existing)
+                fmt=fmt, strength=strength, overwrite=overwrite, skip_existing=skip_existing,
+                settings=settings)
     pre = [Result(p, None, FAILED, f"{p}: {why}") for p, why in problems]
     blocked = _check_folders(jobs)
+    if dry_run:
+        return _dry_run(jobs, pre, as_json=as_json)
 
     if single and jobs and jobs[0].status == FAILED:
         error_line(f"Error: {jobs[0].error}")  # before loading the model: fail fast
         return EXIT_ERROR
 
-    reporter = Reporter(len(jobs), show_progress=not single, muted={j.index for j in blocked})
+    reporter = Reporter(len(jobs), show_progress=not single, muted={j.index for j in blocked},
+                        per_file=per_file)
     for r in pre:
         reporter.line(f"failed: {r.error}")
     for problem, count in Counter(j.error for j in blocked).items():
         reporter.line(f"failed: {problem}; {count} file(s) not stylized")
-    _remove_stale_temps(jobs, reporter.line)
+    _remove_stale_temps(jobs, reporter.info)
     todo = [j for j in jobs if j.status is None]
     stylizer = code = None
+    refine_seconds = 0.0
     if todo:
         stylizer = load_stylizer(model_path, device, precision)  # once per run
-        _set_compile(stylizer, compile_, len(todo), reporter.line)
+        _set_compile(stylizer, compile_, len(todo), reporter.info)
         from .style_bank import UserStyleBank, resolve_styles
         refine = None
         if refine_steps:  # each style image fitted once on (a spread of) the photos of this run
@@ -179,9 +202,13 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
             photos: list = []
 
             def refine(path: Path):
+                nonlocal refine_seconds
+                t0 = time.perf_counter()
                 if not photos:  # loaded only when a style image (not a name) needs them
                     photos.extend(load_refine_photos([j.src for j in todo], reporter.line))
-                return refine_with_progress(stylizer, path, photos, steps=refine_steps, name=path.stem)
+                fitted = refine_with_progress(stylizer, path, photos, steps=refine_steps, name=path.stem)
+                refine_seconds += time.perf_counter() - t0
+                return fitted
         code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line,
                                  refine)  # once per run
     opts = Options(strength=strength, preserve_color=preserve_color, max_size=max_size, quality=quality,
@@ -195,7 +222,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     if single:
         r = results[0]
         if as_json:
-            click.echo(json.dumps(r.as_dict(), indent=2))
+            click.echo(json.dumps({**r.as_dict(), "total_seconds": round(seconds, 3),
+                                   "refine_seconds": round(refine_seconds, 3)}, indent=2))
         if stop == "interrupted":
             error_line("interrupted; nothing was left half-written")
             return EXIT_INTERRUPTED
@@ -206,11 +234,38 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
             error_line(f"skipped: {r.output} exists")
             return 0
         if not as_json:
-            size = f" ({r.size[0]}x{r.size[1]}, {r.seconds:.2f} s)" if r.size else ""
-            click.echo(f"wrote {r.output}{size}", err=True)
+            # The whole wait (model, refining, feedback step, render, save), not the render alone.
+            size = f"{r.size[0]}x{r.size[1]}, " if r.size else ""
+            parts = ([f"refining {refine_seconds:.2f} s"] if refine_seconds else []) + [f"rendering {r.seconds:.2f} s"]
+            say(f"wrote {r.output} ({size}{seconds:.2f} s in all; {', '.join(parts)})")
         return 0
+    if per_file and not as_json:
+        written = sum(r.status == OK for r in results)
+        say(f"wrote {written} of {len(results)} file(s) in {seconds:.2f} s")
     return summarize(results, stop=stop, seconds=seconds, style=style_name, model=model_name,
-                     as_json=as_json, show_table=True)
+                     as_json=as_json, show_table=not per_file and not is_quiet())
+
+
+def _dry_run(jobs: Sequence[Job], pre: Sequence[Result], *, as_json: bool) -> int:
+    """--dry-run: what each input would become, from planning alone (no model, nothing written).
+    Exit 1 when some input would fail, as the real run would."""
+    rows = [r.as_dict() for r in pre]
+    rows += [{"input": str(j.src), "output": str(j.out) if j.out else None,
+              "status": "would-write" if j.status is None else j.status, "error": j.error} for j in jobs]
+    if as_json:
+        click.echo(json.dumps({"dry_run": True, "files": rows}, indent=2))
+    else:
+        for row in rows:
+            if row["status"] == "would-write":
+                click.echo(f"would write {row['output']} (from {row['input']})")
+            elif row["status"] == SKIPPED:
+                click.echo(f"would skip {row['output']} (exists)")
+            else:
+                click.echo(f"would fail: {row['error']}")
+    n = Counter(row["status"] for row in rows)
+    say(f"dry run: {n['would-write']} file(s) would be written, {n[SKIPPED]} skipped, {n[FAILED]} would fail; "
+        "nothing was written")
+    return EXIT_ERROR if n[FAILED] else 0
 
 
 def _check_folders(jobs: Sequence[Job]) -> list[Job]:
@@ -257,24 +312,33 @@ def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[
 
 # ----------------------------------------------------------------- commands
 @click.command()
-@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @style_options
-@click.option("-o", "--output", type=click.Path(), default=None,
+@click.option("-o", "--out", "--output", "output", type=click.Path(), default=None,
               help="Output file, or a folder: an existing one, or one to create when the path ends "
-                   "with / (default: next to the input, named by --name).")
+                   "with / (default: next to the input, named by --name). A folder when several "
+                   "IMAGES are given.")
 @output_options
 @model_options
 @compile_option
-def stylize(image: Path, styles, weights, strength, refine_steps, feedback, preserve_color, max_size, output, template,
+def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, feedback, preserve_color, max_size, output, template,
             fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
-            compile_):
-    """Stylize one IMAGE.
+            compile_, dry_run):
+    """Stylize one IMAGE, or several.
 
     \b
       normstyle stylize photo.jpg --style candy -o photo_candy.jpg
+      normstyle stylize a.jpg b.jpg --style candy -o styled/
       normstyle stylize photo.png --style a.jpg --style b.jpg --weights 0.7,0.3 --strength 0.8
       normstyle stylize photo.jpg --style painting.jpg --refine 20
     """
+    inputs: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+    for image in images:  # the same photo twice is stylized once
+        if image.resolve() not in seen:
+            seen.add(image.resolve())
+            inputs.append((image, Path()))
+    single = len(inputs) == 1
     out_dir = out_file = None
     if output is not None:
         # The string as typed: Path("new/") is Path("new"), and the slash means "a folder".
@@ -284,6 +348,11 @@ def stylize(image: Path, styles, weights, strength, refine_steps, feedback, pres
             raise click.BadParameter(f"{output} is a file, not a folder (drop the trailing / to write "
                                      "to it as a file)", param_hint="-o")
         if output.is_dir() or wants_folder:
+            out_dir = output
+        elif not single:  # several photos: -o can only be a folder, made if missing
+            if output.suffix.lower().lstrip(".") in WRITABLE or output.exists():
+                raise click.BadParameter(f"{output} is not a folder; with several photos -o names a folder",
+                                         param_hint="-o")
             out_dir = output
         else:
             ext = output.suffix.lower().lstrip(".")
@@ -296,11 +365,12 @@ def stylize(image: Path, styles, weights, strength, refine_steps, feedback, pres
                 raise click.BadParameter(f"--format {fmt} contradicts the extension of {output}",
                                          param_hint="--format")
             out_file = output
-    code = _execute([(image, Path())], [], out_dir=out_dir, out_file=out_file, styles=styles,
+    code = _execute(inputs, [], out_dir=out_dir, out_file=out_file, styles=styles,
                     weights=weights, strength=strength, preserve_color=preserve_color, max_size=max_size,
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=True, compile_=compile_,
+                    skip_existing=skip_existing, as_json=as_json, single=single, compile_=compile_,
+                    dry_run=dry_run, per_file=not single,
                     refine_steps=refine_steps, feedback=feedback)
     raise click.exceptions.Exit(code)
 
@@ -308,7 +378,7 @@ def stylize(image: Path, styles, weights, strength, refine_steps, feedback, pres
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @style_options
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (sub-folders of the inputs are mirrored).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders (and ** in globs).")
 @output_options
@@ -316,7 +386,7 @@ def stylize(image: Path, styles, weights, strength, refine_steps, feedback, pres
 @compile_option
 def batch(paths, styles, weights, strength, refine_steps, feedback, preserve_color, max_size, out_dir, recursive, template,
           fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
-          compile_):
+          compile_, dry_run):
     """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
 
     One bad file is reported in one line and the batch goes on; existing outputs are never
@@ -336,6 +406,6 @@ def batch(paths, styles, weights, strength, refine_steps, feedback, preserve_col
                     strength=strength, preserve_color=preserve_color, max_size=max_size,
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_,
+                    skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_, dry_run=dry_run,
                     refine_steps=refine_steps, feedback=feedback)
     raise click.exceptions.Exit(code)

@@ -232,7 +232,7 @@ class TrainDisplay(ProgressDisplay):
 @click.argument("content", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--style", "styles", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
               help="Style image file or folder (repeatable).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run folder, new or empty (or a run to resume): checkpoints, config.json, log.jsonl, samples.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file with TrainConfig fields ([model] and [loss] tables too); flags override it.")

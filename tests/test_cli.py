@@ -86,7 +86,7 @@ def test_stylize_16bit_and_grayscale(run, tmp_path):
     gray = photo(tmp_path / "bw.jpg", mode="L")
     r = run("stylize", gray, "--style", "red", "--preserve-color", "--strength", "0.5")
     assert r.exit_code == 0, r.output
-    assert Image.open(tmp_path / "bw_red.jpg").mode == "L"  # a gray photo stays gray
+    assert Image.open(tmp_path / "bw_red_strength0.5_keepcolor.jpg").mode == "L"  # a gray photo stays gray
 
 
 def test_stylize_max_size_output_folder_blend_and_style_image(run, tmp_path):
@@ -97,7 +97,7 @@ def test_stylize_max_size_output_folder_blend_and_style_image(run, tmp_path):
     r = run("stylize", src, "--style", style_img, "--style", "red", "--weights", "0.7,0.3",
             "--max-size", "40", "-o", outdir)
     assert r.exit_code == 0, r.output
-    out = outdir / "big_paint+red.png"
+    out = outdir / "big_paint+red_w0.7-0.3_max40.png"
     assert Image.open(out).size == (40, 20)
 
 

@@ -93,7 +93,55 @@ def test_torchs_cuda_home_warning_stays_out_of_json_runs(run, tmp_path, monkeypa
     assert "CUDA" not in r.stderr, r.stderr
 
 
+def test_stylize_reports_the_whole_time_refining_included(run, tmp_path, monkeypatch):
+    import time
+
+    import cli.refining as refining
+
+    def slow_refine(stylizer, source, photos, *, steps, name):
+        time.sleep(0.5)
+        return stylizer.encode(source, name=name)
+    monkeypatch.setattr(refining, "refine_with_progress", slow_refine)
+    src, paint = photo(tmp_path / "a.jpg"), photo(tmp_path / "paint.png", seed=3)
+    r = run("stylize", src, "--style", paint, "--refine", "1")
+    assert r.exit_code == 0, r.output
+    m = re.search(r"wrote \S+ \(40x30, ([\d.]+) s in all; refining ([\d.]+) s, rendering ([\d.]+) s\)", r.stderr)
+    assert m, r.stderr
+    total, refine, render = map(float, m.groups())
+    assert refine >= 0.5 and total >= refine + render
+    r = run("stylize", src, "--style", paint, "--refine", "1", "--json", "--overwrite")
+    assert json.loads(r.stdout)["total_seconds"] >= 0.5
+
+
 # ------------------------------------------------------------- one CLI
+def test_every_writing_command_takes_o_and_out(run, tmp_path):
+    for command in ("stylize", "batch", "demo", "eval", "train"):
+        r = run(command, "--help")
+        assert r.exit_code == 0 and "-o, --out" in r.stdout, (command, r.stdout)
+    src = photo(tmp_path / "in" / "a.jpg")
+    assert run("stylize", src, "--style", "red", "--out", tmp_path / "x.png").exit_code == 0
+    assert run("stylize", src, "--style", "red", "--output", tmp_path / "y.png").exit_code == 0
+    assert run("batch", tmp_path / "in", "--style", "red", "-o", tmp_path / "styled").exit_code == 0
+    assert (tmp_path / "x.png").is_file() and (tmp_path / "y.png").is_file()
+    assert (tmp_path / "styled" / "a_red.jpg").is_file()
+
+
+def test_global_flags_work_after_the_subcommand(run, tmp_path, threads_restored):
+    src = photo(tmp_path / "a.jpg")
+    r = run("stylize", src, "--style", "red", "-q")
+    assert r.exit_code == 0 and r.stderr == "" and (tmp_path / "a_red.jpg").is_file()
+    r = run("-q", "stylize", src, "--style", "blue")
+    assert r.exit_code == 0 and r.stderr == ""
+    r = run("stylize", src, "--style", "red", "--overwrite")
+    assert "wrote" in r.stderr  # -q of an earlier run does not stick
+
+    logger = logging.getLogger("normstyle_core")
+    assert run("styles", "list", "-vv").exit_code == 0 and logger.level == logging.DEBUG
+    assert run("-v", "styles", "list").exit_code == 0 and logger.level == logging.INFO
+    assert run("styles", "-v", "list").exit_code == 0 and logger.level == logging.INFO
+    assert run("styles", "list").exit_code == 0 and logger.level == logging.WARNING
+
+
 def test_errors_begin_with_Error(run, tmp_path):
     src = photo(tmp_path / "a.jpg")
     for args in (["stylize", src, "--style", "nope"],  # the core's message
@@ -148,6 +196,61 @@ def test_python_api_finds_the_users_saved_styles(run, tmp_path, tiny_model_file,
     # The CLI renders the same picture for the same name.
     assert run("stylize", src, "--style", "mine").exit_code == 0
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a_mine.png")), np.asarray(by_name))
+
+
+def test_stylize_takes_several_photos(run, tmp_path):
+    a, b = photo(tmp_path / "a.jpg"), photo(tmp_path / "b.png", 30, 20, seed=1)
+    r = run("stylize", a, b, "--style", "red")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a_red.jpg").is_file() and Image.open(tmp_path / "b_red.png").size == (30, 20)
+    assert r.stderr.count("wrote ") == 3  # one per photo, then the total
+
+    r = run("stylize", a, b, a, "--style", "blue", "-o", f"{tmp_path / 'styled'}/")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a_blue.jpg", "b_blue.png"]
+    r = run("stylize", a, b, "--style", "blue", "-o", tmp_path / "new")  # no extension: a folder
+    assert r.exit_code == 0 and (tmp_path / "new" / "b_blue.png").is_file(), r.output
+
+    before = snapshot(tmp_path)
+    r = run("stylize", a, b, "--style", "red", "-o", tmp_path / "one.jpg")
+    assert r.exit_code == 2 and "folder" in r.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_readme_commands_in_a_row_do_not_collide(run, tmp_path):
+    """The README's runs on one photo and style image: each setting writes its own file; the
+    default settings keep the plain name."""
+    src, paint = photo(tmp_path / "photo.jpg"), photo(tmp_path / "painting.png", 48, 48, seed=3)
+    for extra in ([], ["--no-feedback"], ["--refine", "1"], ["--strength", "0.5", "--preserve-color"]):
+        r = run("stylize", src, "--style", paint, *extra)
+        assert r.exit_code == 0, (extra, r.output)
+    assert sorted(p.name for p in tmp_path.glob("photo_*")) == [
+        "photo_painting.jpg", "photo_painting_onepass.jpg", "photo_painting_refine1.jpg",
+        "photo_painting_strength0.5_keepcolor.jpg"]
+    r = run("batch", src, "--style", paint, "--no-feedback", "-o", tmp_path / "out")
+    assert r.exit_code == 0 and (tmp_path / "out" / "photo_painting_onepass.jpg").is_file()
+
+
+def test_dry_run_says_what_it_would_write_and_loads_and_writes_nothing(run, tmp_path, monkeypatch):
+    import cli.stylize_cmd as sc
+
+    def no_model(*args):
+        raise AssertionError("--dry-run loaded the model")
+    monkeypatch.setattr(sc, "load_stylizer", no_model)
+    a, b = photo(tmp_path / "in" / "a.jpg"), photo(tmp_path / "in" / "b.jpg", seed=1)
+    (tmp_path / "in" / "b_red.jpg").write_bytes(b"taken")
+    before = snapshot(tmp_path)
+
+    r = run("stylize", a, "--style", "red", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == f"would write {tmp_path / 'in' / 'a_red.jpg'} (from {a})"
+    r = run("stylize", a, b, "--style", "red", "--dry-run")
+    assert r.exit_code == 1 and "would fail: output" in r.stdout and "already exists" in r.stdout
+    r = run("batch", tmp_path / "in", "--style", "red", "-o", tmp_path / "new" / "styled", "--dry-run", "--json")
+    assert r.exit_code == 0, r.output
+    files = json.loads(r.stdout)["files"]
+    assert [f["status"] for f in files] == ["would-write"] * 3  # a, b and the existing b_red.jpg
+    assert snapshot(tmp_path) == before and not (tmp_path / "new").exists()
 
 
 # ------------------------------------------------------------- GIMP
