@@ -10,33 +10,42 @@ pixels to this process. Two ways to run it, one protocol::
 model loads once per GIMP session; it exits after ``--idle-timeout`` seconds without a call
 (default 900). The plug-in starts it on first use (see ``nsclient.py``).
 
-Protocol (version 1): each message is one line of UTF-8 JSON. The client sends requests
-(``"op"``); the worker answers with events (``"event"``). Every request ends with exactly one
-final event (``hello``, ``styles``, ``done``, ``bye`` or ``error``); ``stylize`` may send
-``progress`` events before it.
+Protocol (version 2): each message is one line of UTF-8 JSON (at most 1 MiB). The client sends
+requests (``"op"``); the worker answers with events (``"event"``). Every request ends with
+exactly one final event (``hello``, ``styles``, ``done``, ``bye`` or ``error``); ``stylize`` may
+send ``progress`` events before it. A line that is not a request (not JSON, nested too deeply,
+too long, not an object, fields of the wrong type) gets one ``error`` and the session goes on.
 
 =============  ===============================================  ===============================
 op             request fields                                   final event
 =============  ===============================================  ===============================
 ``hello``      --                                               ``{"event": "hello",
-                                                                "protocol": 1, "version", "pid",
-                                                                "python"}``
-``styles``     ``model`` (path or null = default model)         ``{"event": "styles",
-                                                                "styles": [names], "model"}``
-``stylize``    ``input``, ``output`` (raw pixel files),          ``{"event": "done", "seconds"}``
-               ``width``, ``height``, ``channels`` (3 RGB or
-               4 RGBA), ``dtype`` (``u8``/``u16``/``float``),
+                                                                "protocol": 2, "version", "pid",
+                                                                "python", "workdir"}``
+``styles``     ``model`` (path or null = default model),        ``{"event": "styles",
+               ``device``, ``precision``                        "styles": [names], "model"}``
+``stylize``    ``input`` (raw pixel file), ``width``,            ``{"event": "done", "seconds",
+               ``height``, ``channels`` (3 RGB or 4 RGBA),      "output"}``
+               ``dtype`` (``u8``/``u16``/``float``),
                ``style`` (built-in name, style image or .pt
                code), ``strength`` (0..1), ``preserve_color``,
                ``refine_steps`` (optional, 0: fit a style
                image's code on the layer first), ``model``,
-               ``device``
+               ``device``, ``precision`` (optional, as the
+               CLI's ``--precision``), ``output``
+               (optional, see below)
 ``shutdown``   --                                               ``{"event": "bye"}``
 =============  ===============================================  ===============================
 
 ``{"event": "progress", "fraction": 0..1, "message": str}`` reports progress;
 ``{"event": "error", "kind": str, "message": str}`` ends a failed request with one line for
 the user (``kind`` is the core's exception class, or ``ProtocolError`` / ``InternalError``).
+
+The worker writes only into its own private folder (``workdir`` in ``hello``): the result of
+``stylize`` is a new file there, named by ``done``'s ``output``; a request may name the file
+(``output``), but only inside that folder, anything else is refused. The client takes the
+result (moves it away) before it ends the session: results still there when a session ends are
+deleted, and the folder goes when the worker exits.
 
 Pixel files are raw, row-major, interleaved, in the machine's byte order (``u8``: uint8,
 ``u16``: uint16, ``float``: float32, non-linear sRGB values nominally in [0, 1], as GEGL's
@@ -47,21 +56,34 @@ the network's float output.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
 import os
+import re
+import secrets
+import shutil
+import signal
 import socket
+import stat
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator
 
-PROTOCOL = 1
+PROTOCOL = 2
 DTYPES = {"u8": "uint8", "u16": "uint16", "float": "float32"}
 SCALE = {"u8": 255.0, "u16": 65535.0, "float": 1.0}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_IDLE_TIMEOUT = 900.0
+MAX_LINE = 1 << 20  # a request is a few hundred bytes (paths and options)
 MAX_REFINE_STEPS = 1000  # the plug-in's dialog allows up to this many
+MAX_SIDE = 524288  # GIMP's largest image side (GIMP_MAX_IMAGE_SIZE)
+WORKDIR_PREFIX = "normstyle-worker-"
 
 log = logging.getLogger("gimp_plugin.worker")
 
@@ -71,17 +93,67 @@ class ProtocolError(Exception):
 
 
 Emit = Callable[[dict], None]
+_REQUIRED = object()
 
 
 class Worker:
-    """Holds the loaded model between requests; one instance per worker process."""
+    """Holds the loaded model between requests; one instance per worker process.
 
-    def __init__(self) -> None:
+    Thread-safe: requests from several connections may arrive at once; the model is used by
+    one of them at a time. ``temp_root``: where the private output folder is made (default:
+    the system's temp folder).
+    """
+
+    def __init__(self, *, temp_root: Path | None = None) -> None:
         self._stylizer = None
         self._key: tuple | None = None
+        self._model_lock = threading.Lock()
+        self._dir_lock = threading.Lock()
+        self._temp_root = Path(temp_root) if temp_root is not None else None
+        self._workdir: Path | None = None
+
+    # ------------------------------------------------------------------ private folder
+    @property
+    def workdir(self) -> Path:
+        """This worker's own folder (mode 0700, made on first use): the only place it writes."""
+        with self._dir_lock:
+            if self._workdir is None:
+                root = self._temp_root or Path(tempfile.gettempdir())
+                _remove_stale_workdirs(root=root)
+                made = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=root)
+                self._workdir = Path(os.path.realpath(made))
+            return self._workdir
+
+    def close(self) -> None:
+        """Delete the private folder and whatever is still in it."""
+        with self._dir_lock:
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
+
+    def output_path(self, value: Any) -> Path:
+        """Where a result goes: a fresh name in the private folder, or the request's ``output``
+        if (and only if) it names a file directly in that folder."""
+        folder = self.workdir
+        if value is None:
+            return folder / f"result-{secrets.token_hex(8)}.raw"
+        refusal = (f"refusing to write {_short(value)}: the worker writes only into its own "
+                   f"folder {folder} (leave 'output' out and 'done' names the result)")
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise ProtocolError(refusal)
+        path = Path(value)
+        if (not path.is_absolute() or path.name in ("", ".", "..")
+                or Path(os.path.realpath(path.parent)) != folder):
+            raise ProtocolError(refusal)
+        target = folder / path.name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise ProtocolError(refusal)
+        return target
 
     # ------------------------------------------------------------------ model
-    def stylizer(self, model: str | None, device: str = "auto", emit: Emit | None = None):
+    def stylizer(self, model: str | None, device: str = "auto", emit: Emit | None = None, *,
+                 precision: str = "auto"):
+        """The loaded model; call with the model lock held (see :meth:`_using_model`)."""
         from normstyle_core import Stylizer, default_model_path
 
         path = Path(model).expanduser() if model else default_model_path()
@@ -89,37 +161,57 @@ class Worker:
             mtime = path.stat().st_mtime_ns
         except OSError:
             mtime = None  # Stylizer.load raises the user-facing error
-        key = (str(path), mtime, device)
+        key = (str(path), mtime, device, precision)
         if self._stylizer is None or self._key != key:
             if emit:
                 emit({"event": "progress", "fraction": 0.02, "message": "Loading the model"})
             t0 = time.perf_counter()
-            self._stylizer = Stylizer.load(path, device=device)
+            self._stylizer = Stylizer.load(path, device=device, precision=precision)
             self._key = key
-            log.info("loaded %s on %s in %.2f s", path, device, time.perf_counter() - t0)
+            log.info("loaded %s on %s (%s) in %.2f s", path, device, precision,
+                     time.perf_counter() - t0)
         return self._stylizer
 
+    @contextlib.contextmanager
+    def _using_model(self, emit: Emit | None) -> Iterator[None]:
+        # Renders take turns: two at once would only share the same cores (and double the memory).
+        if not self._model_lock.acquire(blocking=False):
+            if emit:
+                emit({"event": "progress", "fraction": 0.0,
+                      "message": "Waiting for another Style Transfer to finish"})
+            self._model_lock.acquire()
+        try:
+            yield
+        finally:
+            self._model_lock.release()
+
     # ------------------------------------------------------------------ requests
-    def handle(self, req: Any, emit: Emit) -> bool:
-        """Answer one request; returns False when the worker should stop."""
+    def handle(self, req: Any, emit: Emit, *, produced: list[Path] | None = None) -> bool:
+        """Answer one request; returns False when the worker should stop. ``produced`` collects
+        the result files written for this session."""
         try:
             if not isinstance(req, dict) or not isinstance(req.get("op"), str):
                 raise ProtocolError("a request is a JSON object with a string 'op'")
             op = req["op"]
             if op == "hello":
                 emit({"event": "hello", "protocol": PROTOCOL, "version": _version(),
-                      "pid": os.getpid(), "python": sys.executable})
+                      "pid": os.getpid(), "python": sys.executable, "workdir": str(self.workdir)})
             elif op == "styles":
-                st = self.stylizer(req.get("model"), req.get("device", "auto"))
-                emit({"event": "styles", "styles": sorted(st.style_bank), "model": st.info.get("path")})
+                model, device, precision = _placement_fields(req)
+                with self._using_model(None):
+                    st = self.stylizer(model, device, precision=precision)
+                    names = sorted(st.style_bank)
+                emit({"event": "styles", "styles": names, "model": st.info.get("path")})
             elif op == "stylize":
-                seconds = self.stylize(req, emit)
-                emit({"event": "done", "seconds": round(seconds, 3)})
+                seconds, output = self.stylize(req, emit)
+                if produced is not None:
+                    produced.append(output)
+                emit({"event": "done", "seconds": round(seconds, 3), "output": str(output)})
             elif op == "shutdown":
                 emit({"event": "bye"})
                 return False
             else:
-                raise ProtocolError(f"unknown op {op!r}")
+                raise ProtocolError(f"unknown op {_short(op)}")
         except (BrokenPipeError, ConnectionResetError):
             raise
         except ProtocolError as exc:
@@ -129,41 +221,56 @@ class Worker:
                   "message": "out of memory: the layer (or selection) is too large for this machine"})
         except Exception as exc:  # noqa: BLE001
             if _is_user_error(exc):  # the core's NormstyleError: one line for the user
-                emit({"event": "error", "kind": type(exc).__name__, "message": str(exc)})
+                emit({"event": "error", "kind": type(exc).__name__, "message": _one_line(exc)})
             else:  # a bug or a broken installation: keep the worker alive, log the traceback
                 log.error("internal error:\n%s", traceback.format_exc())
                 emit({"event": "error", "kind": "InternalError",
-                      "message": f"internal error in the normstyle worker: {type(exc).__name__}: {exc}"})
+                      "message": "internal error in the normstyle worker: "
+                                 f"{type(exc).__name__}: {_one_line(exc)}"})
         return True
 
-    def stylize(self, req: dict, emit: Emit) -> float:
+    def stylize(self, req: dict, emit: Emit) -> tuple[float, Path]:
+        """Render one request; returns (seconds, the result file in the private folder)."""
         import numpy as np
 
         t0 = time.perf_counter()
+        src = Path(_field(req, "input", types=(str,), what="a file path"))
+        w = _field(req, "width", types=(int,), what="a whole number")
+        h = _field(req, "height", types=(int,), what="a whole number")
+        c = _field(req, "channels", types=(int,), default=4, what="3 or 4")
+        dtype = _field(req, "dtype", types=(str,), default="u8", what="'u8', 'u16' or 'float'")
+        style = _field(req, "style", types=(str,), what="a style name or file path")
+        strength = _field(req, "strength", types=(int, float), default=1.0, what="a number")
+        preserve = _field(req, "preserve_color", types=(bool,), default=False, what="true or false")
+        refine_steps = _field(req, "refine_steps", types=(int,), default=0, what="a whole number")
+        model, device, precision = _placement_fields(req)
         try:
-            src, dst = Path(req["input"]), Path(req["output"])
-            w, h, c = int(req["width"]), int(req["height"]), int(req.get("channels", 4))
-            dtype = req.get("dtype", "u8")
-            style = req["style"]
-            strength = float(req.get("strength", 1.0))
-            preserve = bool(req.get("preserve_color", False))
-            refine_steps = int(req.get("refine_steps", 0))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"bad stylize request: {exc!r}") from exc
-        if dtype not in DTYPES or c not in (3, 4) or w <= 0 or h <= 0:
-            raise ProtocolError(f"unsupported layout {w}x{h}x{c} {dtype}")
+            strength = float(strength)
+        except OverflowError:  # an integer beyond float's range
+            strength = math.inf
+        if not math.isfinite(strength):
+            raise ProtocolError(f"bad request: 'strength' must be a finite number, got {strength!r}")
+        if dtype not in DTYPES or c not in (3, 4) or not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+            raise ProtocolError(f"unsupported layout {_short(w)}x{_short(h)}x{_short(c)} {_short(dtype)}")
         if not 0 <= refine_steps <= MAX_REFINE_STEPS:
-            raise ProtocolError(f"refine_steps must be 0..{MAX_REFINE_STEPS}, got {refine_steps}")
+            raise ProtocolError(f"refine_steps must be 0..{MAX_REFINE_STEPS}, got {_short(refine_steps)}")
+        dst = self.output_path(req.get("output"))
         expected = w * h * c * np.dtype(DTYPES[dtype]).itemsize
-        if not src.is_file() or src.stat().st_size != expected:
-            raise ProtocolError(f"{src}: expected {expected} bytes of {w}x{h}x{c} {dtype}")
+        try:
+            size = src.stat().st_size if src.is_file() else None
+        except (OSError, ValueError):
+            size = None
+        if size != expected:
+            raise ProtocolError(f"{_short(str(src))}: expected {expected} bytes of {w}x{h}x{c} {dtype}")
 
-        st = self.stylizer(req.get("model"), req.get("device", "auto"), emit)
-        data = np.fromfile(src, dtype=DTYPES[dtype]).reshape(h, w, c)
-        rgb = render_float(st, data[..., :3].astype(np.float32) / SCALE[dtype], style=style,
-                           strength=strength, preserve_color=preserve, refine_steps=refine_steps,
-                           progress=lambda f, msg: emit({"event": "progress", "fraction": f,
-                                                         "message": msg}))
+        with self._using_model(emit):
+            st = self.stylizer(model, device, emit, precision=precision)
+            data = np.fromfile(src, dtype=DTYPES[dtype]).reshape(h, w, c)
+            rgb = render_float(st, data[..., :3].astype(np.float32) / SCALE[dtype], style=style,
+                               strength=strength, preserve_color=preserve,
+                               refine_steps=refine_steps,
+                               progress=lambda f, msg: emit({"event": "progress", "fraction": f,
+                                                             "message": msg}))
         out = np.empty_like(data)
         if dtype == "float":
             out[..., :3] = rgb
@@ -171,10 +278,15 @@ class Worker:
             out[..., :3] = (np.clip(rgb, 0, 1) * SCALE[dtype] + 0.5).astype(out.dtype)
         if c == 4:
             out[..., 3] = data[..., 3]
-        tmp = dst.with_name(dst.name + ".part")
-        out.tofile(tmp)
-        os.replace(tmp, dst)
-        return time.perf_counter() - t0
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                out.tofile(fh)
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return time.perf_counter() - t0, dst
 
 
 def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool = False,
@@ -216,6 +328,43 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
     return to_array(out)
 
 
+def _field(req: dict, name: str, *, types: tuple[type, ...], default: Any = _REQUIRED,
+           what: str) -> Any:
+    """``req[name]`` if it has one of ``types`` (JSON true/false is not a number here)."""
+    if name not in req:
+        if default is _REQUIRED:
+            raise ProtocolError(f"bad stylize request: {name!r} is missing")
+        return default
+    value = req[name]
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ProtocolError(f"bad request: {name!r} must be {what}, got {_short(value)}")
+    return value
+
+
+def _placement_fields(req: dict) -> tuple[str | None, str, str]:
+    model = _field(req, "model", types=(str, type(None)), default=None, what="a file path or null")
+    device = _field(req, "device", types=(str,), default="auto", what="'auto', 'cpu' or 'cuda[:n]'")
+    precision = _field(req, "precision", types=(str,), default="auto", what="one of " + ", ".join(PRECISIONS))
+    if precision not in PRECISIONS:
+        raise ProtocolError(f"bad request: 'precision' must be one of {', '.join(PRECISIONS)}, "
+                            f"got {_short(precision)}")
+    if model is not None and (not model or "\x00" in model):
+        raise ProtocolError(f"bad request: 'model' must be a file path, got {_short(model)}")
+    return model, device, precision
+
+
+def _short(value: Any, *, limit: int = 80) -> str:
+    """A request's value for an error message: one line, bounded (containers by type only)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+        return text if len(text) <= limit else text[:limit] + "...'"
+    return f"a JSON {'array' if isinstance(value, list) else type(value).__name__}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _is_user_error(exc: BaseException) -> bool:
     # by name, so that a core that fails to import is still reported (as an internal error)
     return any(c.__name__ == "NormstyleError" for c in type(exc).__mro__)
@@ -229,25 +378,76 @@ def _version() -> str:
         return "unknown"
 
 
+def _remove_stale_workdirs(*, root: Path) -> None:
+    """Private folders of this user's workers that were killed before they could clean up."""
+    pattern = re.compile(re.escape(WORKDIR_PREFIX) + r"(\d+)-[A-Za-z0-9_]+")
+    try:
+        candidates = list(root.iterdir())
+    except OSError:
+        return
+    for folder in candidates:
+        match = pattern.fullmatch(folder.name)
+        if not match:
+            continue
+        try:
+            info = folder.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            os.kill(int(match[1]), 0)
+        except ProcessLookupError:  # its worker is gone
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, OverflowError):  # alive (or not ours to judge)
+            continue
+
+
 # ---------------------------------------------------------------------- transports
-def serve_stream(worker: Worker, rfile: BinaryIO, wfile: BinaryIO) -> bool:
-    """Answer requests from one stream until EOF; False when a shutdown was asked."""
+def _error_event(message: str) -> dict:
+    return {"event": "error", "kind": "ProtocolError", "message": message}
+
+
+def _skip_rest_of_line(rfile: BinaryIO) -> None:
+    while True:
+        chunk = rfile.readline(1 << 16)
+        if not chunk or chunk.endswith(b"\n"):
+            return
+
+
+def serve_stream(worker: Worker, rfile: BinaryIO, wfile: BinaryIO, *, max_line: int = MAX_LINE) -> bool:
+    """Answer requests from one stream until EOF; False when a shutdown was asked.
+
+    Results the client left in the worker's folder are deleted when the stream ends.
+    """
 
     def emit(event: dict) -> None:
         wfile.write(json.dumps(event).encode() + b"\n")
         wfile.flush()
 
-    for line in rfile:
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-        except ValueError:
-            emit({"event": "error", "kind": "ProtocolError", "message": "request is not JSON"})
-            continue
-        if not worker.handle(req, emit):
-            return False
-    return True
+    produced: list[Path] = []
+    try:
+        while True:
+            line = rfile.readline(max_line + 1)
+            if not line:
+                return True
+            if len(line) > max_line and not line.endswith(b"\n"):
+                _skip_rest_of_line(rfile)  # read in bounded pieces: never held whole
+                emit(_error_event(f"request longer than {max_line} bytes"))
+                continue
+            if not line.strip():
+                continue
+            try:
+                req = json.loads(line)
+            except RecursionError:
+                emit(_error_event("request nested too deeply"))
+                continue
+            except ValueError:  # also invalid UTF-8 and numbers with too many digits
+                emit(_error_event("request is not JSON"))
+                continue
+            if not worker.handle(req, emit, produced=produced):
+                return False
+    finally:
+        for path in produced:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
@@ -304,7 +504,13 @@ def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
                 sock_path.unlink()
         except OSError:
             pass
+        worker.close()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    # SIGTERM (logout, `kill`) unwinds like an exit, so the socket and the private folder go
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,11 +524,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(filename=args.log, level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if args.stdio:
         # stdout carries the protocol; anything else printing there would corrupt it
         out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         sys.stdout = sys.stderr
-        serve_stream(Worker(), sys.stdin.buffer, out)
+        worker = Worker()
+        try:
+            serve_stream(worker, sys.stdin.buffer, out)
+        finally:
+            worker.close()
         return 0
     return serve_socket(args.serve, args.idle_timeout)
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,14 +18,38 @@ import pytest
 from gimp_plugin import install, worker
 
 nsclient = install.nsclient()
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _session(requests, w=None):
     """Run the in-process worker over byte streams; returns the events."""
     rfile = io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in requests))
+    return _raw_session(rfile.getvalue(), w)
+
+
+def _raw_session(data: bytes, w: worker.Worker | None = None) -> list[dict]:
+    own = w is None
+    w = w or worker.Worker()
     wfile = io.BytesIO()
-    worker.serve_stream(w or worker.Worker(), rfile, wfile)
+    try:
+        worker.serve_stream(w, io.BytesIO(data), wfile)
+    finally:
+        if own:
+            w.close()
     return [json.loads(line) for line in wfile.getvalue().splitlines()]
+
+
+def _stylize(req: dict, w: worker.Worker) -> tuple[list[dict], np.ndarray | None]:
+    """One request on ``w``; returns (events, the result array or None); the result file is
+    read while it still exists (the worker deletes results a session leaves behind)."""
+    events = []
+    w.handle(req, events.append, produced=[])
+    done = events[-1] if events and events[-1]["event"] == "done" else None
+    if done is None:
+        return events, None
+    shape = (req["height"], req["width"], req.get("channels", 4))
+    dtype = worker.DTYPES[req.get("dtype", "u8")]
+    return events, np.fromfile(done["output"], dtype).reshape(shape)
 
 
 def _image(h=20, w=28):
@@ -34,6 +62,7 @@ def _image(h=20, w=28):
 def test_hello_and_styles(tiny_model_file):
     ev = _session([{"op": "hello"}, {"op": "styles", "model": str(tiny_model_file)}])
     assert ev[0]["event"] == "hello" and ev[0]["protocol"] == worker.PROTOCOL == nsclient.PROTOCOL
+    assert Path(ev[0]["workdir"]).name.startswith(f"{worker.WORKDIR_PREFIX}{os.getpid()}-")
     assert ev[1] == {"event": "styles", "styles": ["blue", "red"], "model": str(tiny_model_file)}
 
 
@@ -48,14 +77,15 @@ def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file, styl
         Image.fromarray(np.random.default_rng(7).integers(0, 256, (30, 30, 3), dtype=np.uint8)).save(style)
     a = _image()
     a.tofile(tmp_path / "in.raw")
-    req = {"op": "stylize", "input": str(tmp_path / "in.raw"), "output": str(tmp_path / "out.raw"),
+    req = {"op": "stylize", "input": str(tmp_path / "in.raw"),
            "width": 28, "height": 20, "channels": 4, "dtype": "u8", "style": style,
            "strength": 0.6, "preserve_color": True, "model": str(tiny_model_file), "device": "cpu"}
-    ev = _session([req])
+    w = worker.Worker(temp_root=tmp_path)
+    ev, out = _stylize(req, w)
+    w.close()
     assert [e["event"] for e in ev][-1] == "done", ev
     fractions = [e["fraction"] for e in ev if e["event"] == "progress"]
     assert fractions == sorted(fractions) and len(fractions) >= 2
-    out = np.fromfile(tmp_path / "out.raw", np.uint8).reshape(20, 28, 4)
     st = Stylizer.load(tiny_model_file, device="cpu")
     ref = np.asarray(st.stylize(a, style=style, strength=0.6, preserve_color=True))
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
@@ -65,11 +95,13 @@ def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file, styl
 def test_stylize_float_rgb_keeps_precision(tmp_path, tiny_model_file):
     rgb = (_image()[..., :3] / 255.0).astype(np.float32) * 0.9 + 0.01
     rgb.tofile(tmp_path / "in.raw")
-    req = {"op": "stylize", "input": str(tmp_path / "in.raw"), "output": str(tmp_path / "out.raw"),
+    req = {"op": "stylize", "input": str(tmp_path / "in.raw"),
            "width": 28, "height": 20, "channels": 3, "dtype": "float", "style": "blue",
            "model": str(tiny_model_file)}
-    assert _session([req])[-1]["event"] == "done"
-    out = np.fromfile(tmp_path / "out.raw", np.float32).reshape(20, 28, 3)
+    w = worker.Worker(temp_root=tmp_path)
+    ev, out = _stylize(req, w)
+    w.close()
+    assert ev[-1]["event"] == "done"
     assert out.min() >= 0 and out.max() <= 1
     assert (np.abs(out * 255 - np.round(out * 255)) > 1e-3).mean() > 0.5  # not 8-bit
 
@@ -88,9 +120,9 @@ def test_model_loads_once_per_worker(tmp_path, tiny_model_file, monkeypatch):
     ({"op": "nope"}, "ProtocolError", "unknown op"),
     ({"no": "op"}, "ProtocolError", "string 'op'"),
     ({"op": "stylize", "input": "/x"}, "ProtocolError", "bad stylize request"),
-    ({"op": "stylize", "input": "/nonexistent.raw", "output": "/tmp/o", "width": 2, "height": 2,
+    ({"op": "stylize", "input": "/nonexistent.raw", "width": 2, "height": 2,
       "channels": 4, "dtype": "u8", "style": "red"}, "ProtocolError", "expected 16 bytes"),
-    ({"op": "stylize", "input": "/x", "output": "/tmp/o", "width": 2, "height": 2, "channels": 4,
+    ({"op": "stylize", "input": "/x", "width": 2, "height": 2, "channels": 4,
       "dtype": "u8", "style": "red", "refine_steps": -1}, "ProtocolError", "refine_steps must be 0..1000"),
 ])
 def test_protocol_errors(req, kind, text):
@@ -101,14 +133,19 @@ def test_protocol_errors(req, kind, text):
 
 def test_user_errors_are_one_line(tmp_path, tiny_model_file):
     _image().tofile(tmp_path / "in.raw")
-    base = {"op": "stylize", "input": str(tmp_path / "in.raw"), "output": str(tmp_path / "o.raw"),
+    base = {"op": "stylize", "input": str(tmp_path / "in.raw"),
             "width": 28, "height": 20, "channels": 4, "dtype": "u8", "model": str(tiny_model_file)}
+    before = sorted(tmp_path.rglob("*"))
+    w = worker.Worker(temp_root=tmp_path / "w")
+    (tmp_path / "w").mkdir()
     ev = _session([dict(base, style="no-such-style"), dict(base, style="red", strength=2.0),
-                   dict(base, style="red", model=str(tmp_path / "missing.pt"))])
+                   dict(base, style="red", model=str(tmp_path / "missing.pt"))], w)
     ev = [e for e in ev if e["event"] != "progress"]
     assert [e["kind"] for e in ev] == ["StyleError", "StyleError", "CheckpointError"]
     assert "neither a built-in style" in ev[0]["message"] and "\n" not in ev[0]["message"]
-    assert not (tmp_path / "o.raw").exists()
+    assert list(w.workdir.iterdir()) == []  # no result, no partial file
+    w.close()
+    assert set(tmp_path.rglob("*")) == set(before) | {tmp_path / "w"}
 
 
 def test_bad_json_line():
@@ -156,7 +193,7 @@ def test_client_reports_a_worker_error_as_one_line(tmp_path, tiny_model_file):
     (tmp_path / "in.raw").write_bytes(b"abc")
     with pytest.raises(nsclient.WorkerError, match="neither a built-in style"):
         with nsclient.WorkerClient(cfg) as c:
-            c.request({"op": "stylize", "input": str(tmp_path / "in.raw"), "model": cfg["model"], "output": str(tmp_path / "o"),
+            c.request({"op": "stylize", "input": str(tmp_path / "in.raw"), "model": cfg["model"],
                        "width": 1, "height": 1, "channels": 3, "dtype": "u8", "style": "x"})
 
 
@@ -180,3 +217,304 @@ def test_config_missing_means_run_install(tmp_path, monkeypatch):
     monkeypatch.delenv("NORMSTYLE_GIMP_PYTHON", raising=False)
     with pytest.raises(nsclient.WorkerError, match="normstyle gimp install"):
         nsclient.load_config(str(tmp_path))
+
+
+# ---------------------------------------------------------------------- where the worker writes
+def _valid_request(tmp_path: Path, tiny_model_file: Path, **fields) -> dict:
+    _image().tofile(tmp_path / "in.raw")
+    return dict({"op": "stylize", "input": str(tmp_path / "in.raw"), "width": 28, "height": 20,
+                 "channels": 4, "dtype": "u8", "style": "red", "model": str(tiny_model_file),
+                 "device": "cpu"}, **fields)
+
+
+def _tree(root: Path) -> dict:
+    return {p: (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+            for p in root.rglob("*")}
+
+
+OUTSIDE = {
+    "a user's file": lambda tmp, wd: str(tmp / "holiday.raw"),
+    "a new file beside the input": lambda tmp, wd: str(tmp / "new.raw"),
+    "the folder above the worker's": lambda tmp, wd: str(wd.parent / "x.raw"),
+    "'..' out of the worker's folder": lambda tmp, wd: str(wd / ".." / "holiday.raw"),
+    "a sub-folder of the worker's": lambda tmp, wd: str(wd / "sub" / "x.raw"),
+    "a relative name": lambda tmp, wd: "x.raw",
+    "the worker's folder itself": lambda tmp, wd: str(wd),
+    "a link in the worker's folder to a user's file": lambda tmp, wd: str(wd / "link.raw"),
+    "a number": lambda tmp, wd: 5,
+    "a NUL byte": lambda tmp, wd: str(wd / "x\x00.raw"),
+}
+
+
+@pytest.mark.parametrize("where", list(OUTSIDE))
+def test_output_outside_the_workers_folder_is_refused(tmp_path, tiny_model_file, monkeypatch, where):
+    """A request naming any other place than the worker's own folder gets one clear error; no
+    file anywhere changes or appears, and the worker answers the next request."""
+    monkeypatch.chdir(tmp_path)  # where a relative name would land
+    (tmp_path / "holiday.raw").write_bytes(b"the user's own pixels")
+    w = worker.Worker(temp_root=tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    (w.workdir / "link.raw").symlink_to(tmp_path / "holiday.raw")
+    req = _valid_request(tmp_path, tiny_model_file, output=OUTSIDE[where](tmp_path, w.workdir))
+    before = _tree(tmp_path)
+    ev = _session([req, {"op": "hello"}], w)
+    w.close()
+    ev = [e for e in ev if e["event"] != "progress"]
+    assert ev[0]["event"] == "error" and ev[0]["kind"] == "ProtocolError", ev
+    assert "the worker writes only into its own folder" in ev[0]["message"], ev
+    assert ev[1]["event"] == "hello"
+    after = _tree(tmp_path)
+    assert {p: v for p, v in after.items() if not p.is_relative_to(tmp_path / "tmp")} == \
+           {p: v for p, v in before.items() if not p.is_relative_to(tmp_path / "tmp")}
+    assert (tmp_path / "holiday.raw").read_bytes() == b"the user's own pixels"
+
+
+def test_result_is_made_in_the_workers_folder_and_goes_with_the_session(tmp_path, tiny_model_file):
+    w = worker.Worker(temp_root=tmp_path)
+    workdir = w.workdir
+    assert workdir.stat().st_mode & 0o777 == 0o700
+    seen = {}
+
+    def wfile_write(event):
+        if event.get("event") == "done":
+            seen[event["output"]] = Path(event["output"]).stat().st_size
+
+    named = str(workdir / "mine.raw")
+    events = []
+    rfile = io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in [
+        _valid_request(tmp_path, tiny_model_file), _valid_request(tmp_path, tiny_model_file, output=named)]))
+
+    class Out(io.BytesIO):
+        def write(self, data):
+            event = json.loads(data)
+            events.append(event)
+            wfile_write(event)
+            return len(data)
+
+    worker.serve_stream(w, rfile, Out())
+    done = [e for e in events if e["event"] == "done"]
+    assert len(done) == 2 and done[1]["output"] == named
+    assert Path(done[0]["output"]).parent == workdir and done[0]["output"] != named
+    assert list(seen.values()) == [28 * 20 * 4] * 2  # there while the session lasted
+    assert list(workdir.iterdir()) == []  # results not taken are deleted with the session
+    w.close()
+    assert not workdir.exists()
+
+
+def test_stale_folders_of_killed_workers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f"{worker.WORKDIR_PREFIX}{dead}-abc123"
+    live = tmp_path / f"{worker.WORKDIR_PREFIX}{os.getppid()}-abc123"
+    other = tmp_path / f"{worker.WORKDIR_PREFIX}notapid"
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "result-1.raw").write_bytes(b"x")
+    w = worker.Worker(temp_root=tmp_path)
+    w.workdir
+    assert not stale.exists() and live.exists() and other.exists()
+    w.close()
+
+
+# ---------------------------------------------------------------------- hostile requests
+DEEP = 200_000
+BAD_LINES = {
+    "200k-deep array": b"[" * DEEP + b"]" * DEEP,
+    "200k-deep object": b'{"a":' * DEEP + b"1" + b"}" * DEEP,
+    "deep value inside a request": b'{"op": "hello", "x": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+    "an array": b'["hello"]',
+    "a string": b'"hello"',
+    "a number": b"42",
+    "null": b"null",
+    "true": b"true",
+    "not JSON": b"this is not json",
+    "cut off": b'{"op": "hel',
+    "invalid UTF-8": b'{"op": "\xff\xfe"}',
+    "a 5000-digit number": b'{"op": "hello", "n": ' + b"9" * 5000 + b"}",
+    "a line over 1 MiB": b'{"op": "hello", "pad": "' + b"x" * (1 << 20) + b'"}',
+    "op is a number": b'{"op": 5}',
+    "op is a list": b'{"op": ["hello"]}',
+    "op is null": b'{"op": null}',
+    "styles with a numeric model": b'{"op": "styles", "model": 5}',
+    "styles with a list as device": b'{"op": "styles", "device": ["cpu"]}',
+    "styles with an unknown precision": b'{"op": "styles", "precision": "int4"}',
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_LINES))
+def test_hostile_line_gets_one_error_and_the_worker_goes_on(name):
+    events = _raw_session(BAD_LINES[name] + b"\n" + b'{"op": "hello"}\n')
+    assert [e["event"] for e in events] == ["error", "hello"], events
+    assert events[0]["kind"] == "ProtocolError" and "\n" not in events[0]["message"]
+    assert len(events[0]["message"]) < 300
+
+
+BAD_FIELDS = [
+    ("width", "28"), ("width", 28.0), ("width", True), ("width", -28), ("width", 0),
+    ("width", 1e300), ("width", 10**400), ("height", None), ("height", [20]), ("channels", "4"),
+    ("channels", 2), ("dtype", "u32"), ("dtype", 8), ("style", 5), ("style", None),
+    ("style", ["red"]), ("strength", "0.6"), ("strength", float("nan")), ("strength", float("inf")),
+    ("strength", 10**400), ("preserve_color", "false"), ("preserve_color", 0), ("refine_steps", 2.5),
+    ("refine_steps", "3"), ("refine_steps", 1001), ("refine_steps", True), ("model", 5),
+    ("model", ["x"]), ("model", ""), ("device", 5), ("precision", "int4"), ("input", 5),
+    ("input", None), ("input", "/nonexistent/in.raw"), ("input", "in\x00.raw"),
+]
+
+
+@pytest.mark.parametrize("field, value", BAD_FIELDS, ids=[f"{f}={v!r}"[:40] for f, v in BAD_FIELDS])
+def test_stylize_field_of_the_wrong_type_is_refused(tmp_path, tiny_model_file, field, value):
+    """Each wrong field is one ProtocolError naming it; nothing is rendered (a string "false"
+    taken as true would be a silent wrong output) and no file appears."""
+    req = _valid_request(tmp_path, tiny_model_file, **{field: value})
+    before = _tree(tmp_path)
+    w = worker.Worker(temp_root=tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    ev = _session([req, {"op": "hello"}], w)
+    workdir_files = list(w.workdir.iterdir())
+    w.close()
+    assert [e["event"] for e in ev] == ["error", "hello"], ev
+    assert ev[0]["kind"] == "ProtocolError", ev
+    message = ev[0]["message"]
+    assert field in message or "layout" in message or "expected" in message, message
+    assert "\n" not in message and len(message) < 300
+    assert workdir_files == []
+    assert {p: v for p, v in _tree(tmp_path).items() if not p.is_relative_to(tmp_path / "tmp")} == before
+
+
+def test_stdio_worker_survives_hostile_lines(tmp_path):
+    """The real --stdio process: a 200k-deep array once killed it (RecursionError) and the
+    plug-in's next request got no answer."""
+    lines = [BAD_LINES["200k-deep array"], BAD_LINES["a line over 1 MiB"], b"[1, 2]",
+             b'{"op": "\xff"}', b'{"op": "hello"}']
+    res = subprocess.run([sys.executable, "-m", "gimp_plugin.worker", "--stdio"], cwd=REPO,
+                         input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120,
+                         env=dict(os.environ, TMPDIR=str(tmp_path)))
+    events = [json.loads(x) for x in res.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["error"] * 4 + ["hello"], (events, res.stderr[-2000:])
+    assert res.returncode == 0 and b"Traceback" not in res.stderr
+    assert list(tmp_path.iterdir()) == []  # its private folder went with it
+
+
+# ---------------------------------------------------------------------- the client's side
+def test_client_reads_odd_and_error_answers_cleanly():
+    answers = b"\n".join([
+        b"not protocol", b"[1, 2]", b"42", b"[" * DEEP + b"]" * DEEP,
+        b'{"event": "progress", "fraction": "half", "message": ["x"]}',
+        b'{"event": "progress", "fraction": NaN}',
+        b'{"event": "progress", "fraction": 7, "message": "Rendering\\nnow"}',
+        b'{"event": "error", "kind": "ProtocolError", "message": "bad request:\\n\'width\' must be"}',
+    ]) + b"\n"
+    seen = []
+    stream = nsclient._Stream(io.BytesIO(answers), io.BytesIO(), "see the log")
+    with pytest.raises(nsclient.WorkerError) as err:
+        stream.request({"op": "hello"}, on_progress=lambda f, m: seen.append((f, m)))
+    assert seen == [(0.0, ""), (0.0, ""), (1.0, "Rendering now")]
+    assert str(err.value) == ("the normstyle worker refused the request (bad request: 'width' must "
+                              "be); run `normstyle gimp install` again")
+    stream = nsclient._Stream(io.BytesIO(b'{"event": "error", "message": {"x": 1}}\n'), io.BytesIO(), "")
+    with pytest.raises(nsclient.WorkerError, match="^the normstyle worker failed$"):
+        stream.request({"op": "hello"})
+
+
+def test_client_goes_on_after_an_error_answer(tmp_path, tiny_model_file):
+    cfg = _cfg(tmp_path, tiny_model_file, "oneshot")
+    with nsclient.WorkerClient(cfg) as client:
+        with pytest.raises(nsclient.WorkerError, match="refused the request .unknown op 'nope'"):
+            client.request({"op": "nope"})
+        assert client.request({"op": "hello"})["event"] == "hello"
+
+
+# ---------------------------------------------------------------------- --serve
+def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
+    sock = tmp_path / "w.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "gimp_plugin.worker", "--serve", str(sock),
+                             "--log", str(tmp_path / "w.log"), *args], cwd=REPO,
+                            env=dict(os.environ, TMPDIR=str(tmp_path)), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.05)
+    return proc, sock
+
+
+def _connect(sock: Path, *, timeout: float = 10.0) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(str(sock))
+    return s
+
+
+def _events(s: socket.socket, count: int) -> list[dict]:
+    data = b""
+    while data.count(b"\n") < count:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def _ask(s: socket.socket, req: dict) -> dict:
+    s.sendall(json.dumps(req).encode() + b"\n")
+    return _events(s, 1)[0]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    proc.stderr.close()
+
+
+def test_sigterm_removes_the_socket_and_the_private_folder(tmp_path):
+    proc, sock = _serve(tmp_path)
+    try:
+        with _connect(sock) as s:
+            workdir = Path(_ask(s, {"op": "hello"})["workdir"])
+        assert workdir.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        assert not sock.exists() and not workdir.exists()
+    finally:
+        _stop(proc)
+
+
+def test_renders_take_turns_on_the_model(tmp_path, tiny_model_file, monkeypatch):
+    """Two clients at once: both answered, never two renders at the same time (they would
+    share the same cores), and the second one is told it waits."""
+    running, overlap = [0], []
+    real = worker.render_float
+
+    def slow_render(*args, **kwargs):
+        running[0] += 1
+        overlap.append(running[0])
+        time.sleep(0.3)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(worker, "render_float", slow_render)
+    w = worker.Worker(temp_root=tmp_path)
+    req = _valid_request(tmp_path, tiny_model_file)
+    results = [None, None]
+
+    def one(i):
+        events = []
+        w.handle(req, events.append)
+        results[i] = events
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    w.close()
+    assert [r[-1]["event"] for r in results] == ["done", "done"], results
+    assert max(overlap) == 1
+    assert sum("Waiting for another" in e.get("message", "") for r in results for e in r) == 1

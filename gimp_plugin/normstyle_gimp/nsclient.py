@@ -12,24 +12,27 @@ The plug-in folder holds ``normstyle.json`` (written by ``normstyle gimp install
      "idle_timeout": 900,        # daemon: seconds without a call before it exits
      "model": null,              # model file; null = NORMSTYLE_MODEL or the packaged model
      "device": "auto",
+     "precision": "auto",        # optional: as the CLI's --precision (auto, fp32, bf16)
      "styles": ["candy", ...],   # built-in styles of the model, for the dialog's list
      "version": "0.1.0"}
 
 Environment overrides (handy for tests): ``NORMSTYLE_GIMP_PYTHON``, ``NORMSTYLE_GIMP_WORKER``,
-``NORMSTYLE_GIMP_IDLE_TIMEOUT``, ``NORMSTYLE_GIMP_SOCKET``.
+``NORMSTYLE_GIMP_IDLE_TIMEOUT``, ``NORMSTYLE_GIMP_SOCKET``, ``NORMSTYLE_GIMP_PRECISION``.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-PROTOCOL = 1
+PROTOCOL = 2
 CONFIG_NAME = "normstyle.json"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,6 +59,8 @@ def load_config(plugin_dir: str = HERE) -> dict:
         cfg["worker"] = env["NORMSTYLE_GIMP_WORKER"]
     if env.get("NORMSTYLE_GIMP_IDLE_TIMEOUT"):
         cfg["idle_timeout"] = float(env["NORMSTYLE_GIMP_IDLE_TIMEOUT"])
+    if env.get("NORMSTYLE_GIMP_PRECISION"):
+        cfg["precision"] = env["NORMSTYLE_GIMP_PRECISION"]
     if not cfg.get("python"):
         raise WorkerError("normstyle is not set up for GIMP: run `normstyle gimp install` "
                           "in your normstyle environment")
@@ -108,16 +113,39 @@ class _Stream:
                 raise WorkerError(f"the normstyle worker stopped unexpectedly; {self.what}")
             try:
                 event = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue  # not protocol (should not happen): ignore
+            if not isinstance(event, dict):
+                continue
             kind = event.get("event")
             if kind == "progress":
                 if on_progress:
-                    on_progress(float(event.get("fraction", 0.0)), event.get("message", ""))
+                    on_progress(_fraction(event.get("fraction")), _text(event.get("message")))
                 continue
             if kind == "error":
-                raise WorkerError(event.get("message") or "the normstyle worker failed")
+                raise WorkerError(_error_message(event))
             return event
+
+
+def _fraction(value: object) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return min(1.0, max(0.0, f)) if f == f else 0.0
+
+
+def _text(value: object) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _error_message(event: dict) -> str:
+    """An error answer as one line for the user."""
+    message = _text(event.get("message")) or "the normstyle worker failed"
+    if event.get("kind") == "ProtocolError":  # the plug-in and the worker disagree: a bug
+        return (f"the normstyle worker refused the request ({message}); "
+                "run `normstyle gimp install` again")
+    return message
 
 
 class WorkerClient:
@@ -230,13 +258,35 @@ class WorkerClient:
 def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, height: int,
                  channels: int, dtype: str, style: str, strength: float, preserve_color: bool,
                  refine_steps: int = 0, on_progress=None) -> dict:
-    """One stylize request (see the protocol in gimp_plugin/worker.py)."""
-    req = {"op": "stylize", "input": input_path, "output": output_path, "width": width,
+    """One stylize request (see the protocol in gimp_plugin/worker.py); the result is moved
+    from the worker's own folder to ``output_path``."""
+    req = {"op": "stylize", "input": input_path, "width": width,
            "height": height, "channels": channels, "dtype": dtype, "style": style,
            "strength": strength, "preserve_color": preserve_color, "refine_steps": refine_steps,
-           "model": cfg.get("model"), "device": cfg.get("device", "auto")}
+           "model": cfg.get("model"), "device": cfg.get("device", "auto"),
+           "precision": cfg.get("precision") or "auto"}
     with WorkerClient(cfg) as client:
-        return client.request(req, on_progress)
+        event = client.request(req, on_progress)
+        # taken before the session ends: the worker deletes results left in its folder then
+        result = event.get("output")
+        if event.get("event") != "done" or not isinstance(result, str):
+            raise WorkerError(f"the normstyle worker answered {event.get('event')!r} without a "
+                              "result; run `normstyle gimp install` again")
+        try:
+            _move(src=result, dst=output_path)
+        except OSError as exc:
+            raise WorkerError(f"cannot take the worker's result {result} ({exc})") from exc
+    return event
+
+
+def _move(*, src: str, dst: str) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copyfile(src, dst)  # another file system (e.g. a tmpfs TMPDIR)
+        os.unlink(src)
 
 
 def shutdown_daemon(cfg: dict) -> bool:
