@@ -4,11 +4,14 @@ GIMP's own Python has no torch, so the plug-in (``normstyle_gimp/normstyle_gimp.
 pixels to this process. Two ways to run it, one protocol::
 
     python -m gimp_plugin.worker --stdio                 # one session on stdin/stdout
-    python -m gimp_plugin.worker --serve SOCKET [--idle-timeout S]   # long-lived (POSIX)
+    python -m gimp_plugin.worker --serve SOCKET [--idle-timeout S] [--client-timeout S]
 
 ``--serve`` listens on a Unix-domain socket and keeps the model loaded between calls, so the
-model loads once per GIMP session; it exits after ``--idle-timeout`` seconds without a call
-(default 900). The plug-in starts it on first use (see ``nsclient.py``).
+model loads once per GIMP session; it exits after ``--idle-timeout`` seconds without a client
+(default 900). Each connection is served on its own thread, so one client never waits for
+another one's silence; renders take turns on the one model (a waiting client is told so in a
+``progress`` event). A connection that sends nothing for ``--client-timeout`` seconds (default
+60) is closed. The plug-in starts the worker on first use (see ``nsclient.py``).
 
 Protocol (version 2): each message is one line of UTF-8 JSON (at most 1 MiB). The client sends
 requests (``"op"``); the worker answers with events (``"event"``). Every request ends with
@@ -80,10 +83,15 @@ DTYPES = {"u8": "uint8", "u16": "uint16", "float": "float32"}
 SCALE = {"u8": 255.0, "u16": 65535.0, "float": 1.0}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_IDLE_TIMEOUT = 900.0
+# The plug-in sends its request as soon as it connects and reads every event; a connection
+# silent this long is a client that hung or forgot to close.
+DEFAULT_CLIENT_TIMEOUT = 60.0
+MAX_CLIENTS = 16  # connections served at once; each idle one is closed after the client timeout
 MAX_LINE = 1 << 20  # a request is a few hundred bytes (paths and options)
 MAX_REFINE_STEPS = 1000  # the plug-in's dialog allows up to this many
 MAX_SIDE = 524288  # GIMP's largest image side (GIMP_MAX_IMAGE_SIZE)
 WORKDIR_PREFIX = "normstyle-worker-"
+_ACCEPT_POLL = 0.5  # seconds: how soon the server notices a shutdown or its idle timeout
 
 log = logging.getLogger("gimp_plugin.worker")
 
@@ -450,8 +458,11 @@ def serve_stream(worker: Worker, rfile: BinaryIO, wfile: BinaryIO, *, max_line: 
                 path.unlink(missing_ok=True)
 
 
-def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
-    """Listen on a Unix-domain socket; one connection at a time; exit after idle_timeout s."""
+def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, *,
+                 client_timeout: float = DEFAULT_CLIENT_TIMEOUT, max_clients: int = MAX_CLIENTS) -> int:
+    """Listen on a Unix-domain socket, a thread per connection; exit after ``idle_timeout``
+    seconds without a connection (0: never). A connection silent for ``client_timeout`` seconds
+    is closed (0: never)."""
     sock_path = Path(path)
     sock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if sock_path.exists():
@@ -471,39 +482,78 @@ def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
         server.bind(str(sock_path))
     except OSError as exc:  # lost a race against a worker started at the same time
         log.info("cannot bind %s (%s); leaving it to the other worker", sock_path, exc)
+        server.close()
         return 0
     finally:
         os.umask(old_umask)
-    server.listen(4)
-    server.settimeout(idle_timeout if idle_timeout > 0 else None)
-    log.info("worker %d serving %s (idle timeout %.0f s)", os.getpid(), sock_path, idle_timeout)
+    server.listen(max_clients)
+    server.settimeout(_ACCEPT_POLL)
+    log.info("worker %d serving %s (idle timeout %.0f s, client timeout %.0f s)", os.getpid(),
+             sock_path, idle_timeout, client_timeout)
     worker = Worker()
+    stop = threading.Event()
+    guard = threading.Lock()
+    sessions: dict[socket.socket, threading.Thread] = {}
+    last_active = [time.monotonic()]
+
+    def session(conn: socket.socket) -> None:
+        try:
+            with conn, conn.makefile("rb") as rf, conn.makefile("wb") as wf:
+                if not serve_stream(worker, rf, wf):
+                    stop.set()
+        except TimeoutError:
+            log.info("closed a connection silent for %.0f s", client_timeout)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the plug-in went away (cancelled)
+        except Exception:  # noqa: BLE001 - never let one bad connection end the worker
+            log.error("connection failed:\n%s", traceback.format_exc())
+        finally:
+            with guard:
+                sessions.pop(conn, None)
+                last_active[0] = time.monotonic()
+
+    finished = False
     try:
-        while True:
+        while not stop.is_set():
             try:
                 conn, _ = server.accept()
-            except socket.timeout:
-                log.info("idle for %.0f s: exiting", idle_timeout)
-                break
-            with conn:
-                conn.settimeout(None)
-                with conn.makefile("rb") as rf, conn.makefile("wb") as wf:
-                    try:
-                        keep = serve_stream(worker, rf, wf)
-                    except (BrokenPipeError, ConnectionResetError):
-                        keep = True  # the plug-in went away (cancelled): serve the next one
-                    except Exception:  # noqa: BLE001 - never let one bad connection end the worker
-                        log.error("connection failed:\n%s", traceback.format_exc())
-                        keep = True
-            if not keep:
-                break
+            except TimeoutError:
+                with guard:
+                    idle = not sessions and time.monotonic() - last_active[0] >= idle_timeout
+                if idle_timeout > 0 and idle:
+                    log.info("idle for %.0f s: exiting", idle_timeout)
+                    break
+                continue
+            conn.settimeout(client_timeout if client_timeout > 0 else None)
+            with guard:
+                busy = len(sessions) >= max_clients
+                if not busy:
+                    thread = threading.Thread(target=session, args=(conn,), daemon=True,
+                                              name=f"normstyle-client-{conn.fileno()}")
+                    sessions[conn] = thread
+                last_active[0] = time.monotonic()
+            if busy:
+                with conn, contextlib.suppress(OSError):
+                    conn.settimeout(1.0)
+                    conn.sendall(json.dumps(_error_event(
+                        f"the normstyle worker is busy (it serves at most {max_clients} "
+                        "connections at once); try again")).encode() + b"\n")
+                continue
+            thread.start()
+        finished = True
     finally:
         server.close()
-        try:
+        with contextlib.suppress(OSError):
             if sock_path.exists() and sock_path.is_socket():
                 sock_path.unlink()
-        except OSError:
-            pass
+        with guard:
+            open_sessions = list(sessions.items())
+        if finished:  # shutdown asked or idle: let running requests answer, end silent sessions
+            for conn, _ in open_sessions:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RD)
+            for _, thread in open_sessions:
+                thread.join()
         worker.close()
     return 0
 
@@ -519,7 +569,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--stdio", action="store_true", help="serve one session on stdin/stdout")
     mode.add_argument("--serve", metavar="SOCKET", help="serve on a Unix-domain socket")
     p.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
-                   help="--serve: exit after this many seconds without a connection")
+                   help="--serve: exit after this many seconds without a connection (0: never)")
+    p.add_argument("--client-timeout", type=float, default=DEFAULT_CLIENT_TIMEOUT,
+                   help="--serve: close a connection silent for this many seconds (0: never)")
     p.add_argument("--log", metavar="FILE", help="append log messages to FILE")
     args = p.parse_args(argv)
     logging.basicConfig(filename=args.log, level=logging.INFO,
@@ -535,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             worker.close()
         return 0
-    return serve_socket(args.serve, args.idle_timeout)
+    return serve_socket(args.serve, args.idle_timeout, client_timeout=args.client_timeout)
 
 
 if __name__ == "__main__":

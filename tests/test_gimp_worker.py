@@ -424,7 +424,7 @@ def test_client_goes_on_after_an_error_answer(tmp_path, tiny_model_file):
         assert client.request({"op": "hello"})["event"] == "hello"
 
 
-# ---------------------------------------------------------------------- --serve
+# ---------------------------------------------------------------------- --serve: many clients
 def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     sock = tmp_path / "w.sock"
     proc = subprocess.Popen([sys.executable, "-m", "gimp_plugin.worker", "--serve", str(sock),
@@ -471,6 +471,42 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.stderr.close()
 
 
+def test_an_idle_client_does_not_block_the_others(tmp_path):
+    proc, sock = _serve(tmp_path, "--client-timeout", "60")
+    try:
+        idle = _connect(sock)  # connected, says nothing
+        with _connect(sock, timeout=10) as other:
+            t0 = time.monotonic()
+            assert _ask(other, {"op": "hello"})["event"] == "hello"
+            assert time.monotonic() - t0 < 10
+            # a connection's thread takes hostile lines as the --stdio worker does
+            other.sendall(BAD_LINES["200k-deep array"] + b"\n" + b'{"op": "hello"}\n')
+            assert [e["event"] for e in _events(other, 2)] == ["error", "hello"]
+        with _connect(sock) as third:
+            assert _ask(third, {"op": "shutdown"})["event"] == "bye"
+        proc.wait(timeout=20)  # shut down at once, without waiting for the idle one's timeout
+        idle.close()
+        assert not sock.exists()
+    finally:
+        _stop(proc)
+
+
+def test_a_silent_connection_is_closed_after_the_client_timeout(tmp_path):
+    proc, sock = _serve(tmp_path, "--client-timeout", "1")
+    try:
+        with _connect(sock, timeout=20) as silent, _connect(sock, timeout=20) as after_hello:
+            assert _ask(after_hello, {"op": "hello"})["event"] == "hello"
+            t0 = time.monotonic()
+            assert silent.recv(1) == b""  # closed by the worker
+            assert after_hello.recv(1) == b""
+            assert time.monotonic() - t0 < 15
+        with _connect(sock) as fresh:  # and the worker serves on
+            assert _ask(fresh, {"op": "hello"})["event"] == "hello"
+        assert "closed a connection silent for 1 s" in (tmp_path / "w.log").read_text()
+    finally:
+        _stop(proc)
+
+
 def test_sigterm_removes_the_socket_and_the_private_folder(tmp_path):
     proc, sock = _serve(tmp_path)
     try:
@@ -482,6 +518,26 @@ def test_sigterm_removes_the_socket_and_the_private_folder(tmp_path):
         assert not sock.exists() and not workdir.exists()
     finally:
         _stop(proc)
+
+
+def test_connections_beyond_the_limit_get_an_error(tmp_path):
+    sock = tmp_path / "w.sock"
+    server = threading.Thread(target=worker.serve_socket, args=(str(sock), 30),
+                              kwargs={"client_timeout": 30, "max_clients": 1}, daemon=True)
+    server.start()
+    for _ in range(200):
+        if sock.exists():
+            break
+        time.sleep(0.05)
+    first = _connect(sock)
+    assert _ask(first, {"op": "hello"})["event"] == "hello"
+    with _connect(sock) as second:
+        answer = json.loads(second.makefile("rb").readline())
+    assert answer["event"] == "error" and "serves at most 1 connections at once" in answer["message"]
+    assert _ask(first, {"op": "shutdown"})["event"] == "bye"
+    first.close()
+    server.join(timeout=20)
+    assert not server.is_alive() and not sock.exists()
 
 
 def test_renders_take_turns_on_the_model(tmp_path, tiny_model_file, monkeypatch):
