@@ -12,12 +12,14 @@ skips with the reason otherwise, or fails when NORMSTYLE_GIMP_REQUIRED=1 (CI).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gimp_plugin.testing import harness
@@ -126,7 +128,7 @@ def _load(run, name):
 @pytest.fixture(scope="module")
 def stylizer(gimp_run):
     from normstyle_core import Stylizer
-    return Stylizer.load(gimp_run["model"], device="cpu")
+    return Stylizer.load(gimp_run["model"], device="cpu", precision=harness.precision())
 
 
 def _expected8(stylizer, crop_rgba_float, case, style):
@@ -141,6 +143,34 @@ def _to8(a):
     return np.round(np.clip(a, 0, 1) * 255).astype(np.int32)
 
 
+# The product's bf16 promise: a bf16 render is within 40 dB PSNR of the fp32 one
+# (tests/test_precision.py), i.e. off by at most this RMS, in 8-bit levels.
+BF16_RMS_LEVELS = 255 / 10 ** (40 / 20)
+FP32_SLACK_LEVELS = 0.01  # fp32 sums in another order (thread count): ~1e-5 of a level
+
+
+def _assert_same_render(got, expected, stylizer, *, step: float) -> None:
+    """``got`` (the worker's, through GIMP) and ``expected`` (this process's) are the same
+    render of the same input with the same options, in 8-bit levels; ``step``: the coarser
+    quantisation of the two, in levels (1 for 8-bit, 255/65535 for 16-bit, 0 for float).
+
+    In fp32 both processes run the same kernels on the same input: they differ by the
+    quantisation alone (a value at a rounding edge goes one way or the other). In bf16 each
+    render may be off the exact one by RMS 2.55 levels, and the two processes need not round
+    alike: the kernels' blocking depends on the CPU (AMX vs AVX-512) and the thread count, and
+    single values then differ by several levels (tests/test_tiling.py). So in bf16 the bound is
+    twice that RMS, none on the single worst value. A logic error (a crop off by a pixel,
+    swapped channels, a lost option) is tens of levels off on average, outside either bound."""
+    d = np.abs(np.asarray(got, np.float64) - np.asarray(expected, np.float64))
+    rms = math.sqrt(float((d ** 2).mean()))
+    stats = f"max {d.max():.3f}, p99 {np.percentile(d, 99):.3f}, RMS {rms:.3f} levels"
+    if stylizer.place.dtype == torch.float32:
+        assert d.max() <= step + FP32_SLACK_LEVELS, stats
+    else:
+        assert rms <= step + 2 * BF16_RMS_LEVELS, stats
+
+
+@pytest.mark.bf16
 def test_rgba_selection_new_layer_matches_core(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "rgba8_sel_new")
     assert summary["layer_offsets"] == [7, 5]
@@ -153,8 +183,7 @@ def test_rgba_selection_new_layer_matches_core(gimp_run, stylizer):
     # the selected area is the core's output for that area
     expected = _expected8(stylizer, before[y:y + h, x:x + w], case, "red")
     got = _to8(after[y:y + h, x:x + w])
-    diff = np.abs(got[..., :3] - expected[..., :3])
-    assert diff.max() <= 1, f"max |diff| = {diff.max()} (of 255)"
+    _assert_same_render(got[..., :3], expected[..., :3], stylizer, step=1)
     assert np.mean(np.abs(got[..., :3] - _to8(before[y:y + h, x:x + w])[..., :3])) > 5  # it did change
     # alpha kept everywhere, the unselected area untouched (exactly)
     np.testing.assert_array_equal(after[..., 3], before[..., 3])
@@ -164,15 +193,16 @@ def test_rgba_selection_new_layer_matches_core(gimp_run, stylizer):
     np.testing.assert_array_equal(src_after, before)
 
 
+@pytest.mark.bf16
 def test_in_place_preserve_color_whole_layer(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "rgba8_inplace")
     assert summary["result_is_source"] and summary["layers"] == ["Background"]
     expected = _expected8(stylizer, before, case, "blue")
-    diff = np.abs(_to8(after)[..., :3] - expected[..., :3])
-    assert diff.max() <= 1, f"max |diff| = {diff.max()} (of 255)"
+    _assert_same_render(_to8(after)[..., :3], expected[..., :3], stylizer, step=1)
     np.testing.assert_array_equal(after[..., 3], before[..., 3])
 
 
+@pytest.mark.bf16
 def test_float_image_keeps_precision(gimp_run, stylizer):
     from gimp_plugin.worker import render_float
 
@@ -182,10 +212,10 @@ def test_float_image_keeps_precision(gimp_run, stylizer):
     got = after[y:y + h, x:x + w, :3]
     # the core's 8-bit output for the same style image, within its quantisation
     expected8 = _expected8(stylizer, before[y:y + h, x:x + w], case, str(gimp_run["style"]))
-    assert np.abs(got * 255 - expected8[..., :3]).max() <= 1.0
+    _assert_same_render(got * 255, expected8[..., :3], stylizer, step=1)
     # and the float pipeline itself, without quantisation
     ref = render_float(stylizer, before[y:y + h, x:x + w, :3], style=str(gimp_run["style"]))
-    assert np.abs(got - ref).max() < 1e-4
+    _assert_same_render(got * 255, ref * 255, stylizer, step=0)
     # not squeezed through 8 bits: most values are between two 8-bit levels
     off_grid = np.abs(got * 255 - np.round(got * 255)) > 1e-3
     assert off_grid.mean() > 0.5
@@ -195,22 +225,24 @@ def test_float_image_keeps_precision(gimp_run, stylizer):
     np.testing.assert_array_equal(after[..., 3], before[..., 3])
 
 
+@pytest.mark.bf16
 def test_u16_image(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "u16")
     assert summary["precision"] == "u16-non-linear"
     # The core on the layer's own 16-bit values, with the "blue" code (gammas near 0.1): under
     # the "red" code (gammas near 1) the untrained tiny model is chaotic, inputs 6e-8 apart gave
     # outputs 9 levels apart and the test passed or failed by chance. With "blue" the worker and
-    # this process differ by bf16 rounding only (max 1.1 levels over three clean-clone runs).
+    # this process differ by rounding only.
     from normstyle_core.imaging import to_array, to_tensor
     expected = to_array(stylizer.render(to_tensor(before[..., :3]), stylizer.style("blue")))
-    assert np.abs(after[..., :3] - expected).max() * 255 <= 2.0
+    _assert_same_render(after[..., :3] * 255, expected * 255, stylizer, step=255 / 65535)
     # and the result keeps 16-bit precision: most values lie between 8-bit levels (measured 98 %)
     levels = after[..., :3] * 255
     assert (np.abs(levels - np.round(levels)) > 0.01).mean() > 0.5
     np.testing.assert_allclose(after[..., 3], before[..., 3], atol=1 / 65535)
 
 
+@pytest.mark.bf16
 def test_grayscale_layer(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "gray8")
     assert summary["base_type"] == "gray"
@@ -222,17 +254,31 @@ def test_grayscale_layer(gimp_run, stylizer):
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
     y = lin @ np.array([0.2225045, 0.7168786, 0.0606169])
     y8 = np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055) * 255
-    assert np.abs(after[..., 0] * 255 - y8).max() <= 1.5
+    # GIMP computes the grey with babl's own arithmetic and rounds it to 8 bits: 1.5 levels
+    _assert_same_render(after[..., 0] * 255, y8, stylizer, step=1.5)
 
 
+@pytest.mark.bf16
 def test_rgb_layer_without_alpha(gimp_run, stylizer):
     case, summary, before, after = _load(gimp_run, "rgb8_flat")
     assert not summary["has_alpha"] and not summary["result_has_alpha"]
     expected = _expected8(stylizer, before, case, "blue")
-    assert np.abs(_to8(after)[..., :3] - expected[..., :3]).max() <= 1
+    _assert_same_render(_to8(after)[..., :3], expected[..., :3], stylizer, step=1)
 
 
+@pytest.mark.bf16
 def test_refine_fits_the_style_image_on_the_layer(gimp_run, stylizer):
+    """The worker refined the style image's code on the layer as the core does here.
+
+    Refining is Adam steps through the network, and Adam's first steps move each code entry by
+    the learning rate times the sign of its gradient: a gradient near zero flips sign with any
+    rounding difference, so two processes that round differently (bf16 on another kernel path,
+    or only another thread count) end with slightly different codes. No bound on single values
+    follows from bf16's precision (AMX: 5.6 levels at the worst value). What the test is about
+    is that the worker refined at all, on this layer, with these steps; a bug there moves the
+    render by as much as refining itself does. So the worker's render must be much closer to
+    the core's refined one than that is to the one-pass render, on average and at the 99th
+    percentile (8-bit rounding of the worker's result alone is half a level at most)."""
     from gimp_plugin.worker import render_float
 
     case, summary, before, after = _load(gimp_run, "refine")
@@ -240,11 +286,13 @@ def test_refine_fits_the_style_image_on_the_layer(gimp_run, stylizer):
     style = str(gimp_run["style"])
     refined = render_float(stylizer, before[..., :3], style=style, refine_steps=3)
     plain = render_float(stylizer, before[..., :3], style=style)
-    got = after[..., :3]
-    # The worker refined like the core does here (bf16 rounding apart) ...
-    assert np.abs(got - refined).max() * 255 <= 2.0
-    # ... and the refined code renders visibly differently from the one-pass prediction.
-    assert np.abs(refined - plain).max() * 255 > 4.0
+    off = np.abs(after[..., :3] - refined) * 255  # the worker vs the core, in levels
+    moved = np.abs(refined - plain) * 255  # what refining changes
+    stats = (f"worker vs core: mean {off.mean():.3f}, p99 {np.percentile(off, 99):.3f}; "
+             f"refined vs one pass: mean {moved.mean():.3f}, p99 {np.percentile(moved, 99):.3f}")
+    assert moved.mean() > 4.0, stats  # refining changes the render visibly
+    assert off.mean() <= 0.5 + 0.1 * moved.mean(), stats
+    assert np.percentile(off, 99) <= 0.5 + 0.1 * np.percentile(moved, 99), stats
     np.testing.assert_array_equal(after[..., 3], before[..., 3])
 
 

@@ -67,6 +67,17 @@ def run_in_chroot(root: Path, argv: list[str], *, rw: list[Path], env: dict[str,
     return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=timeout)
 
 
+# Passed on to GIMP (and so to the worker it starts), which the chroot otherwise starts with a
+# clean environment: the tests compare the worker's renders with this process's, so both must
+# take the same oneDNN code path and the same precision.
+PASS_THROUGH = ("ONEDNN_MAX_CPU_ISA", "NORMSTYLE_GIMP_PRECISION")
+
+
+def precision() -> str:
+    """The compute precision of the worker under test (NORMSTYLE_GIMP_PRECISION, default auto)."""
+    return os.environ.get("NORMSTYLE_GIMP_PRECISION") or "auto"
+
+
 def gimp_env(work: Path) -> dict[str, str]:
     """A fresh GIMP user folder in ``work`` that finds plug-ins in ``work/plug-ins``."""
     cfg = work / "config" / "GIMP" / "3.0"
@@ -75,9 +86,11 @@ def gimp_env(work: Path) -> dict[str, str]:
     (cfg / "gimprc").write_text(
         f'(plug-in-path "${{gimp_dir}}/plug-ins:${{gimp_plug_in_dir}}/plug-ins:{work / "plug-ins"}")\n'
         "(show-welcome-dialog no)\n")
-    return {"XDG_CONFIG_HOME": str(work / "config"), "XDG_CACHE_HOME": str(work / "cache"),
-            "TMPDIR": str(work), "NORMSTYLE_GIMP_SOCKET": str(work / "worker.sock"),
-            "NORMSTYLE_GIMP_IDLE_TIMEOUT": "120"}
+    env = {"XDG_CONFIG_HOME": str(work / "config"), "XDG_CACHE_HOME": str(work / "cache"),
+           "TMPDIR": str(work), "NORMSTYLE_GIMP_SOCKET": str(work / "worker.sock"),
+           "NORMSTYLE_GIMP_IDLE_TIMEOUT": "120"}
+    env.update({k: os.environ[k] for k in PASS_THROUGH if os.environ.get(k)})
+    return env
 
 
 def make_tiny_model(path: Path) -> Path:
