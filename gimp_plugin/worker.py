@@ -146,7 +146,8 @@ class Worker:
         if value is None:
             return folder / f"result-{secrets.token_hex(8)}.raw"
         refusal = (f"refusing to write {_short(value)}: the worker writes only into its own "
-                   f"folder {folder} (leave 'output' out and 'done' names the result)")
+                   f"folder {folder} (leave 'output' out and 'done' names the result; a plug-in "
+                   "that sends it is older than this worker: run `normstyle gimp install`)")
         if not isinstance(value, str) or not value or "\x00" in value:
             raise ProtocolError(refusal)
         path = Path(value)

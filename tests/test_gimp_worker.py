@@ -262,6 +262,7 @@ def test_output_outside_the_workers_folder_is_refused(tmp_path, tiny_model_file,
     ev = [e for e in ev if e["event"] != "progress"]
     assert ev[0]["event"] == "error" and ev[0]["kind"] == "ProtocolError", ev
     assert "the worker writes only into its own folder" in ev[0]["message"], ev
+    assert "run `normstyle gimp install`" in ev[0]["message"]  # what a plug-in of protocol 1 sends
     assert ev[1]["event"] == "hello"
     after = _tree(tmp_path)
     assert {p: v for p, v in after.items() if not p.is_relative_to(tmp_path / "tmp")} == \
