@@ -273,12 +273,14 @@ def test_refine_fits_the_style_image_on_the_layer(gimp_run, stylizer):
     Refining is Adam steps through the network, and Adam's first steps move each code entry by
     the learning rate times the sign of its gradient: a gradient near zero flips sign with any
     rounding difference, so two processes that round differently (bf16 on another kernel path,
-    or only another thread count) end with slightly different codes. No bound on single values
-    follows from bf16's precision (AMX: 5.6 levels at the worst value). What the test is about
-    is that the worker refined at all, on this layer, with these steps; a bug there moves the
-    render by as much as refining itself does. So the worker's render must be much closer to
-    the core's refined one than that is to the one-pass render, on average and at the 99th
-    percentile (8-bit rounding of the worker's result alone is half a level at most)."""
+    or only another thread count) end with different codes, and no bound on single values
+    follows from bf16's precision (AMX: 5.6 levels at the worst value). The widest rounding gap,
+    bf16 against fp32 on this test's layer, moves the refined render by 0.16 of what refining
+    itself moves it on average and 0.20 at the 99th percentile; two bf16 paths that round
+    independently may be ~1.4 times that apart. A worker that did not refine is as far off as
+    refining moves the render: 1.0. So the worker's render must be at most
+    half as far from the core's refined render as that is from the one-pass render, on average
+    and at the 99th percentile, plus the half level of its own 8-bit rounding."""
     from gimp_plugin.worker import render_float
 
     case, summary, before, after = _load(gimp_run, "refine")
@@ -291,8 +293,8 @@ def test_refine_fits_the_style_image_on_the_layer(gimp_run, stylizer):
     stats = (f"worker vs core: mean {off.mean():.3f}, p99 {np.percentile(off, 99):.3f}; "
              f"refined vs one pass: mean {moved.mean():.3f}, p99 {np.percentile(moved, 99):.3f}")
     assert moved.mean() > 4.0, stats  # refining changes the render visibly
-    assert off.mean() <= 0.5 + 0.1 * moved.mean(), stats
-    assert np.percentile(off, 99) <= 0.5 + 0.1 * np.percentile(moved, 99), stats
+    assert off.mean() <= 0.5 + 0.5 * moved.mean(), stats
+    assert np.percentile(off, 99) <= 0.5 + 0.5 * np.percentile(moved, 99), stats
     np.testing.assert_array_equal(after[..., 3], before[..., 3])
 
 
