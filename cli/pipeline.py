@@ -72,6 +72,7 @@ class Options:
     keep_metadata: bool = True
     overwrite: bool = False
     feedback: bool = True  # Stylizer.stylize's feedback step for codes predicted from a style image
+    stroke_scale: float = 1.0  # Stylizer.stylize's stroke scale (normstyle_core.stroke_scale)
 
 
 # ---------------------------------------------------------------- templates
@@ -96,7 +97,8 @@ def check_template(template: str) -> None:
 
 
 def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.0, refine_steps: int = 0,
-                 feedback: bool = True, preserve_color: bool = False, max_size: int | None = None) -> str:
+                 feedback: bool = True, preserve_color: bool = False, max_size: int | None = None,
+                 stroke_scale: float = 1.0) -> str:
     """The {settings} part of output names: "_refine20", "_onepass", ... for each setting that is
     not the default, "" for the defaults. Two runs on the same photo and style with different
     settings then write different files instead of the second one failing on the first's."""
@@ -113,6 +115,8 @@ def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.
         parts.append("keepcolor")
     if max_size is not None:
         parts.append(f"max{max_size}")
+    if stroke_scale != 1.0:
+        parts.append(f"strokes{stroke_scale:g}")
     return "".join(f"_{p}" for p in parts)
 
 
@@ -403,7 +407,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
                 loaded = fut.result()
                 image = stylizer.stylize(loaded, style=code, strength=opts.strength,
                                          preserve_color=opts.preserve_color, max_size=opts.max_size,
-                                         feedback=opts.feedback)
+                                         feedback=opts.feedback, stroke_scale=opts.stroke_scale)
                 if loaded.grayscale and opts.preserve_color and image.mode == "RGB":
                     image = image.convert("L")  # a gray photo with its own colours stays gray
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch

@@ -33,6 +33,10 @@ def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Correct a style IMAGE's predicted code on each photo with one look at a small "
                      "render (~0.3 s on a 2-core CPU); closer to the painting. Built-in styles and "
                      "code files are used as they are."),
+        click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
+                     help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
+                     "any size as its 0.4 MP render looks (brush strokes, not grain, on a 24 MP photo); "
+                     "2 = strokes twice as large, 0.5 = finer; 0 = the model's own pixel size."),
         click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
         click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
                      help="Downscale so the longer side is at most this (default: full resolution)."),
@@ -144,6 +148,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
              model_path: Path | None, device: str, precision: str, template: str, fmt: str,
              quality: int, strip_metadata: bool, overwrite: bool, skip_existing: bool, as_json: bool,
              single: bool, compile_: bool | None = None, refine_steps: int = 0, feedback: bool = True,
+             stroke_scale: float = 1.0,
              dry_run: bool = False, per_file: bool = False) -> int:
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
@@ -169,7 +174,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     from .style_bank import safe_name
     style_name = "+".join(safe_name(Path(s).stem if Path(s).suffix else s) for s in styles)
     settings = settings_tag(weights=weight_list, strength=strength, refine_steps=refine_steps,
-                            feedback=feedback, preserve_color=preserve_color, max_size=max_size)
+                            feedback=feedback, preserve_color=preserve_color, max_size=max_size,
+                            stroke_scale=stroke_scale)
     jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=template, style=style_name,
                 fmt=fmt, strength=strength, overwrite=overwrite, skip_existing=skip_existing,
                 settings=settings)
@@ -212,7 +218,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line,
                                  refine)  # once per run
     opts = Options(strength=strength, preserve_color=preserve_color, max_size=max_size, quality=quality,
-                   keep_metadata=not strip_metadata, overwrite=overwrite, feedback=feedback)
+                   keep_metadata=not strip_metadata, overwrite=overwrite, feedback=feedback,
+                   stroke_scale=stroke_scale)
     with reporter:
         results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
                                  on_result=reporter.result if not single else lambda j, r: None)
@@ -321,7 +328,7 @@ def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[
 @output_options
 @model_options
 @compile_option
-def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, feedback, preserve_color, max_size, output, template,
+def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, feedback, stroke_scale, preserve_color, max_size, output, template,
             fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
             compile_, dry_run):
     """Stylize one IMAGE, or several.
@@ -371,7 +378,7 @@ def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, f
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
                     skip_existing=skip_existing, as_json=as_json, single=single, compile_=compile_,
                     dry_run=dry_run, per_file=not single,
-                    refine_steps=refine_steps, feedback=feedback)
+                    refine_steps=refine_steps, feedback=feedback, stroke_scale=stroke_scale)
     raise click.exceptions.Exit(code)
 
 
@@ -384,7 +391,7 @@ def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, f
 @output_options
 @model_options
 @compile_option
-def batch(paths, styles, weights, strength, refine_steps, feedback, preserve_color, max_size, out_dir, recursive, template,
+def batch(paths, styles, weights, strength, refine_steps, feedback, stroke_scale, preserve_color, max_size, out_dir, recursive, template,
           fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
           compile_, dry_run):
     """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
@@ -407,5 +414,5 @@ def batch(paths, styles, weights, strength, refine_steps, feedback, preserve_col
                     model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
                     quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
                     skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_, dry_run=dry_run,
-                    refine_steps=refine_steps, feedback=feedback)
+                    refine_steps=refine_steps, feedback=feedback, stroke_scale=stroke_scale)
     raise click.exceptions.Exit(code)

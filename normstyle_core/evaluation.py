@@ -168,17 +168,27 @@ def color_transfer_method(content: Image.Image, style: Image.Image, style_path: 
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def normstyle_method(stylizer, *, feedback: bool = True) -> Method:
+def normstyle_method(stylizer, *, feedback: bool = True, stroke_scale: float = 1.0) -> Method:
     """What `normstyle stylize --style painting.jpg` does; ``feedback=False``: the prediction alone."""
     def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
-        return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem), feedback=feedback)
+        return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem), feedback=feedback,
+                                stroke_scale=stroke_scale)
     return run
 
 
-def normstyle_codes_method(stylizer, codes: dict[str, StyleCode]) -> Method:
+def normstyle_codes_method(stylizer, codes: dict[str, StyleCode], *, stroke_scale: float = 1.0) -> Method:
     """Renders with codes computed beforehand (e.g. refined ones), keyed by the style file's path."""
     def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
-        return stylizer.stylize(content, style=codes[str(style_path)])
+        return stylizer.stylize(content, style=codes[str(style_path)], stroke_scale=stroke_scale)
+    return run
+
+
+def at_camera_size(method: Method, *, factor: float) -> Method:
+    """``method`` as a camera photo gets it: the photo upscaled ``factor`` x (bicubic) is rendered,
+    and the evaluator brings the output back to the grid's size to score it."""
+    def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
+        size = (max(1, round(content.width * factor)), max(1, round(content.height * factor)))
+        return method(content.resize(size, Image.Resampling.BICUBIC), style, style_path)
     return run
 
 

@@ -82,3 +82,24 @@ def test_style_loss_by_layer_matches_a_direct_gram_computation(grid):
     want = {n: float((out[n] - target[n]).pow(2).sum() / target[n].pow(2).sum()) for n in STYLE_LAYERS}
     assert result.per_layer == pytest.approx(want, rel=1e-5)
     assert result.style_loss == pytest.approx(sum(want.values()) / len(want), rel=1e-5)
+
+
+def test_camera_size_renders_the_upscaled_photo_and_scores_it_at_the_grids_size(tmp_path):
+    """--camera-size: the method sees the photo FACTOR x larger; the score is taken at the grid's
+    size, so an identity render scores as the photo itself (content loss 0 up to resampling)."""
+    from normstyle_core.evaluation import Evaluator, at_camera_size, identity_method
+    from normstyle_core.models.vgg import VGG19
+    c, s = tmp_path / "c.png", tmp_path / "s.png"
+    yy, xx = np.mgrid[0:40, 0:48] / 48.0  # smooth: resampling up and back keeps it
+    Image.fromarray((np.stack([yy, xx, yy * xx], -1) * 255).astype(np.uint8)).save(c)
+    Image.fromarray((np.random.default_rng(1).random((32, 32, 3)) * 255).astype(np.uint8)).save(s)
+    seen = []
+
+    def spy(content, style, path):
+        seen.append(content.size)
+        return identity_method(content, style, path)
+
+    results = Evaluator(VGG19.load("random", last_layer="relu5_1"), size=64).run(
+        {"spy": at_camera_size(spy, factor=4)}, [c], [s])
+    assert seen == [(192, 160)]
+    assert results[0].content_loss < 0.01

@@ -1,0 +1,139 @@
+"""Stroke scale: a large photo is painted at a working size and guided back to full size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from normstyle_core import StyleError, Stylizer
+
+from cli_fixtures import home, run  # noqa: F401  (pytest fixtures)
+from normstyle_core.models import StyleTransferModel
+from normstyle_core.stroke_scale import (REFERENCE_PIXELS, guided_coefficients, guided_upsample,
+                                         luminance, working_size)
+
+
+def test_working_size_keeps_the_aspect_and_scales_the_area():
+    assert working_size(480, 640, stroke_scale=1.0) == (480, 640)  # small photos: their own size
+    h, w = working_size(4000, 6000, stroke_scale=1.0)
+    assert abs(h * w - REFERENCE_PIXELS) / REFERENCE_PIXELS < 0.01 and abs(w / h - 1.5) < 0.01
+    h2, w2 = working_size(4000, 6000, stroke_scale=2.0)  # strokes twice as large: half the side
+    assert abs(h2 - h / 2) <= 1 and abs(w2 - w / 2) <= 1
+    assert working_size(4000, 6000, stroke_scale=0.0) == (4000, 6000)  # native marks
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="stroke scale"):
+            working_size(100, 100, stroke_scale=bad)
+
+
+def test_guided_coefficients_reproduce_the_painting_exactly():
+    guide, painting = torch.rand(1, 1, 30, 40), torch.rand(1, 3, 30, 40)
+    a, base = guided_coefficients(guide, painting)
+    torch.testing.assert_close(a * guide + base, painting, atol=1e-6, rtol=0)
+
+
+def test_guided_slope_follows_a_linear_relation():
+    """Where the painting is an affine function of the guide, the slope is that function's."""
+    guide = torch.rand(1, 1, 32, 32)
+    a, _ = guided_coefficients(guide, 0.5 * guide + 0.2, eps=1e-6)
+    torch.testing.assert_close(a[..., 2:-2, 2:-2], torch.full_like(a[..., 2:-2, 2:-2], 0.5), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("band_rows", [7, 512])
+def test_guided_upsample_equals_a_whole_image_computation(band_rows):
+    """Bands give what torch's own bilinear upsampling of the whole maps gives."""
+    photo = np.random.default_rng(0).random((53, 71, 3), dtype=np.float32)
+    a, base = torch.rand(1, 3, 13, 17) * 2 - 0.5, torch.rand(1, 3, 13, 17) - 0.5
+    up = F.interpolate(torch.cat([a, base], 1), size=(53, 71), mode="bilinear", align_corners=False)
+    guide = luminance(torch.from_numpy(photo).permute(2, 0, 1)[None])
+    want = (up[:, :3] * guide + up[:, 3:]).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    got = guided_upsample(photo, a, base, band_rows=band_rows)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def _photo(h: int, w: int) -> np.ndarray:
+    """A smooth picture with sharp edges (blocks), as a camera photo has."""
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    rgb = np.stack([yy, xx, 0.5 + 0.3 * np.sin(9 * xx)], -1)
+    rgb[(np.floor(yy * 12) + np.floor(xx * 12)) % 2 == 1] *= 0.4
+    return rgb.astype(np.float32)
+
+
+def _rms_gradient(a: np.ndarray) -> float:
+    g = a.mean(2)
+    return float(np.sqrt(((g[1:, :-1] - g[:-1, :-1]) ** 2 + (g[:-1, 1:] - g[:-1, :-1]) ** 2).mean()))
+
+
+def _down(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]
+    return F.interpolate(t, size=size, mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0).numpy()
+
+
+def test_guided_output_is_the_working_size_painting_at_full_sharpness():
+    """A painting with its own marks (a 6 px stroke pattern at the working size) over posterised
+    photo colours: at full size the result is sharper than the painting blown up, and brought
+    back to the working size it is the painting again, as closely as the blow-up is."""
+    photo = _photo(600, 800)
+    small_photo = _down(photo, (150, 200))
+    yy, xx = np.mgrid[0:150, 0:200]
+    strokes = 0.15 * np.sin(xx * 2 * np.pi / 6 + yy * 0.7)[..., None]
+    painting = np.clip(np.round(small_photo * 4) / 4 * 0.8 + 0.1 + strokes, 0, 1).astype(np.float32)
+    p = torch.from_numpy(painting).permute(2, 0, 1)[None]
+    a, base = guided_coefficients(luminance(torch.from_numpy(small_photo).permute(2, 0, 1)[None]), p)
+    big = guided_upsample(photo, a, base)
+    blown = np.asarray(Image.fromarray((painting * 255 + 0.5).astype(np.uint8)).resize((800, 600), Image.BICUBIC),
+                       dtype=np.float32) / 255
+    assert np.abs(_down(big, (150, 200)) - painting).mean() <= np.abs(_down(blown, (150, 200)) - painting).mean() + 0.01
+    assert _rms_gradient(big) > 1.3 * _rms_gradient(blown)
+
+
+def test_stylize_paints_a_large_photo_at_the_working_size(tiny_config):
+    st = Stylizer(StyleTransferModel(tiny_config), compile=False)
+    code = st.encode(np.random.default_rng(1).random((64, 64, 3), dtype=np.float32))
+    photo = _photo(600, 800)
+    scale = (REFERENCE_PIXELS / (150 * 200)) ** 0.5  # strokes that large: painted at 150x200
+    assert working_size(600, 800, stroke_scale=scale) == (150, 200)
+    got = np.asarray(st.stylize(photo, style=code, feedback=False, stroke_scale=scale), dtype=np.float32) / 255
+    small = torch.from_numpy(_down(photo, (150, 200))).permute(2, 0, 1)[None]
+    want = guided_upsample(photo, *guided_coefficients(luminance(small), st.render(small, code)))
+    assert got.shape == photo.shape
+    assert np.abs(got - want).max() * 255 <= 1.0
+
+
+def test_stroke_scale_zero_renders_at_the_photos_own_size(tiny_config):
+    st = Stylizer(StyleTransferModel(tiny_config), compile=False)
+    code = st.encode(np.random.default_rng(1).random((64, 64, 3), dtype=np.float32))
+    photo = _photo(120, 160)
+    got = np.asarray(st.stylize(photo, style=code, stroke_scale=0, feedback=False))
+    want = st.render(torch.from_numpy(photo).permute(2, 0, 1)[None], code)[0].permute(1, 2, 0).numpy()
+    assert np.abs(got.astype(np.float32) - (want * 255 + 0.5).astype(np.uint8)).max() <= 1
+
+
+def test_a_bad_stroke_scale_is_a_style_error(tiny_config):
+    st = Stylizer(StyleTransferModel(tiny_config), compile=False)
+    with pytest.raises(StyleError, match="stroke scale"):
+        st.stylize(_photo(40, 40), style=st.encode(_photo(64, 64)), stroke_scale=-1)
+
+
+def test_cli_stroke_scale_reaches_the_render(run, tmp_path, monkeypatch):
+    """`--stroke-scale` is passed to every render of stylize and batch (default 1), and a bad
+    value is a usage error before anything is written."""
+    from cli_fixtures import photo
+    seen = []
+    original = Stylizer.stylize
+
+    def spy(self, image, **kw):
+        seen.append(kw["stroke_scale"])
+        return original(self, image, **kw)
+
+    monkeypatch.setattr(Stylizer, "stylize", spy)
+    src = photo(tmp_path / "p.png", 48, 40)
+    assert run("stylize", src, "--style", "red", "-o", tmp_path / "a.png").exit_code == 0
+    assert run("stylize", src, "--style", "red", "--stroke-scale", "2.5", "-o", tmp_path / "b.png").exit_code == 0
+    r = run("batch", src, "--style", "red", "--stroke-scale", "0", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert seen == [1.0, 2.5, 0.0]
+    assert (tmp_path / "o" / "p_red_strokes0.png").is_file()  # its own default name
+    bad = run("stylize", src, "--style", "red", "--stroke-scale", "-1", "-o", tmp_path / "c.png")
+    assert bad.exit_code == 2 and "--stroke-scale" in bad.output and not (tmp_path / "c.png").exists()
