@@ -318,13 +318,25 @@ class Stylizer:
         ``feedback``: correct a code predicted from a style image on this photo first
         (:meth:`feedback`; codes with ``feedback=False``, e.g. built-in styles, are never
         corrected). False renders the prediction as it is: one pass, a little faster."""
-        if not 0.0 <= strength <= 1.0:
-            raise StyleError(f"strength must be between 0 and 1, got {strength}")
         loaded = _as_loaded(image)
-        code = self.style(style)
         rgb, alpha = loaded.rgb, loaded.alpha
         if max_size is not None and max(rgb.shape[:2]) > max_size:
             rgb, alpha = _downscale(rgb, alpha, max_size)
+        result = self.stylize_array(rgb, style=style, strength=strength, preserve_color=preserve_color,
+                                    feedback=feedback, stroke_scale=stroke_scale,
+                                    progress=(lambda f, _msg: progress(f)) if progress else None)
+        return imaging.compose(result, alpha)
+
+    def stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, strength: float = 1.0,
+                      preserve_color: bool = False, feedback: bool = True, stroke_scale: float = 1.0,
+                      progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+        """:meth:`stylize` on a float (H, W, 3) array in [0, 1], returning one of the same size, so
+        high bit-depth pictures (the GIMP plug-in's layers) keep their precision. ``progress``
+        gets (fraction, what is happening)."""
+        if not 0.0 <= strength <= 1.0:
+            raise StyleError(f"strength must be between 0 and 1, got {strength}")
+        report = progress or (lambda _f, _msg: None)
+        code = self.style(style)
         try:
             size = working_size(*rgb.shape[:2], stroke_scale=stroke_scale)
         except ValueError as exc:
@@ -337,19 +349,18 @@ class Stylizer:
         else:
             content = imaging.to_tensor(rgb)
         code = self.code_for(code, content, strength=strength, feedback=feedback)
-        if progress:
-            progress(0.1)
+        report(0.1, "Rendering")
         out = self.render(content, code)
         if preserve_color:
             out = luminance_transfer(out, content.to(out.device))
         if guided:
+            report(0.8, "Bringing the painting to full size")
             a, base = guided_coefficients(luminance(content.to(out.device)), out)
             result = guided_upsample(rgb, a, base)
         else:
             result = imaging.to_array(out)
-        if progress:
-            progress(1.0)
-        return imaging.compose(result, alpha)
+        report(1.0, "Rendered")
+        return result
 
 
 def _downscale(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
