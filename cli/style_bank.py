@@ -17,15 +17,14 @@ and ``styles add`` refuses such names.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 # torch-free: normstyle_core imports its heavy parts lazily
+from normstyle_core.atomic import write_atomically, write_bytes_atomically
 from normstyle_core.user_styles import (NAME_RE, UserStyle, did_you_mean, find_user_style, listed,
                                         user_style_code, user_style_names, user_styles_dir)
 
@@ -93,25 +92,14 @@ class UserStyleBank:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    def copy(fh: BinaryIO) -> None:
+        with open(src, "rb") as source:
+            shutil.copyfileobj(source, fh)
+    write_atomically(dst, write=copy, private=True)  # owner-only, as the bank's files always were
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data=text.encode("utf-8"), private=True)
 
 
 # -------------------------------------------------------------- resolution

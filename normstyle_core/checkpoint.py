@@ -1,19 +1,17 @@
 """One versioned checkpoint format: config + weights + provenance, loaded with weights_only=True."""
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .atomic import write_atomically
 from .config import config_to_dict, saved_model_config
 from .errors import CheckpointError
-from .imaging import default_file_mode
 from .models.style_transfer import StyleTransferModel
 
 FORMAT = "normstyle-checkpoint"
@@ -21,21 +19,11 @@ VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a crash never leaves a
-    half-written file under the final name."""
+    """torch.save through a temp file and a rename: a crash never leaves a half-written file under
+    the final name (the temp is named as training.STALE_TEMP_RE expects)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, write=lambda fh: torch.save(obj, fh))
 
 
 NORMSTYLE_FILE = "a normstyle file (model, checkpoint or style code)"

@@ -5,11 +5,9 @@ line; saving is atomic and keeps EXIF/ICC.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ import torch
 from PIL import Image, ImageMode, ImageOps
 from torch import Tensor
 
+from .atomic import write_atomically
 from .errors import ImageError
 
 try:
@@ -234,31 +233,6 @@ FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".ti
            ".tiff": "TIFF", ".bmp": "BMP"}
 
 
-def default_file_mode() -> int:
-    """0o666 minus the umask: what open() would give; mkstemp's 0o600 is too private for outputs."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def commit_temp(tmp: str | os.PathLike[str], path: Path, *, overwrite: bool = True) -> None:
-    """Give a finished temp file its final name atomically.
-
-    ``overwrite=False`` uses link(2), which fails if ``path`` exists: no window in which another
-    process's file could be replaced.
-    """
-    os.chmod(tmp, default_file_mode())
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise ImageError(f"{path}: already exists (not overwritten)") from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int = 95,
                exif: bytes | None = None, icc_profile: bytes | None = None,
                overwrite: bool = True) -> Path:
@@ -284,29 +258,23 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
     if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = icc_profile
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{_short(path.stem)}.", suffix=f"{TEMP_MARK}{path.suffix}",
-                               dir=path.parent)
-    fh = os.fdopen(fd, "wb")
+    created = False
+
+    def hold(fd: int) -> None:
+        nonlocal created
+        created = True
+        _hold(fd)  # held until the rename or link, so a cleanup never sees a live temp unlocked
+
     try:
-        _hold(fh.fileno())
-        img.save(fh, format=fmt, **kwargs)
-        fh.flush()
-        os.fsync(fh.fileno())
-        if fcntl is None:
-            fh.close()  # Windows cannot rename an open file
-        # On POSIX the lock is held through the rename/link, so a cleanup never sees it unlocked.
-        commit_temp(tmp, path, overwrite=overwrite)
-    except ImageError:
-        raise
+        write_atomically(path, write=lambda fh: img.save(fh, format=fmt, **kwargs),
+                         prefix=f".{_short(path.stem)}.", suffix=f"{TEMP_MARK}{path.suffix}",
+                         overwrite=overwrite, lock=hold)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if not created:
+            raise  # no temp file in that folder at all: callers describe the folder's OSError
+        if isinstance(exc, FileExistsError) and not overwrite:
+            raise ImageError(f"{path}: already exists (not overwritten)") from None
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        with contextlib.suppress(OSError):  # flushed and synced above; a failed write's buffer
-            fh.close()                      # must not replace the error already raised
     return path
 
 

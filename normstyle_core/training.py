@@ -14,7 +14,6 @@ import logging
 import os
 import re
 import signal
-import tempfile
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,13 +26,14 @@ import torch.distributed as dist
 import torch.nn as nn
 from torch import Tensor
 
+from .atomic import write_bytes_atomically
 from .checkpoint import atomic_torch_save, inference_state, load_model, read_checkpoint
 from .config import LossConfig, ModelConfig, TrainConfig, config_to_dict, saved_model_config
 from .data import ContentBatches, StyleSet, list_images, load_rgb
 from .devices import placement
 from .ema import WeightEMA
 from .errors import CheckpointError, ConfigError, TrainingError, WeightsUnavailableError
-from .imaging import default_file_mode, is_temp_name, remove_stale_temps, to_tensor
+from .imaging import is_temp_name, remove_stale_temps, to_tensor
 from .plots import contact_sheet, loss_curve_png
 from .losses import PerceptualLoss
 from .models.dormant import calm_adam_moments, dormant_units, revive_dormant_units
@@ -231,15 +231,7 @@ def truncate_log(path: Path, *, step: int) -> None:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     """Temp file in the same folder, then rename (named as :data:`STALE_TEMP_RE` expects)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, default_file_mode())  # mkstemp's 0o600 would hide the run's files from others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data=text.encode("utf-8"))
 
 
 class _PasticheStep(nn.Module):

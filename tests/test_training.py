@@ -305,7 +305,7 @@ def test_stale_temp_files_of_a_killed_save_are_removed_at_the_next_start_and_not
     run = Path(cfg.out_dir)
     # a checkpoint save killed between writing and renaming: the real atomic_torch_save
     script = ("import os, sys, torch\nfrom pathlib import Path\nfrom normstyle_core import checkpoint\n"
-              "checkpoint.os.replace = lambda *a: os._exit(9)\n"
+              "os.replace = lambda *a: os._exit(9)\n"
               "checkpoint.atomic_torch_save({'step': 3}, Path(sys.argv[1]) / 'ckpt_0000003.pt')\n")
     subprocess.run([sys.executable, "-c", script, str(run)], env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=120)
     import tempfile

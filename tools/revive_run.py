@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from normstyle_core import imaging
+from normstyle_core.atomic import write_bytes_atomically
 from normstyle_core.checkpoint import atomic_torch_save, read_checkpoint
 from normstyle_core.config import config_to_dict, saved_model_config
 from normstyle_core.data import list_images
@@ -75,9 +76,7 @@ def main() -> None:
     if run_config.is_file() and new_cfg != old_cfg:
         saved = json.loads(run_config.read_text())
         saved["model"] = config_to_dict(new_cfg)
-        tmp = run_config.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(saved, indent=2))
-        tmp.replace(run_config)
+        write_bytes_atomically(run_config, data=json.dumps(saved, indent=2).encode("utf-8"))
     print(f"revived {revived} units in {ckpt} (original kept as {backup.name}); "
           f"encoder activation {old_cfg.encoder_activation} -> {activation}")
 
