@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from normstyle_core.formats import INPUT_EXTENSIONS, WRITE_FORMATS
+
 from .common import describe_os_error, disk_full
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
-                    ".pgm", ".pbm", ".tga", ".jp2", ".heic", ".heif", ".avif"}
-# Extensions the core can write (imaging.FORMATS); others fall back to PNG.
-WRITABLE = {"jpg", "jpeg", "png", "webp", "tif", "tiff", "bmp"}
+# Extensions the core can write, without the dot; others fall back to PNG.
+WRITABLE = {ext.lstrip(".") for ext in WRITE_FORMATS}
 OUTPUT_FORMATS = ("same", "jpg", "png", "webp", "tiff")
 TEMPLATE_FIELDS = ("stem", "style", "ext", "name", "index", "strength", "settings")
 # {settings} is empty for the default settings, so those names stay photo_style.jpg.
@@ -172,7 +172,7 @@ def collect_inputs(paths: Sequence[str], *, recursive: bool, exclude: Path | Non
         pattern = "**/*" if recursive else "*"
         files = []
         for f in folder.glob(pattern):
-            if f.suffix.lower() not in IMAGE_EXTENSIONS:
+            if f.suffix.lower() not in INPUT_EXTENSIONS:
                 continue
             rel = f.relative_to(folder)
             if any(part.startswith(".") for part in rel.parts):
@@ -199,7 +199,7 @@ def collect_inputs(paths: Sequence[str], *, recursive: bool, exclude: Path | Non
             matches = [Path(m) for m in sorted(glob.glob(os.path.expanduser(text), recursive=recursive))
                        if not _is_hidden(Path(m))]
             files = [m for m in matches if m.is_file()]
-            odd = [(m, why) for m in matches if m.suffix.lower() in IMAGE_EXTENSIONS and not m.is_file()
+            odd = [(m, why) for m in matches if m.suffix.lower() in INPUT_EXTENSIONS and not m.is_file()
                    and (why := not_an_image_file(m, recursive=recursive)) is not None]
             if not files and not odd:
                 problem(text, "no files match this pattern")

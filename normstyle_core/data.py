@@ -18,11 +18,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import TrainingError
-from .imaging import from_pil, open_image, to_tensor
+from .formats import IMAGE_EXTENSIONS
+from .imaging import from_pil, open_image, to_tensor, to_uint8
 
 log = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def list_images(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -48,7 +47,7 @@ def load_rgb(path: Path) -> Image.Image | None:
     try:
         with open_image(path) as img:
             loaded = from_pil(img)
-        return Image.fromarray((loaded.rgb * 255 + 0.5).astype(np.uint8), "RGB")
+        return Image.fromarray(to_uint8(loaded.rgb), "RGB")
     except Exception as exc:  # any decoding problem: skip this file
         log.warning("skipping unreadable training image %s: %s", path, exc)
         return None
@@ -130,7 +129,7 @@ def style_variant(img: Image.Image, size: int, gen: torch.Generator) -> Image.Im
     matrix = hue_saturation_matrix(hue=(hue * 2 - 1) * np.pi, saturation=0.6 + 0.8 * sat)
     rgb = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255.0)
     out = (rgb @ matrix.T).clamp(0, 1)
-    return Image.fromarray((out.numpy() * 255 + 0.5).astype(np.uint8), "RGB")
+    return Image.fromarray(to_uint8(out.numpy()), "RGB")
 
 
 class StyleSet:

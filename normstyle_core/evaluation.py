@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .imaging import load_image, to_tensor
+from .imaging import load_image, to_tensor, to_uint8
 from .models.vgg import VGG19, gram_matrix
 from .style_code import StyleCode
 
@@ -67,7 +67,7 @@ def _fit(img: Image.Image, size: int) -> Image.Image:
 
 def _pil(path: Path) -> Image.Image:
     rgb = load_image(path).rgb
-    return Image.fromarray((rgb * 255 + 0.5).astype(np.uint8))
+    return Image.fromarray(to_uint8(rgb))
 
 
 class Evaluator:

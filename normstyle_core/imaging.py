@@ -21,6 +21,7 @@ from torch import Tensor
 
 from .atomic import write_atomically
 from .errors import ImageError
+from .formats import WRITE_FORMATS
 
 try:
     import fcntl
@@ -216,21 +217,22 @@ def to_array(image: Tensor) -> np.ndarray:
     return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] -> 8-bit levels, rounded to the nearest (values outside are clipped)."""
+    return (np.clip(values, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+
+
 def pil_to_tensor(img: Image.Image) -> Tensor:
     return to_tensor(from_pil(img).rgb)
 
 
 def compose(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bit_depth: int = 8) -> Image.Image:
     """Float RGB (+ alpha) -> PIL image (RGB/RGBA 8-bit; 16-bit grayscale not supported by PIL RGB)."""
-    rgb8 = (np.clip(rgb, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+    rgb8 = to_uint8(rgb)
     if alpha is None:
         return Image.fromarray(rgb8, "RGB")
-    a8 = (np.clip(alpha, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+    a8 = to_uint8(alpha)
     return Image.fromarray(np.dstack([rgb8, a8]), "RGBA")
-
-
-FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
-           ".tiff": "TIFF", ".bmp": "BMP"}
 
 
 def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int = 95,
@@ -242,10 +244,10 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
     ``overwrite=False`` refuses (ImageError) if ``path`` exists, atomically.
     """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unsupported output extension {path.suffix!r} "
-                         f"(use one of {', '.join(sorted(FORMATS))})")
+                         f"(use one of {', '.join(sorted(WRITE_FORMATS))})")
     if fmt in ("JPEG", "BMP") and img.mode == "RGBA":
         bg = Image.new("RGB", img.size, (255, 255, 255))
         bg.paste(img, mask=img.getchannel("A"))

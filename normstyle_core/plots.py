@@ -6,11 +6,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from .imaging import save_image, to_array
+from .imaging import save_image, to_array, to_uint8
 
 
 def _cell(t: Tensor | Image.Image | None, cell: int) -> Image.Image:
@@ -19,7 +18,7 @@ def _cell(t: Tensor | Image.Image | None, cell: int) -> Image.Image:
     if isinstance(t, Image.Image):
         img = t.convert("RGB")
     else:
-        img = Image.fromarray((to_array(t) * 255 + 0.5).astype(np.uint8))
+        img = Image.fromarray(to_uint8(to_array(t)))
     img.thumbnail((cell, cell), Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (cell, cell), (255, 255, 255))
     canvas.paste(img, ((cell - img.width) // 2, (cell - img.height) // 2))

@@ -367,9 +367,9 @@ def _downscale(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
     h, w = rgb.shape[:2]
     scale = max_size / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+    img = Image.fromarray(imaging.to_uint8(rgb)).resize(size, Image.Resampling.LANCZOS)
     out_alpha = None
     if alpha is not None:
-        a = Image.fromarray((alpha * 255 + 0.5).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
+        a = Image.fromarray(imaging.to_uint8(alpha)).resize(size, Image.Resampling.LANCZOS)
         out_alpha = np.asarray(a, dtype=np.float32) / 255.0
     return np.asarray(img, dtype=np.float32) / 255.0, out_alpha
