@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 import click
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 

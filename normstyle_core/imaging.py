@@ -222,10 +222,6 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return (np.clip(values, 0, 1) * 255.0 + 0.5).astype(np.uint8)
 
 
-def pil_to_tensor(img: Image.Image) -> Tensor:
-    return to_tensor(from_pil(img).rgb)
-
-
 def compose(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bit_depth: int = 8) -> Image.Image:
     """Float RGB (+ alpha) -> PIL image (RGB/RGBA 8-bit; 16-bit grayscale not supported by PIL RGB)."""
     rgb8 = to_uint8(rgb)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
@@ -137,11 +136,6 @@ class Stylizer:
     @property
     def config(self):
         return self.model.config
-
-    def _autocast(self):
-        if not self.place.autocast:
-            return nullcontext()
-        return torch.autocast(self.place.device.type, dtype=self.place.dtype)
 
     @torch.inference_mode()
     def encode(self, image: ImageInput, *, name: str = "custom") -> StyleCode:
