@@ -109,17 +109,11 @@ def test_cli_no_feedback_renders_the_prediction_alone(run, tmp_path):
 def test_feedback_brings_the_shipped_model_closer_to_unseen_paintings(shared_data):
     """On held-out paintings (never trained on, off the evaluation grid) the feedback step must
     lower the Gram style loss of the shipped model's pastiches."""
-    import importlib.util
-    from pathlib import Path
-
     from normstyle_core import VGG19
     from normstyle_core import evaluation as ev
+    from normstyle_core.heldout import heldout_styles
 
-    tool = Path(__file__).resolve().parents[1] / "tools" / "eval_shipped.py"
-    spec = importlib.util.spec_from_file_location("eval_shipped", tool)
-    eval_shipped = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(eval_shipped)
-    held, grid = eval_shipped.heldout_styles(shared_data)  # the split and grid the model card uses
+    held, grid = heldout_styles(shared_data)  # the split and grid the model card uses
     styles = [p for p in held if p not in grid][:3]
     photos = [shared_data / "content" / "test" / f"{n}.jpg" for n in ("chicago", "tabby-cat")]
     st = Stylizer.load(device="cpu")

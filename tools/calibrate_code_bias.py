@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from eval_shipped import heldout_styles, refine_photos
 from normstyle_core import Stylizer
 from normstyle_core.checkpoint import offset_style_codes
+from normstyle_core.heldout import heldout_styles, refine_photos
 from normstyle_core.refine import RefineConfig
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import random
 import statistics
 import time
 from dataclasses import asdict
@@ -16,26 +15,12 @@ from pathlib import Path
 
 from normstyle_core import Stylizer, VGG19
 from normstyle_core import evaluation as ev
-from normstyle_core.data import list_images, split_holdout
+from normstyle_core.heldout import heldout_styles, refine_photos
 from normstyle_core.refine import RefineConfig
 
-HOLDOUT_FRACTION, HOLDOUT_SEED = 0.1, 1234  # the same split as tools/train_shipped.py
 NAMED = ("candy", "udnie", "starry-night", "the-great-wave", "mosaic", "la-muse", "the-scream",
          "composition-vii", "feathers", "rain-princess")
 PHOTOS = ("chicago", "golden-gate", "tabby-cat", "brad-pitt", "venice-boat")
-
-
-def heldout_styles(data: Path, n_styles: int = 10) -> tuple[list[Path], list[Path]]:
-    """(every held-out painting, the ``n_styles`` of them on the evaluation grid): an even
-    spread of the split that tools/train_shipped.py never trains on."""
-    _, held_out = split_holdout(list_images([data / "train" / "styles"]), HOLDOUT_FRACTION, HOLDOUT_SEED)
-    step = max(1, len(held_out) // n_styles)
-    return held_out, held_out[::step][:n_styles]
-
-
-def refine_photos(data: Path, n: int) -> list[Path]:
-    """The training photos codes are refined on (a seeded pick; never the test photos)."""
-    return random.Random(0).sample(list_images([data / "train" / "content"]), n)
 
 
 def refined_codes(stylizer: Stylizer, styles: list[Path], photos: list[Path],

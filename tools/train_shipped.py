@@ -40,25 +40,16 @@ import logging
 from pathlib import Path
 
 from normstyle_core.config import LossConfig, ModelConfig, TrainConfig
-from normstyle_core.data import list_images, split_holdout
+from normstyle_core.data import list_images
+from normstyle_core.heldout import extra_split, style_split
 from normstyle_core.training import Trainer
 
-HOLDOUT_FRACTION = 0.1
-HOLDOUT_SEED = 1234
 # The run trained its encoder with ReLU to step 27589, when 250 of the head's 256 hidden units
 # were dead; tools/revive_run.py revived them, 44 had died again by step 28318, and there the
 # encoder switched to leaky ReLU (revived again; style codes moved by 4.5% of their spread).
 SHIPPED_MODEL = ModelConfig(widths=(16, 32, 64), style_encoder="vgg", colour_prior=True,
                             encoder_activation="leaky_relu")
 CONTENT_WEIGHT = 15.0
-EXTRA_HOLDOUT_FRACTION = 0.05
-
-
-def extra_split(data: Path) -> tuple[list[Path], list[Path]]:
-    """train/styles-extra split into trained and held-out artworks (seeded, every kind in
-    proportion). The held-out ones are the development set for settings fitted on unseen
-    artworks (calibration, feedback rate): neither trained on nor in eval/."""
-    return split_holdout(list_images([data / "train" / "styles-extra"]), EXTRA_HOLDOUT_FRACTION, HOLDOUT_SEED)
 
 
 def main() -> None:
@@ -100,8 +91,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     named = list_images([args.data / "styles" / "named"])
-    train_styles, held_out = split_holdout(list_images([args.data / "train" / "styles"]),
-                                           HOLDOUT_FRACTION, HOLDOUT_SEED)
+    train_styles, held_out = style_split(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "holdout_styles.txt").write_text("".join(f"{p.name}\n" for p in held_out))
     if args.extra:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import WeightsUnavailableError
+from ..safe_load import load_failure_reason, load_tensors_only
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,6 @@ class VGG19(nn.Module):
 
     @classmethod
     def _from_file(cls, path: Path, *, last_layer: str, source: str) -> "VGG19":
-        from ..checkpoint import load_failure_reason, load_tensors_only  # here: checkpoint imports the models
         try:
             state = load_tensors_only(path)
         except Exception as exc:  # corrupt or foreign file

@@ -1,0 +1,42 @@
+"""How the shipped recipe divides its data folder: the paintings training never sees, the
+evaluation grid among them, and the training photos that codes are refined on.
+
+tools/train_shipped.py trains on everything else; tools/eval_shipped.py scores the grid;
+tools/calibrate_code_bias.py fits on the held-out paintings off the grid. One definition, so the
+three always agree on which painting is unseen.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from .data import list_images, split_holdout
+
+HOLDOUT_FRACTION = 0.1  # of train/styles
+EXTRA_HOLDOUT_FRACTION = 0.05  # of train/styles-extra
+HOLDOUT_SEED = 1234
+
+
+def style_split(data: Path) -> tuple[list[Path], list[Path]]:
+    """train/styles split into (trained, held-out) paintings (seeded)."""
+    return split_holdout(list_images([data / "train" / "styles"]), HOLDOUT_FRACTION, HOLDOUT_SEED)
+
+
+def extra_split(data: Path) -> tuple[list[Path], list[Path]]:
+    """train/styles-extra split into trained and held-out artworks (seeded, every kind in
+    proportion). The held-out ones are the development set for settings fitted on unseen
+    artworks (calibration, feedback rate): neither trained on nor in eval/."""
+    return split_holdout(list_images([data / "train" / "styles-extra"]), EXTRA_HOLDOUT_FRACTION, HOLDOUT_SEED)
+
+
+def heldout_styles(data: Path, n_styles: int = 10) -> tuple[list[Path], list[Path]]:
+    """(every held-out painting, the ``n_styles`` of them on the evaluation grid): an even
+    spread of the split that training never sees."""
+    _, held_out = style_split(data)
+    step = max(1, len(held_out) // n_styles)
+    return held_out, held_out[::step][:n_styles]
+
+
+def refine_photos(data: Path, n: int) -> list[Path]:
+    """The training photos codes are refined on (a seeded pick; never the test photos)."""
+    return random.Random(0).sample(list_images([data / "train" / "content"]), n)
