@@ -33,7 +33,8 @@ op             request fields                                   final event
                ``style`` (built-in name, style image or .pt
                code), ``strength`` (0..1), ``preserve_color``,
                ``refine_steps`` (optional, 0: fit a style
-               image's code on the layer first), ``model``,
+               image's code on the layer first), ``stroke_scale``
+               (optional, 1: Stylizer.stylize's), ``model``,
                ``device``, ``precision`` (optional, as the
                CLI's ``--precision``), ``output``
                (optional, see below)
@@ -88,6 +89,7 @@ DEFAULT_IDLE_TIMEOUT = 900.0
 DEFAULT_CLIENT_TIMEOUT = 60.0
 MAX_CLIENTS = 16  # connections served at once; each idle one is closed after the client timeout
 MAX_LINE = 1 << 20  # a request is a few hundred bytes (paths and options)
+MAX_STROKE_SCALE = 16.0  # as the CLI's --stroke-scale
 MAX_REFINE_STEPS = 1000  # the plug-in's dialog allows up to this many
 MAX_SIDE = 524288  # GIMP's largest image side (GIMP_MAX_IMAGE_SIZE)
 WORKDIR_PREFIX = "normstyle-worker-"
@@ -252,6 +254,7 @@ class Worker:
         strength = _field(req, "strength", types=(int, float), default=1.0, what="a number")
         preserve = _field(req, "preserve_color", types=(bool,), default=False, what="true or false")
         refine_steps = _field(req, "refine_steps", types=(int,), default=0, what="a whole number")
+        stroke_scale = _field(req, "stroke_scale", types=(int, float), default=1.0, what="a number")
         model, device, precision = _placement_fields(req)
         try:
             strength = float(strength)
@@ -259,6 +262,12 @@ class Worker:
             strength = math.inf
         if not math.isfinite(strength):
             raise ProtocolError(f"bad request: 'strength' must be a finite number, got {strength!r}")
+        try:
+            stroke_scale = float(stroke_scale)
+        except OverflowError:
+            stroke_scale = math.inf
+        if not (math.isfinite(stroke_scale) and 0 <= stroke_scale <= MAX_STROKE_SCALE):
+            raise ProtocolError(f"bad request: 'stroke_scale' must be 0..{MAX_STROKE_SCALE}, got {_short(stroke_scale)}")
         if dtype not in DTYPES or c not in (3, 4) or not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
             raise ProtocolError(f"unsupported layout {_short(w)}x{_short(h)}x{_short(c)} {_short(dtype)}")
         if not 0 <= refine_steps <= MAX_REFINE_STEPS:
@@ -277,7 +286,7 @@ class Worker:
             data = np.fromfile(src, dtype=DTYPES[dtype]).reshape(h, w, c)
             rgb = render_float(st, data[..., :3].astype(np.float32) / SCALE[dtype], style=style,
                                strength=strength, preserve_color=preserve,
-                               refine_steps=refine_steps,
+                               refine_steps=refine_steps, stroke_scale=stroke_scale,
                                progress=lambda f, msg: emit({"event": "progress", "fraction": f,
                                                              "message": msg}))
         out = np.empty_like(data)
@@ -299,23 +308,15 @@ class Worker:
 
 
 def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool = False,
-                 refine_steps: int = 0, progress: Callable[[float, str], None] | None = None):
-    """:meth:`Stylizer.stylize` for float (H, W, 3) input, returning float (H, W, 3) in [0, 1].
-
-    The same steps as ``Stylizer.stylize`` (which returns an 8-bit PIL image) through the core's
-    public API, so high bit-depth layers keep their precision. ``refine_steps``: a style image's
-    code is first fitted on this layer (:meth:`Stylizer.refine`); names and codes are used as is.
-    Without it, a style image's predicted code gets the feedback step on this layer, as in
-    ``Stylizer.stylize``.
-    """
+                 refine_steps: int = 0, stroke_scale: float = 1.0,
+                 progress: Callable[[float, str], None] | None = None):
+    """:meth:`Stylizer.stylize_array` for a layer: float (H, W, 3) in, float (H, W, 3) in [0, 1]
+    out, so high bit-depth layers keep their precision. ``refine_steps``: a style image's code is
+    first fitted on this layer (:meth:`Stylizer.refine`); names and codes are used as is."""
     import numpy as np
 
-    from normstyle_core import StyleError
-    from normstyle_core.imaging import LoadedImage, to_array, to_tensor
-    from normstyle_core.stylize import luminance_transfer
+    from normstyle_core.imaging import LoadedImage
 
-    if not 0.0 <= strength <= 1.0:
-        raise StyleError(f"strength must be between 0 and 1, got {strength}")
     rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0).astype(np.float32)
     report = progress or (lambda f, m: None)
     report(0.05, "Reading the style")
@@ -327,14 +328,10 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
             return st.refine(path, [LoadedImage(rgb=rgb)], config=RefineConfig(steps=refine_steps), name=path.stem,
                              progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
     code = st.style(style, from_image_file=refine)
-    content = to_tensor(rgb)
-    code = st.code_for(code, content, strength=strength)  # feedback step, strength: as stylize does
-    report(0.85 if refine_steps else 0.1, "Rendering")
-    out = st.render(content, code)
-    if preserve_color:
-        out = luminance_transfer(out, content.to(out.device))
-    report(0.95, "Rendered")
-    return to_array(out)
+    start = 0.85 if refine_steps else 0.1
+    return st.stylize_array(rgb, style=code, strength=strength, preserve_color=preserve_color,
+                            stroke_scale=stroke_scale,
+                            progress=lambda f, msg: report(start + (0.95 - start) * f, msg))
 
 
 def _field(req: dict, name: str, *, types: tuple[type, ...], default: Any = _REQUIRED,

@@ -92,6 +92,29 @@ def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file, styl
     np.testing.assert_array_equal(out[..., 3], a[..., 3])
 
 
+def test_brush_size_renders_as_the_cores_stroke_scale(tmp_path, tiny_model_file):
+    """A layer larger than the working size of its stroke scale is painted there and guided back
+    to full size, as Stylizer.stylize does; another stroke scale gives another picture."""
+    from normstyle_core import Stylizer
+    from normstyle_core.stroke_scale import working_size
+    a = np.random.default_rng(3).integers(0, 256, (160, 200, 4), dtype=np.uint8)
+    assert working_size(160, 200, stroke_scale=16) < (160, 200)
+    outs = []
+    for s in (16, 0.0):
+        a.tofile(tmp_path / "in.raw")
+        req = {"op": "stylize", "input": str(tmp_path / "in.raw"), "width": 200, "height": 160, "channels": 4,
+               "dtype": "u8", "style": "blue", "stroke_scale": s, "model": str(tiny_model_file), "device": "cpu"}
+        w = worker.Worker(temp_root=tmp_path)
+        ev, out = _stylize(req, w)
+        w.close()
+        assert ev[-1]["event"] == "done", ev
+        ref = np.asarray(Stylizer.load(tiny_model_file, device="cpu").stylize(a, style="blue", stroke_scale=s))
+        assert np.abs(out[..., :3].astype(int) - ref[..., :3].astype(int)).max() <= 1
+        np.testing.assert_array_equal(out[..., 3], a[..., 3])
+        outs.append(out)
+    assert np.abs(outs[0].astype(int) - outs[1].astype(int)).max() > 4
+
+
 def test_stylize_float_rgb_keeps_precision(tmp_path, tiny_model_file):
     rgb = (_image()[..., :3] / 255.0).astype(np.float32) * 0.9 + 0.01
     rgb.tofile(tmp_path / "in.raw")
@@ -359,6 +382,8 @@ BAD_FIELDS = [
     ("refine_steps", "3"), ("refine_steps", 1001), ("refine_steps", True), ("model", 5),
     ("model", ["x"]), ("model", ""), ("device", 5), ("precision", "int4"), ("input", 5),
     ("input", None), ("input", "/nonexistent/in.raw"), ("input", "in\x00.raw"),
+    ("stroke_scale", "2"), ("stroke_scale", -1), ("stroke_scale", 17), ("stroke_scale", float("nan")),
+    ("stroke_scale", True),
 ]
 
 

@@ -97,6 +97,11 @@ class NormstyleGimp(Gimp.PlugIn):
         proc.add_menu_path(MENU)  # after set_menu_label (GIMP asserts the order)
         proc.add_double_argument("strength", "S_trength", "0 = the content's own look, 1 = full style",
                                  0.0, 1.0, 1.0, GObject.ParamFlags.READWRITE)
+        proc.add_double_argument("brush-size", "_Brush size",
+                                 "Size of the painting's strokes relative to the whole picture: 1 = "
+                                 "brush strokes on a layer of any size, 2 = twice as large, 0.5 = "
+                                 "finer, 0 = the model's own pixel size (fine grain on big layers)",
+                                 0.0, 4.0, 1.0, GObject.ParamFlags.READWRITE)
         proc.add_boolean_argument("preserve-color", "_Preserve colors",
                                   "Keep the layer's colors, take only the style's texture",
                                   False, GObject.ParamFlags.READWRITE)
@@ -152,6 +157,7 @@ class NormstyleGimp(Gimp.PlugIn):
         refine_steps = int(config.get_property("refine-steps")) if name == PROC_IMAGE else 0
         strength = float(config.get_property("strength"))
         preserve = bool(config.get_property("preserve-color"))
+        brush_size = float(config.get_property("brush-size"))
         in_place = config.get_property("output") == "in-place"
 
         cfg = nsclient.load_config()
@@ -174,7 +180,7 @@ class NormstyleGimp(Gimp.PlugIn):
             nsclient.stylize_file(cfg, input_path=src, output_path=dst, width=w, height=h,
                                   channels=channels, dtype=dtype, style=style, strength=strength,
                                   preserve_color=preserve, refine_steps=refine_steps,
-                                  on_progress=on_progress)
+                                  stroke_scale=brush_size, on_progress=on_progress)
             Gimp.progress_set_text("Style Transfer: writing the result")
             image.undo_group_start()
             try:

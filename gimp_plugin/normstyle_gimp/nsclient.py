@@ -257,12 +257,13 @@ class WorkerClient:
 
 def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, height: int,
                  channels: int, dtype: str, style: str, strength: float, preserve_color: bool,
-                 refine_steps: int = 0, on_progress=None) -> dict:
+                 refine_steps: int = 0, stroke_scale: float = 1.0, on_progress=None) -> dict:
     """One stylize request (see the protocol in gimp_plugin/worker.py); the result is moved
     from the worker's own folder to ``output_path``."""
     req = {"op": "stylize", "input": input_path, "width": width,
            "height": height, "channels": channels, "dtype": dtype, "style": style,
            "strength": strength, "preserve_color": preserve_color, "refine_steps": refine_steps,
+           "stroke_scale": stroke_scale,
            "model": cfg.get("model"), "device": cfg.get("device", "auto"),
            "precision": cfg.get("precision") or "auto"}
     with WorkerClient(cfg) as client:
