@@ -209,9 +209,10 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="Compute precision (auto: bf16 on CUDA and on CPUs with native bf16).")(func)
     func = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda[:N]",
                         help="Where to run the model.")(func)
-    func = click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+    func = click.option("--model", "model_path", type=click.Path(path_type=Path),
                         default=None, envvar="NORMSTYLE_MODEL", show_envvar=True,
-                        help="Model checkpoint (.pt); default: the packaged model.")(func)
+                        help="Model file, checkpoint (.pt) or training run folder (its newest "
+                             "checkpoint); default: the packaged model.")(func)
     return func
 
 

@@ -25,7 +25,8 @@ def sample_photos() -> list[Path]:
 @click.option("--photos", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="Your own photos or folders instead of the bundled samples.")
 @click.option("--style", "styles", multiple=True, help="Built-in style names (default: six classics).")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model file, checkpoint or run folder (default: the packaged model).")
 @click.option("--max-size", type=click.IntRange(16), default=768, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def demo_command(out_dir, photos, styles, model, max_size, device):

@@ -12,8 +12,8 @@ import click
               help="Content photos or folders (recursive).")
 @click.option("--style", "styles", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
               help="Style images or folders (recursive).")
-@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Model file (default: the packaged model).")
+@click.option("--model", type=click.Path(path_type=Path), default=None,
+              help="Model file, checkpoint or run folder (default: the packaged model).")
 @click.option("--size", type=click.IntRange(64, 4096), default=512, show_default=True,
               help="Long side the photos and styles are evaluated at.")
 @click.option("--max-content", type=click.IntRange(1), default=None, help="Use at most N content photos.")

@@ -121,12 +121,13 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, threads: int | None) -> N
 
 
 def _register() -> None:
+    from .export_cmd import export
     from .info_cmd import info
     from .styles_cmd import styles
     from .stylize_cmd import batch, stylize
     from .train_cmd import train
 
-    for cmd in (stylize, batch, styles, info, train):
+    for cmd in (stylize, batch, styles, info, train, export):
         cli.add_command(cmd)
 
 

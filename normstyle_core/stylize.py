@@ -17,6 +17,7 @@ from .checkpoint import load_model
 from .devices import Placement, placement
 from .errors import CheckpointError, RenderError, StyleError
 from .imaging import LoadedImage
+from .model_files import resolve_model_path
 from .models.style_transfer import StyleTransferModel
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
 from .stroke_scale import guided_coefficients, guided_upsample, luminance, working_size
@@ -125,6 +126,7 @@ class Stylizer:
                 raise CheckpointError("no trained model ships with this build yet; "
                                       "train one with `normstyle train` or pass --model FILE")
             raise CheckpointError(f"model file not found: {path}")
+        path = resolve_model_path(path=path)
         model, data = load_model(path)
         bank = {name: StyleCode(m, name) for name, m in (data.get("style_bank") or {}).items()}
         info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config",

@@ -40,9 +40,9 @@ from .models.dormant import calm_adam_moments, dormant_units, revive_dormant_uni
 from .models.norm_net import VGGStatsNormalizationNet
 from .models.style_transfer import StyleTransferModel
 from .models.vgg import VGG19, layer_names
+from .model_files import CKPT_GLOB, latest_checkpoint  # noqa: F401 (part of this module's API)
 
 log = logging.getLogger(__name__)
-CKPT_GLOB = "ckpt_*.pt"
 # config.json's "format": what marks a folder as a run normstyle wrote (see is_run_config)
 RUN_FORMAT = "normstyle-run"
 RUN_VERSION = 1
@@ -102,17 +102,6 @@ def _ignore_stop_signals(worker_id: int) -> None:
     the loader aborts the main process before it can save (measured: 150 steps lost)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """Newest checkpoint in ``run_dir`` that reads back; a corrupt one is skipped."""
-    for path in sorted(Path(run_dir).glob(CKPT_GLOB), reverse=True):
-        try:
-            read_checkpoint(path)
-            return path
-        except CheckpointError as exc:
-            log.warning("ignoring unreadable checkpoint %s: %s", path, exc)
-    return None
 
 
 def smallest_style_size(config: ModelConfig) -> int:
