@@ -20,6 +20,7 @@ from .imaging import LoadedImage
 from .model_files import resolve_model_path
 from .models.style_transfer import StyleTransferModel
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
+from .run_styles import style_bank_of
 from .stroke_scale import guided_coefficients, guided_upsample, luminance, working_size
 from .style_code import StyleCode
 from .user_styles import did_you_mean, find_user_style, listed, user_style_code, user_style_names
@@ -30,6 +31,9 @@ DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.pt"
 # Above this many pixels Stylizer.render switches to tiled rendering (benchmarks/RESULTS.md:
 # untiled 2048x2048 peaks at ~1.3 GB with the paper's widths; tiled stays near 1 GB at any size).
 DEFAULT_TILE_PIXELS = 2048 * 2048
+# A training checkpoint's own styles are named by predicting their codes from the style images
+# on every load; beyond this many that wait is not worth it (`normstyle export` names them all).
+MAX_PREDICTED_STYLES = 64
 ImageInput = Union[Image.Image, np.ndarray, LoadedImage, str, os.PathLike]
 StyleInput = Union[StyleCode, str, os.PathLike, Image.Image, LoadedImage]
 
@@ -128,7 +132,8 @@ class Stylizer:
             raise CheckpointError(f"model file not found: {path}")
         path = resolve_model_path(path=path)
         model, data = load_model(path)
-        bank = {name: StyleCode(m, name) for name, m in (data.get("style_bank") or {}).items()}
+        codes = style_bank_of(model=model, data=data, max_predicted=MAX_PREDICTED_STYLES)
+        bank = {name: StyleCode(m, name) for name, m in codes.items()}
         info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config",
                                          "code_calibration")}
         info["path"] = str(path)

@@ -41,6 +41,7 @@ from .models.norm_net import VGGStatsNormalizationNet
 from .models.style_transfer import StyleTransferModel
 from .models.vgg import VGG19, layer_names
 from .model_files import CKPT_GLOB, latest_checkpoint  # noqa: F401 (part of this module's API)
+from .run_styles import style_files_by_name
 
 log = logging.getLogger(__name__)
 # config.json's "format": what marks a folder as a run normstyle wrote (see is_run_config)
@@ -297,6 +298,9 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
             self.vgg.to(memory_format=torch.channels_last)
+        # The named codes of the model this run started from: its checkpoints keep them, so the
+        # names the user knew still work with the fine-tuned model (run_styles.py says why).
+        self.init_bank: dict[str, Tensor] = {}
         if train.init_from and latest_checkpoint(self.out_dir) is None:
             # Here, not in fit(): a wrong file is refused before the run folder is touched.
             self.init_weights(Path(train.init_from))
@@ -403,6 +407,8 @@ class Trainer:
             "step": self.step,
             "rng": {"torch": torch.get_rng_state()},
             "style_names": list(self.styles.names) if self.styles else [],
+            "style_bank": self.init_bank,
+            "style_files": style_files_by_name(paths=self.style_files),
         }
 
     def save(self) -> Path | None:
@@ -434,6 +440,7 @@ class Trainer:
             old_lr, new_lr = self.optimizer.param_groups[0]["lr"], self.lr_at(int(data.get("step", 0)))
             if old_lr != new_lr:
                 log.info("learning rate %g -> %g", old_lr, new_lr)
+        self.init_bank = dict(data.get("style_bank") or {})
         self.step = int(data.get("step", 0))
         if "rng" in data:
             torch.set_rng_state(data["rng"]["torch"])
@@ -477,6 +484,7 @@ class Trainer:
             self.model.load_state_dict(state)
         except RuntimeError as exc:
             raise CheckpointError(f"{path}: damaged normstyle weights ({exc})") from None
+        self.init_bank = {name: code.float().contiguous() for name, code in (data.get("style_bank") or {}).items()}
         log.info("initialised from %s (trained %s steps there)", path, data.get("step", "?"))
 
     def lr_at(self, step: int) -> float:

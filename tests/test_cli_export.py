@@ -112,3 +112,59 @@ def test_model_option_takes_a_run_folder_and_uses_its_newest_checkpoint(raw_run,
     empty.mkdir()
     line = _one_line(raw_run("stylize", content, "--model", empty, "--style", styles / "s0.png"))
     assert "without a readable training checkpoint" in line
+
+
+def test_a_run_from_a_model_with_named_styles_keeps_them_and_names_its_own(raw_run, tmp_path):
+    """`--init-from` a model with a style bank: its checkpoints and their export render the
+    bank's names (codes kept as stored) and the run's own style images by file stem (codes the
+    trained model predicts from the image)."""
+    import torch
+
+    from normstyle_core import Stylizer
+    from normstyle_core.checkpoint import read_checkpoint, save_checkpoint
+    from normstyle_core.models import StyleTransferModel
+    from train_helpers import tiny_model_config
+    config = tiny_model_config()
+    red = torch.randn(config.code_rows, 2 * config.num_cin) * 0.1 + 1
+    base = tmp_path / "base.pt"
+    save_checkpoint(base, model=StyleTransferModel(config), vgg_source="random", extra={"style_bank": {"red": red}})
+    content, styles = tmp_path / "content", tmp_path / "styles"
+    for i in range(3):
+        photo(content / f"c{i}.jpg", 48, 40, seed=i)
+    for i in range(2):
+        photo(styles / f"s{i}.png", 64, 64, seed=10 + i)
+    run_dir = tmp_path / "run"
+    r = raw_run("train", content, "--style", styles, "--out", run_dir, "--steps", "2", "--init-from", base, *TINY)
+    assert r.exit_code == 0, r.output
+    r = raw_run("train", "--out", run_dir, "--steps", "3")  # a resumed run keeps the bank too
+    assert r.exit_code == 0, r.output
+    ckpt = run_dir / "ckpt_0000003.pt"
+    assert set(read_checkpoint(ckpt)["style_bank"]) == {"red"}
+
+    model = tmp_path / "model.pt"
+    assert raw_run("export", run_dir, "-o", model).exit_code == 0
+    from_ckpt = Stylizer.load(ckpt, device="cpu", precision="fp32")
+    exported = Stylizer.load(model, device="cpu", precision="fp32")
+    for s in (from_ckpt, exported):
+        assert set(s.style_bank) == {"red", "s0", "s1"}
+        torch.testing.assert_close(s.style_bank["red"].matrix, red, atol=0, rtol=0)  # kept, not re-predicted
+    for name in ("s0", "s1"):
+        want = from_ckpt.encode(styles / f"{name}.png").matrix  # what the trained model predicts
+        torch.testing.assert_close(from_ckpt.style_bank[name].matrix, want)
+        torch.testing.assert_close(exported.style_bank[name].matrix, want, atol=5e-3, rtol=5e-3)  # fp16 weights
+    assert not torch.allclose(from_ckpt.style_bank["s0"].matrix, from_ckpt.style_bank["s1"].matrix)
+
+    photo_path = photo(tmp_path / "p.png", 40, 32, seed=5)
+    for m in (ckpt, run_dir, model):
+        for name in ("red", "s1"):
+            out = tmp_path / f"{m.stem}_{name}.png"
+            r = raw_run("stylize", photo_path, "--model", m, "--style", name, "-o", out)
+            assert r.exit_code == 0, r.output
+            assert out.is_file()
+
+    # The exported file needs no style image; the checkpoint leaves out one that is gone, and says so.
+    (styles / "s1.png").unlink()
+    assert set(Stylizer.load(model, device="cpu").style_bank) == {"red", "s0", "s1"}
+    r = raw_run("stylize", photo_path, "--model", ckpt, "--style", "s1", "-o", tmp_path / "gone.png")
+    assert r.exit_code == 1 and "'s1' is not a built-in style (red, s0)" in r.stderr, r.stderr
+    assert "left out" in r.stderr
