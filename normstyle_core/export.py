@@ -11,6 +11,7 @@ from .checkpoint import FORMAT, VERSION, load_model
 from .config import config_to_dict
 from .errors import CheckpointError
 from .model_files import resolve_model_path
+from .run_styles import style_bank_of
 
 
 def export_run(*, source: Path, out: Path, overwrite: bool = False) -> dict[str, Any]:
@@ -23,7 +24,6 @@ def export_run(*, source: Path, out: Path, overwrite: bool = False) -> dict[str,
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt} is neither a run folder nor a checkpoint file")
     model, data = load_model(ckpt)
-    from .run_styles import style_bank_of
     bank = style_bank_of(model=model, data=data)
     state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
