@@ -1,6 +1,6 @@
 """`normstyle gimp install|uninstall|doctor`: the GIMP 3 plug-in's setup commands.
 
-Import-light: click only; the work is in :mod:`gimp_plugin.install` (standard library, no
+Import-light: click only; the work is in :mod:`cli.gimp_install` (standard library, no
 torch), imported when a command runs.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def gimp() -> None:
               help="Do not start the worker to check it and read the model's style list.")
 def install_cmd(plugins_dir, python, model, device, worker, idle_timeout, no_check) -> None:
     """Install the plug-in into GIMP 3 and record which Python it calls."""
-    from gimp_plugin import install as inst
+    from . import gimp_install as inst
 
     plugins_dir = inst.plugins_dir_for(given=plugins_dir)
     try:
@@ -61,7 +61,7 @@ def install_cmd(plugins_dir, python, model, device, worker, idle_timeout, no_che
 @_PLUGINS_DIR
 def uninstall_cmd(plugins_dir) -> None:
     """Remove the plug-in (and stop its worker)."""
-    from gimp_plugin import install as inst
+    from . import gimp_install as inst
 
     plugins_dir = inst.plugins_dir_for(given=plugins_dir)
     try:
@@ -79,7 +79,7 @@ def uninstall_cmd(plugins_dir) -> None:
 @click.option("--quick", is_flag=True, help="Do not start the worker (skip the model check).")
 def doctor_cmd(plugins_dir, quick) -> None:
     """Show what is installed and what is missing; exit 1 when something needed is missing."""
-    from gimp_plugin import install as inst
+    from . import gimp_install as inst
 
     checks = inst.doctor(inst.plugins_dir_for(given=plugins_dir), query=not quick)
     width = max(len(c.name) for c in checks)

@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PLUGIN_NAME = "normstyle_gimp"
-SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
+# cli/ and gimp_plugin/ lie side by side (in the repository and in site-packages): the folder that
+# holds both is also what the worker's Python needs on its path to import ``cli.gimp_worker``.
+PACKAGES_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIR = PACKAGES_ROOT / "gimp_plugin" / PLUGIN_NAME
 PLUGIN_FILES = ("normstyle_gimp.py", "nsclient.py")
 CONFIG_NAME = "normstyle.json"
 # normstyle's own note of where `normstyle gimp install` put the plug-in, so that its
@@ -143,7 +146,7 @@ def install(plugins_dir: Path | None = None, *, python: str | None = None, model
             raise InstallError(f"model file not found: {model}")
     # Our own environment: also record where this package lives (a source checkout works too).
     same_env = Path(python).absolute() == Path(sys.executable).absolute()
-    cfg = {"python": python, "pythonpath": str(SOURCE_DIR.parent.parent) if same_env else None,
+    cfg = {"python": python, "pythonpath": str(PACKAGES_ROOT) if same_env else None,
            "worker": worker,
            "idle_timeout": idle_timeout, "model": model, "device": device, "styles": [],
            "version": package_version()}

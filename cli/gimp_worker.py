@@ -3,8 +3,8 @@
 GIMP's own Python has no torch, so the plug-in (``normstyle_gimp/normstyle_gimp.py``) hands
 pixels to this process. Two ways to run it, one protocol::
 
-    python -m gimp_plugin.worker --stdio                 # one session on stdin/stdout
-    python -m gimp_plugin.worker --serve SOCKET [--idle-timeout S] [--client-timeout S]
+    python -m cli.gimp_worker --stdio                     # one session on stdin/stdout
+    python -m cli.gimp_worker --serve SOCKET [--idle-timeout S] [--client-timeout S]
 
 ``--serve`` listens on a Unix-domain socket and keeps the model loaded between calls, so the
 model loads once per GIMP session; it exits after ``--idle-timeout`` seconds without a client
@@ -95,7 +95,7 @@ MAX_SIDE = 524288  # GIMP's largest image side (GIMP_MAX_IMAGE_SIZE)
 WORKDIR_PREFIX = "normstyle-worker-"
 _ACCEPT_POLL = 0.5  # seconds: how soon the server notices a shutdown or its idle timeout
 
-log = logging.getLogger("gimp_plugin.worker")
+log = logging.getLogger("cli.gimp_worker")
 
 
 class ProtocolError(Exception):
@@ -562,7 +562,7 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gimp_plugin.worker", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m cli.gimp_worker", description=__doc__.split("\n")[0])
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--stdio", action="store_true", help="serve one session on stdin/stdout")
     mode.add_argument("--serve", metavar="SOCKET", help="serve on a Unix-domain socket")

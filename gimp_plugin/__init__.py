@@ -3,9 +3,11 @@
 * ``gimp_plugin/normstyle_gimp/`` is the plug-in folder that ``normstyle gimp install`` copies
   into GIMP's plug-ins folder. It runs inside GIMP's own Python (no torch) and only uses the
   standard library plus GIMP's ``gi`` bindings.
-* :mod:`gimp_plugin.worker` runs in the user's normstyle environment (with torch). The plug-in
-  starts it and talks to it with the JSON-lines protocol described there.
-* :mod:`gimp_plugin.install` is the logic behind ``normstyle gimp install/uninstall/doctor``.
 
-Nothing here imports torch at import time.
+Only what GIMP runs lives here. The worker the plug-in starts (:mod:`cli.gimp_worker`, with
+torch, in the user's normstyle environment; the JSON-lines protocol is described there) and the
+logic behind ``normstyle gimp install/uninstall/doctor`` (:mod:`cli.gimp_install`) live with the
+CLI; the real-GIMP test harness lives in ``tests/gimp_harness/``.
+
+Nothing here imports torch or normstyle_core.
 """

@@ -6,7 +6,7 @@ tests compare them with the core's own output (``Stylizer.stylize`` with the sam
 options) computed here. The plug-in works on the selection's bounding box within the layer,
 so the expected output is the core's result for that crop.
 
-Needs root and the chroot (restored from its cache, see gimp_plugin/chroot/ensure-chroot.sh);
+Needs root and the chroot (restored from its cache, see tests/gimp_harness/chroot/ensure-chroot.sh);
 skips with the reason otherwise, or fails when NORMSTYLE_GIMP_REQUIRED=1 (CI).
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gimp_plugin.testing import harness
+from gimp_harness import harness
 
 pytestmark = pytest.mark.gimp
 
-BATCH = Path(harness.REPO / "gimp_plugin" / "testing" / "batch_e2e.py").read_text()
+BATCH = Path(harness.REPO / "tests" / "gimp_harness" / "batch_e2e.py").read_text()
 H, W = 48, 64
 SEL = [10, 8, 30, 20]  # x, y, w, h in layer coordinates
 
@@ -79,7 +79,7 @@ def gimp_run(tmp_path_factory):
         harness.python_binds()
     except harness.Unavailable as exc:
         _skip_or_fail(str(exc))
-    from gimp_plugin import install
+    from cli import gimp_install as install
 
     work = tmp_path_factory.mktemp("gimp")
     model = harness.make_tiny_model(work / "tiny.pt")
@@ -204,7 +204,7 @@ def test_in_place_preserve_color_whole_layer(gimp_run, stylizer):
 
 @pytest.mark.bf16
 def test_float_image_keeps_precision(gimp_run, stylizer):
-    from gimp_plugin.worker import render_float
+    from cli.gimp_worker import render_float
 
     case, summary, before, after = _load(gimp_run, "float_sel_image")
     assert summary["precision"] == "float-non-linear"
@@ -281,7 +281,7 @@ def test_refine_fits_the_style_image_on_the_layer(gimp_run, stylizer):
     refining moves the render: 1.0. So the worker's render must be at most
     half as far from the core's refined render as that is from the one-pass render, on average
     and at the 99th percentile, plus the half level of its own 8-bit rounding."""
-    from gimp_plugin.worker import render_float
+    from cli.gimp_worker import render_float
 
     case, summary, before, after = _load(gimp_run, "refine")
     assert summary["layers"] == ["Background (style)", "Background"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gimp_plugin.testing import gui, harness
+from gimp_harness import gui, harness
 
 pytestmark = pytest.mark.gimp
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.gimp_cmd import gimp
-from gimp_plugin import install
+from cli import gimp_install as install
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_install_rejects_a_missing_python(runner, tmp_path):
 
 def test_install_reports_a_python_without_normstyle(runner, tmp_path):
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho 'No module named gimp_plugin' >&2\nexit 1\n")
+    fake.write_text("#!/bin/sh\necho 'No module named cli' >&2\nexit 1\n")
     fake.chmod(0o755)
     res = runner.invoke(gimp, ["install", "--plugins-dir", str(tmp_path / "p"), "--python", str(fake)])
     assert res.exit_code == 1

@@ -1,4 +1,4 @@
-"""The worker protocol (gimp_plugin/worker.py) and the plug-in's client (nsclient.py), no GIMP."""
+"""The worker protocol (cli/gimp_worker.py) and the plug-in's client (nsclient.py), no GIMP."""
 from __future__ import annotations
 
 import io
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gimp_plugin import install, worker
+from cli import gimp_install as install
+from cli import gimp_worker as worker
 
 nsclient = install.nsclient()
 REPO = Path(__file__).resolve().parents[1]
@@ -229,7 +230,7 @@ def test_client_reports_a_python_that_cannot_run(tmp_path):
 def test_daemon_that_cannot_start_is_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("NORMSTYLE_GIMP_SOCKET", str(tmp_path / "w.sock"))
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named gimp_plugin' >&2\nexit 1\n")
+    fake.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named cli' >&2\nexit 1\n")
     fake.chmod(0o755)
     cfg = {"python": str(fake), "worker": "daemon"}
     with pytest.raises(nsclient.WorkerError, match="could not start: ModuleNotFoundError"):
@@ -412,7 +413,7 @@ def test_stdio_worker_survives_hostile_lines(tmp_path):
     plug-in's next request got no answer."""
     lines = [BAD_LINES["200k-deep array"], BAD_LINES["a line over 1 MiB"], b"[1, 2]",
              b'{"op": "\xff"}', b'{"op": "hello"}']
-    res = subprocess.run([sys.executable, "-m", "gimp_plugin.worker", "--stdio"], cwd=REPO,
+    res = subprocess.run([sys.executable, "-m", "cli.gimp_worker", "--stdio"], cwd=REPO,
                          input=b"\n".join(lines) + b"\n", capture_output=True, timeout=120,
                          env=dict(os.environ, TMPDIR=str(tmp_path)))
     events = [json.loads(x) for x in res.stdout.splitlines()]
@@ -453,7 +454,7 @@ def test_client_goes_on_after_an_error_answer(tmp_path, tiny_model_file):
 # ---------------------------------------------------------------------- --serve: many clients
 def _serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     sock = tmp_path / "w.sock"
-    proc = subprocess.Popen([sys.executable, "-m", "gimp_plugin.worker", "--serve", str(sock),
+    proc = subprocess.Popen([sys.executable, "-m", "cli.gimp_worker", "--serve", str(sock),
                              "--log", str(tmp_path / "w.log"), *args], cwd=REPO,
                             env=dict(os.environ, TMPDIR=str(tmp_path)), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

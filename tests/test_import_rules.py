@@ -7,8 +7,9 @@ imported, so a rule is checked even where torch or GIMP is missing):
   code (training, data, losses, ema, refine, checkpoint, evaluation, ...) builds on the models,
   never the other way round;
 - no tools/ script imports another tools/ script: what two scripts share lives in the library;
-- gimp_plugin/normstyle_gimp/, the plug-in that runs in GIMP's own Python, imports neither torch
-  nor normstyle_core (it talks to the worker over a socket).
+- nothing under gimp_plugin/ imports torch or normstyle_core: that folder holds only what runs in
+  GIMP's own Python (the plug-in talks to the worker, cli/gimp_worker.py, over a socket or pipes;
+  the installer lives in cli/ and the real-GIMP test harness in tests/gimp_harness/).
 
 Every rule is a function of a root folder, so the tests below can also show that each one fails
 on a tree that breaks it.
@@ -67,7 +68,7 @@ def tools_sibling_imports(*, root: Path) -> list[str]:
 
 
 def plugin_heavy_imports(*, root: Path) -> list[str]:
-    return _violations((root / "gimp_plugin" / "normstyle_gimp").rglob("*.py"), root=root,
+    return _violations((root / "gimp_plugin").rglob("*.py"), root=root,
                        forbidden=lambda name: _within(name, ("torch", "normstyle_core")))
 
 
@@ -91,7 +92,7 @@ def test_the_gimp_plug_in_imports_neither_torch_nor_the_library():
 
 
 def test_the_rules_see_the_files_they_guard():
-    for folder in ("normstyle_core", "normstyle_core/models", "tools", "gimp_plugin/normstyle_gimp"):
+    for folder in ("normstyle_core", "normstyle_core/models", "tools", "gimp_plugin", "gimp_plugin/normstyle_gimp"):
         assert list((ROOT / folder).glob("*.py")), folder
 
 
@@ -110,6 +111,7 @@ def test_every_rule_fails_on_a_tree_that_breaks_it(tmp_path):
         "tools/a.py": "from normstyle_core.heldout import heldout_styles\nimport argparse\n",
         "tools/b.py": "from normstyle_core import Stylizer\n",
         "gimp_plugin/normstyle_gimp/plugin.py": "import gi\nimport nsclient\n",
+        "gimp_plugin/__init__.py": '"""The plug-in."""\n',
     })
     assert [rule(root=allowed) for rule in RULES] == [[], [], [], []]
 
@@ -120,6 +122,7 @@ def test_every_rule_fails_on_a_tree_that_breaks_it(tmp_path):
         "tools/a.py": "import argparse\nfrom b import shared\n",
         "tools/b.py": "import tools.a\n",
         "gimp_plugin/normstyle_gimp/plugin.py": "import torch.nn\nfrom normstyle_core.imaging import save_image\n",
+        "gimp_plugin/worker.py": "def serve():\n    from normstyle_core import Stylizer\n    import torch\n",
     })
     assert core_front_end_imports(root=broken) == ["normstyle_core/stylize.py:2 imports cli.common.error_line"]
     assert model_training_imports(root=broken) == [
@@ -129,4 +132,6 @@ def test_every_rule_fails_on_a_tree_that_breaks_it(tmp_path):
     assert tools_sibling_imports(root=broken) == ["tools/a.py:2 imports b.shared", "tools/b.py:1 imports tools.a"]
     assert plugin_heavy_imports(root=broken) == [
         "gimp_plugin/normstyle_gimp/plugin.py:1 imports torch.nn",
-        "gimp_plugin/normstyle_gimp/plugin.py:2 imports normstyle_core.imaging.save_image"]
+        "gimp_plugin/normstyle_gimp/plugin.py:2 imports normstyle_core.imaging.save_image",
+        "gimp_plugin/worker.py:2 imports normstyle_core.Stylizer",
+        "gimp_plugin/worker.py:3 imports torch"]

@@ -3,7 +3,7 @@
 #
 # Runs in GIMP's own Python (no torch). The pixels of the current layer (within the selection,
 # if there is one) go to the normstyle worker in the user's normstyle environment (see
-# nsclient.py and gimp_plugin/worker.py), and the result comes back into the layer's shadow
+# nsclient.py and cli/gimp_worker.py), and the result comes back into the layer's shadow
 # buffer; merging the shadow applies the selection (feathering included) and makes one undo
 # step together with the new layer.
 #

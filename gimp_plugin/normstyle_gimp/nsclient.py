@@ -1,7 +1,7 @@
 """Client side of the normstyle worker protocol, for the GIMP plug-in.
 
 Standard library only: this file runs inside GIMP's own Python (no torch, no numpy) and is
-also imported by the unit tests. The protocol itself is documented in ``gimp_plugin/worker.py``.
+also imported by the unit tests. The protocol itself is documented in ``cli/gimp_worker.py``.
 
 The plug-in folder holds ``normstyle.json`` (written by ``normstyle gimp install``)::
 
@@ -77,7 +77,7 @@ def clean_env(cfg: dict) -> dict:
 
 
 def worker_argv(cfg: dict, *extra: str) -> list:
-    return [cfg["python"], "-m", "gimp_plugin.worker", *extra]
+    return [cfg["python"], "-m", "cli.gimp_worker", *extra]
 
 
 def default_socket_path(cfg: dict) -> str:
@@ -258,7 +258,7 @@ class WorkerClient:
 def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, height: int,
                  channels: int, dtype: str, style: str, strength: float, preserve_color: bool,
                  refine_steps: int = 0, stroke_scale: float = 1.0, on_progress=None) -> dict:
-    """One stylize request (see the protocol in gimp_plugin/worker.py); the result is moved
+    """One stylize request (see the protocol in cli/gimp_worker.py); the result is moved
     from the worker's own folder to ``output_path``."""
     req = {"op": "stylize", "input": input_path, "width": width,
            "height": height, "channels": channels, "dtype": dtype, "style": style,

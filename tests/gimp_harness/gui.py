@@ -1,8 +1,8 @@
 """Drive the GIMP 3 GUI (Xvfb, in the chroot) through the plug-in's menu and dialog.
 
-Used by tests/test_gimp_gui.py (the one-undo-step check) and by gimp_plugin/screenshots.sh::
+Used by tests/test_gimp_gui.py (the one-undo-step check) and by tests/gimp_harness/screenshots.sh::
 
-    python -m gimp_plugin.testing.gui --out gimp_plugin/docs
+    PYTHONPATH=tests python -m gimp_harness.gui --out gimp_plugin/docs
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def run_gui(work: Path, *, root: Path | None = None) -> dict:
     """Install the plug-in (tiny model) into ``work``, run gui_inside.sh; returns the states."""
     from PIL import Image
 
-    from gimp_plugin import install
+    from cli import gimp_install as install
 
     root = root or harness.find_chroot()
     work.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Run a real GIMP 3 from the trixie chroot (see gimp_plugin/chroot/) for the tests.
+"""Run a real GIMP 3 from the trixie chroot (see tests/gimp_harness/chroot/) for the tests.
 
 The host's Python environment (``sys.prefix``, ``sys.base_prefix``) and this repository are
 bind-mounted read-only at the same paths, so the plug-in can start the normstyle worker with
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CHROOT_TOOLS = REPO / "gimp_plugin" / "chroot"
+CHROOT_TOOLS = Path(__file__).resolve().parent / "chroot"
 IN_CHROOT = CHROOT_TOOLS / "in-chroot.sh"
 ENSURE = CHROOT_TOOLS / "ensure-chroot.sh"
 
