@@ -7,14 +7,20 @@ from cli_fixtures import home, leftovers, photo, raw_run, snapshot  # noqa: F401
 from test_cli_train import TINY
 
 
-@pytest.fixture
-def trained(raw_run, tmp_path):
-    """A 2-step run from scratch (with the default weight average) and its style folder."""
+def _training_images(tmp_path):
+    """Three content photos and two style images for a tiny run: (content folder, style folder)."""
     content, styles = tmp_path / "content", tmp_path / "styles"
     for i in range(3):
         photo(content / f"c{i}.jpg", 48, 40, seed=i)
     for i in range(2):
         photo(styles / f"s{i}.png", 64, 64, seed=10 + i)
+    return content, styles
+
+
+@pytest.fixture
+def trained(raw_run, tmp_path):
+    """A 2-step run from scratch (with the default weight average) and its style folder."""
+    content, styles = _training_images(tmp_path)
     out = tmp_path / "run"
     r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", "--checkpoint-every", "1",
                 *TINY)
@@ -128,11 +134,7 @@ def test_a_run_from_a_model_with_named_styles_keeps_them_and_names_its_own(raw_r
     red = torch.randn(config.code_rows, 2 * config.num_cin) * 0.1 + 1
     base = tmp_path / "base.pt"
     save_checkpoint(base, model=StyleTransferModel(config), vgg_source="random", extra={"style_bank": {"red": red}})
-    content, styles = tmp_path / "content", tmp_path / "styles"
-    for i in range(3):
-        photo(content / f"c{i}.jpg", 48, 40, seed=i)
-    for i in range(2):
-        photo(styles / f"s{i}.png", 64, 64, seed=10 + i)
+    content, styles = _training_images(tmp_path)
     run_dir = tmp_path / "run"
     r = raw_run("train", content, "--style", styles, "--out", run_dir, "--steps", "2", "--init-from", base, *TINY)
     assert r.exit_code == 0, r.output
