@@ -108,3 +108,48 @@ def did_you_mean(spec: str, *, names: Sequence[str]) -> str:
     if not close:
         return ""
     return "; did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
+
+
+def style_image_files(*, model_file: Path | None, root: Path | None = None) -> dict[str, Path]:
+    """Name -> the image a named style was made from, for each style whose image exists here.
+
+    Built-in styles: a model file stores codes, not paintings (a shipped model must not carry
+    them), but its training record may name the files: a checkpoint's ``style_files`` and the
+    ``train_config`` style list (file stem = style name). Those paths are used where they exist,
+    relative ones from the current folder (where training ran), so the paintings show on the
+    machine that has the data and nowhere else. User styles: the saved image, or for a refined
+    code the image it was refined from, if it is still there."""
+    found: dict[str, Path] = {}
+    if model_file is not None and Path(model_file).is_file():
+        from .safe_load import load_tensors_only  # torch: only when a model file is read
+        try:
+            data = load_tensors_only(Path(model_file))
+        except Exception:  # noqa: BLE001  (a file the model loader accepted; thumbnails are optional)
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        train = data.get("train_config") if isinstance(data.get("train_config"), dict) else {}
+        listed_files = [str(p) for p in (train.get("styles") or []) if isinstance(p, str)]
+        named = {Path(p).stem: p for p in reversed(listed_files)}  # the first of one stem wins
+        own = data.get("style_files")
+        if isinstance(own, dict):
+            named.update({str(k): str(v) for k, v in own.items()})
+        for name, text in named.items():
+            path = Path(text).expanduser()
+            if path.is_file():
+                found[name] = path
+    for name in user_style_names(root=root):
+        try:
+            style = find_user_style(name, root=root)
+        except StyleError:
+            continue
+        if style is None:
+            continue
+        # setdefault: a built-in wins over a user style of its name, in use and so here
+        if style.kind == "image" and style.file.is_file():
+            found.setdefault(name, style.file)
+        elif style.kind == "refined":
+            origin = Path(style.source.split(" (refined ")[0])  # `styles add --refine` writes "PATH (refined ...)"
+            if origin.is_file():
+                found.setdefault(name, origin)
+    return found
