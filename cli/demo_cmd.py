@@ -37,7 +37,6 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
     from normstyle_core import NormstyleError, Stylizer
     from normstyle_core.data import list_images
     from normstyle_core.imaging import load_image, save_image
-    from normstyle_core.plots import contact_sheet
 
     files = list_images(photos) if photos else sample_photos()
     if not files:
@@ -73,12 +72,30 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
             rows.append(row)
     written = sum(len(row) - 1 for row in rows)
     if rows:
-        from PIL import Image
-        sheet = contact_sheet([[Image.open(p) for p in row] for row in rows], out_dir / "contact_sheet.png",
-                              cell=256, labels=["photo", *names])
+        sheet = _write_sheet(rows, names=names, stylizer=stylizer, path=out_dir / "contact_sheet.png")
         click.echo(f"wrote {written} pastiches and {sheet} ({stylizer.place.device.type}, "
                    f"{str(stylizer.place.dtype).replace('torch.', '')})")
     if failed:
         click.echo(f"Error: {len(failed)} of {len(files)} photo(s) failed; "
                    f"{written} pastiche(s) written", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _write_sheet(rows: list[list[Path]], *, names: list[str], stylizer, path: Path) -> Path:
+    """Photos down, styles across, each row as tall as its photo at the column width; the
+    styles' paintings head their columns where their images are on this machine."""
+    from PIL import Image
+
+    from normstyle_core.imaging import save_image
+    from normstyle_core.sheets import GridRow, GridSection, grid_sheet
+    from normstyle_core.user_styles import style_image_files
+
+    model_file = stylizer.info.get("path")
+    paintings = style_image_files(model_file=Path(model_file) if model_file else None)
+    headers: list[Image.Image | None] = [None]
+    for name in names:
+        headers.append(Image.open(paintings[name]) if name in paintings else None)
+    grid_rows = [GridRow(label=row[0].stem, cells=[Image.open(p) for p in row]) for row in rows]
+    sheet, _ = grid_sheet(sections=[GridSection(title="", rows=grid_rows)], column_labels=["photo", *names],
+                          column_images=headers, cell_width=256, header_height=192)
+    return save_image(sheet, path)

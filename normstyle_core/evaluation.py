@@ -104,7 +104,7 @@ class Evaluator:
         c_feats = [self.features(c) for c in content_imgs]
         s_feats = [self.features(s) for s in style_imgs]
         results = []
-        sheet_rows: list[list] = [[None] + style_imgs]
+        sections: list = []  # one titled block of the sheet per method
         total = len(methods) * len(contents) * len(styles)
         done = 0
         for name, method in methods.items():
@@ -113,6 +113,7 @@ class Evaluator:
             per_style_hits: dict[str, list[int]] = {p.stem: [] for p in styles}
             misses: Counter[tuple[str, str]] = Counter()
             per_layer: dict[str, list[float]] = {n: [] for n in STYLE_LAYERS}
+            method_rows: list = []
             for ci, (cimg, cf) in enumerate(zip(content_imgs, c_feats)):
                 row: list = [cimg]
                 for si, (simg, spath) in enumerate(zip(style_imgs, styles)):
@@ -138,7 +139,8 @@ class Evaluator:
                     done += 1
                     if progress:
                         progress(name, done, total)
-                sheet_rows.append(row)
+                method_rows.append((contents[ci].stem, row))
+            sections.append((name, method_rows))
             results.append(MethodResult(
                 method=name, content_loss=statistics.fmean(content_l), style_loss=statistics.fmean(style_l),
                 retrieval_top1=statistics.fmean(hits), seconds_per_image=statistics.median(times),
@@ -149,10 +151,25 @@ class Evaluator:
             log.info("%s: content %.3f style %.3f top1 %.2f", name, results[-1].content_loss,
                      results[-1].style_loss, results[-1].retrieval_top1)
         if sheet is not None:
-            from .plots import contact_sheet
-            labels = [""] + [p.stem for p in styles]
-            contact_sheet(sheet_rows, sheet, cell=cell, labels=labels)
+            write_grid_sheet(sections, path=sheet, styles=[(p.stem, img) for p, img in zip(styles, style_imgs)],
+                             cell_width=cell)
         return results
+
+
+def write_grid_sheet(sections: Sequence[tuple[str, Sequence[tuple[str, Sequence[Image.Image]]]]], *, path: Path,
+                     styles: Sequence[tuple[str, Image.Image]], cell_width: int = 160) -> Path:
+    """The evaluation's picture: the styles across the top (name and image), then one titled
+    block per method, one row per photo (the photo, then its render in each style), each row
+    as tall as the photo at the column width. ``sections``: (method, [(photo name, [photo,
+    render, ...])])."""
+    from .imaging import save_image
+    from .sheets import GridRow, GridSection, grid_sheet
+    grid = [GridSection(title=method, rows=[GridRow(label=photo, cells=cells) for photo, cells in rows])
+            for method, rows in sections]
+    picture, _ = grid_sheet(sections=grid, column_labels=["photo", *(name for name, _ in styles)],
+                            column_images=[None, *(img for _, img in styles)], cell_width=cell_width,
+                            header_height=cell_width)
+    return save_image(picture, path)
 
 
 # ----------------------------------------------------------------- methods
