@@ -1,4 +1,4 @@
-"""`normstyle gimp install|uninstall|doctor`: the GIMP 3 plug-in's setup commands.
+"""`normstyle gimp install|uninstall|doctor|serve`: the GIMP 3 plug-in's setup commands.
 
 Import-light: click only; the work is in :mod:`cli.gimp_install` (standard library, no
 torch), imported when a command runs.
@@ -88,3 +88,45 @@ def doctor_cmd(plugins_dir, quick) -> None:
         click.echo(f"{c.name:<{width}}  {mark:<7}  {c.detail}")
     if any(c.ok is False for c in checks):
         raise SystemExit(1)
+
+
+@gimp.command("serve")
+@click.option("--socket", "socket_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to listen (default: $XDG_RUNTIME_DIR/normstyle/gimp-worker.sock, where "
+                   "the plug-in looks first). Pixel files are exchanged in the same folder.")
+@click.option("--model", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Model for requests that name none (default: NORMSTYLE_MODEL or the packaged "
+                   "model); a plug-in installed with --model names its own.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Exit after this many seconds without a call (0: run until stopped).")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False), default=None,
+              help="Append the worker's log to this file (default: the terminal).")
+def serve_cmd(socket_path, model, idle_timeout, log_file) -> None:
+    """Run the worker for a Flatpak or Snap GIMP, which cannot start this Python itself.
+
+    Start it outside GIMP (a terminal, or a login service) and leave it running; the plug-in
+    finds it before it tries to start a worker of its own. Stop it with Ctrl+C.
+    """
+    import logging
+    import os
+
+    from . import gimp_install as inst
+    from . import gimp_worker
+
+    nsclient = inst.nsclient()
+    path = socket_path or nsclient.served_socket_path()
+    if path is None:
+        raise click.ClickException("`normstyle gimp serve` needs Unix-domain sockets (Linux, macOS)")
+    logging.basicConfig(filename=log_file, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    folder = os.path.dirname(os.path.abspath(path))
+    click.echo(f"normstyle worker for GIMP: listening on {path}", err=True)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    shared = (f"xdg-run/{os.path.relpath(folder, runtime)}"
+              if runtime and folder.startswith(runtime.rstrip("/") + "/") else folder)
+    click.echo(f"  Flatpak GIMP: flatpak override --user --filesystem={shared} org.gimp.GIMP "
+               "(once), then restart GIMP", err=True)
+    try:
+        gimp_worker.serve_socket(path, idle_timeout, shared=True, default_model=model)
+    except KeyboardInterrupt:
+        pass

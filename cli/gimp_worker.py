@@ -5,6 +5,12 @@ pixels to this process. Two ways to run it, one protocol::
 
     python -m cli.gimp_worker --stdio                     # one session on stdin/stdout
     python -m cli.gimp_worker --serve SOCKET [--idle-timeout S] [--client-timeout S]
+                              [--model FILE] [--shared]
+
+``--shared`` is ``normstyle gimp serve``: a worker the user starts outside GIMP (for a
+sandboxed GIMP that cannot start a host Python), whose private folder is made next to the
+socket, in the folder both sides see, and which renders with ``--model`` when a request names
+no model.
 
 ``--serve`` listens on a Unix-domain socket and keeps the model loaded between calls, so the
 model loads once per GIMP session; it exits after ``--idle-timeout`` seconds without a client
@@ -38,12 +44,28 @@ op             request fields                                   final event
                ``device``, ``precision`` (optional, as the
                CLI's ``--precision``), ``output``
                (optional, see below)
+``preview``    as ``stylize`` (``refine_steps`` and ``output``      ``{"event": "preview",
+               are not used), and ``max_side`` (the preview's    "output", "width", "height",
+               longest side, default 256), ``max_pixels``        "render_size": [h, w],
+               (the largest render, default 400000)              "reduced", "seconds"}``
 ``shutdown``   --                                               ``{"event": "bye"}``
 =============  ===============================================  ===============================
+
+``preview`` shows what ``stylize`` will give, small: the layer is brought to the size the full
+render paints at (the core's working size for its ``stroke_scale``), painted there, and
+scaled down to fit ``max_side``; the output is raw 8-bit RGB (``width`` x ``height`` x 3).
+Where that working size is above ``max_pixels`` (a brush size below 1, or 0, on a big layer)
+it paints at ``max_pixels`` instead, and says so (``reduced``: the strokes look larger than in
+the full render). Without ``reduced``, scaling the full render down gives the preview up to
+the guided upsampling's residual and the 8-bit rounding.
 
 ``{"event": "progress", "fraction": 0..1, "message": str}`` reports progress;
 ``{"event": "error", "kind": str, "message": str}`` ends a failed request with one line for
 the user (``kind`` is the core's exception class, or ``ProtocolError`` / ``InternalError``).
+
+Cancelling: a client that goes away (GIMP ends the plug-in when the user cancels its progress)
+stops its render at the next progress event (the write fails), so the worker is free for the
+next request; nothing the cancelled request made is kept.
 
 The worker writes only into its own private folder (``workdir`` in ``hello``): the result of
 ``stylize`` is a new file there, named by ``done``'s ``output``; a request may name the file
@@ -84,6 +106,10 @@ DTYPES = {"u8": "uint8", "u16": "uint16", "float": "float32"}
 SCALE = {"u8": 255.0, "u16": 65535.0, "float": 1.0}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_IDLE_TIMEOUT = 900.0
+PREVIEW_MAX_SIDE = 256  # pixels: the dialog's preview area
+# The largest preview render: the working size of brush size 1 (stroke_scale.REFERENCE_PIXELS),
+# so the default brush is always previewed as it will be rendered.
+PREVIEW_MAX_PIXELS = 400_000
 # The plug-in sends its request as soon as it connects and reads every event; a connection
 # silent this long is a client that hung or forgot to close.
 DEFAULT_CLIENT_TIMEOUT = 60.0
@@ -114,8 +140,10 @@ class Worker:
     the system's temp folder).
     """
 
-    def __init__(self, *, temp_root: Path | None = None) -> None:
+    def __init__(self, *, temp_root: Path | None = None, default_model: str | None = None) -> None:
         self._stylizer = None
+        self._default_model = default_model  # used when a request names no model (gimp serve)
+        self._preview_src: tuple | None = None  # (key, working-size content): one layer cached
         self._key: tuple | None = None
         self._model_lock = threading.Lock()
         self._dir_lock = threading.Lock()
@@ -167,6 +195,7 @@ class Worker:
         """The loaded model; call with the model lock held (see :meth:`_using_model`)."""
         from normstyle_core import Stylizer, default_model_path
 
+        model = model or self._default_model
         path = Path(model).expanduser() if model else default_model_path()
         try:
             mtime = path.stat().st_mtime_ns
@@ -218,6 +247,11 @@ class Worker:
                 if produced is not None:
                     produced.append(output)
                 emit({"event": "done", "seconds": round(seconds, 3), "output": str(output)})
+            elif op == "preview":
+                event = self.preview(req, emit)
+                if produced is not None:
+                    produced.append(Path(event["output"]))
+                emit(event)
             elif op == "shutdown":
                 emit({"event": "bye"})
                 return False
@@ -245,41 +279,15 @@ class Worker:
         import numpy as np
 
         t0 = time.perf_counter()
-        src = Path(_field(req, "input", types=(str,), what="a file path"))
-        w = _field(req, "width", types=(int,), what="a whole number")
-        h = _field(req, "height", types=(int,), what="a whole number")
-        c = _field(req, "channels", types=(int,), default=4, what="3 or 4")
-        dtype = _field(req, "dtype", types=(str,), default="u8", what="'u8', 'u16' or 'float'")
-        style = _field(req, "style", types=(str,), what="a style name or file path")
-        strength = _field(req, "strength", types=(int, float), default=1.0, what="a number")
-        preserve = _field(req, "preserve_color", types=(bool,), default=False, what="true or false")
+        r = _render_fields(req)
+        src, w, h, c, dtype = r["src"], r["w"], r["h"], r["c"], r["dtype"]
+        style, strength, preserve = r["style"], r["strength"], r["preserve"]
+        stroke_scale, model, device, precision = r["stroke_scale"], r["model"], r["device"], r["precision"]
         refine_steps = _field(req, "refine_steps", types=(int,), default=0, what="a whole number")
-        stroke_scale = _field(req, "stroke_scale", types=(int, float), default=1.0, what="a number")
-        model, device, precision = _placement_fields(req)
-        try:
-            strength = float(strength)
-        except OverflowError:  # an integer beyond float's range
-            strength = math.inf
-        if not math.isfinite(strength):
-            raise ProtocolError(f"bad request: 'strength' must be a finite number, got {strength!r}")
-        try:
-            stroke_scale = float(stroke_scale)
-        except OverflowError:
-            stroke_scale = math.inf
-        if not (math.isfinite(stroke_scale) and 0 <= stroke_scale <= MAX_STROKE_SCALE):
-            raise ProtocolError(f"bad request: 'stroke_scale' must be 0..{MAX_STROKE_SCALE}, got {_short(stroke_scale)}")
-        if dtype not in DTYPES or c not in (3, 4) or not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
-            raise ProtocolError(f"unsupported layout {_short(w)}x{_short(h)}x{_short(c)} {_short(dtype)}")
         if not 0 <= refine_steps <= MAX_REFINE_STEPS:
             raise ProtocolError(f"refine_steps must be 0..{MAX_REFINE_STEPS}, got {_short(refine_steps)}")
         dst = self.output_path(req.get("output"))
-        expected = w * h * c * np.dtype(DTYPES[dtype]).itemsize
-        try:
-            size = src.stat().st_size if src.is_file() else None
-        except (OSError, ValueError):
-            size = None
-        if size != expected:
-            raise ProtocolError(f"{_short(str(src))}: expected {expected} bytes of {w}x{h}x{c} {dtype}")
+        _check_input(r)
 
         with self._using_model(emit):
             st = self.stylizer(model, device, emit, precision=precision)
@@ -289,6 +297,8 @@ class Worker:
                                refine_steps=refine_steps, stroke_scale=stroke_scale,
                                progress=lambda f, msg: emit({"event": "progress", "fraction": f,
                                                              "message": msg}))
+            if w * h >= 1 << 20:
+                emit({"event": "progress", "fraction": 0.97, "message": "Writing the result"})
         out = np.empty_like(data)
         if dtype == "float":
             out[..., :3] = rgb
@@ -305,6 +315,118 @@ class Worker:
             Path(tmp).unlink(missing_ok=True)
             raise
         return time.perf_counter() - t0, dst
+
+    def preview(self, req: dict, emit: Emit) -> dict:
+        """A small render of what ``stylize`` gives with the same fields (see the module doc)."""
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        from normstyle_core import imaging
+        from normstyle_core.stroke_scale import working_size
+
+        t0 = time.perf_counter()
+        r = _render_fields(req)
+        max_side = _field(req, "max_side", types=(int,), default=PREVIEW_MAX_SIDE, what="a whole number")
+        max_pixels = _field(req, "max_pixels", types=(int,), default=PREVIEW_MAX_PIXELS, what="a whole number")
+        if not (16 <= max_side <= 4096 and 256 <= max_pixels <= 16_000_000):
+            raise ProtocolError(f"bad preview size {_short(max_side)} / {_short(max_pixels)}")
+        _check_input(r)
+        h, w = r["h"], r["w"]
+        try:
+            work = working_size(h, w, stroke_scale=r["stroke_scale"])
+        except ValueError as exc:
+            raise ProtocolError(f"bad request: {exc}") from None
+        # (working_size rounds each side: brush size 1 may land a few pixels above the budget)
+        reduced = work[0] * work[1] > max_pixels * 1.01
+        if reduced:  # paint at the budget instead: strokes relatively larger than the render's
+            f = math.sqrt(max_pixels / (h * w))
+            work = (max(16, int(h * f)), max(16, int(w * f)))
+        dst = self.workdir / f"preview-{secrets.token_hex(8)}.raw"
+        with self._using_model(emit):
+            st = self.stylizer(r["model"], r["device"], emit, precision=r["precision"])
+            content = self._preview_content(r, work)
+            # at the working size the core paints as is (working_size(work) == work), so this is
+            # the painting that stylize_array guides back up to the layer's size
+            painting = st.stylize_array(content, style=r["style"], strength=r["strength"],
+                                        preserve_color=r["preserve"],
+                                        stroke_scale=0.0 if reduced else r["stroke_scale"])
+        scale = min(1.0, max_side / max(work))
+        size = (max(1, round(work[0] * scale)), max(1, round(work[1] * scale)))
+        if size != work:
+            t = torch.from_numpy(np.ascontiguousarray(painting)).permute(2, 0, 1)[None]
+            painting = F.interpolate(t, size=size, mode="bilinear", antialias=True,
+                                     align_corners=False)[0].permute(1, 2, 0).numpy()
+        imaging.to_uint8(painting).tofile(dst)
+        return {"event": "preview", "output": str(dst), "width": size[1], "height": size[0],
+                "render_size": list(work), "reduced": reduced,
+                "seconds": round(time.perf_counter() - t0, 3)}
+
+    def _preview_content(self, r: dict, work: tuple[int, int]):
+        """The layer at the working size, as the core brings it there (float (h, w, 3));
+        the last one is kept: a dialog asks for many previews of one layer."""
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        src = r["src"]
+        stat_ = src.stat()
+        key = (str(src), stat_.st_mtime_ns, stat_.st_size, r["w"], r["h"], r["c"], r["dtype"], work)
+        if self._preview_src is not None and self._preview_src[0] == key:
+            return self._preview_src[1]
+        data = np.fromfile(src, dtype=DTYPES[r["dtype"]]).reshape(r["h"], r["w"], r["c"])
+        rgb = np.clip(np.nan_to_num(data[..., :3].astype(np.float32) / SCALE[r["dtype"]], nan=0.0), 0, 1)
+        del data
+        if work != rgb.shape[:2]:  # as Stylizer.stylize_array brings a large photo to its working size
+            full = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+            rgb = F.interpolate(full, size=work, mode="bilinear", antialias=True, align_corners=False)
+            rgb = rgb.clamp_(0, 1)[0].permute(1, 2, 0).contiguous().numpy()
+        self._preview_src = (key, rgb)
+        return rgb
+
+
+def _render_fields(req: dict) -> dict:
+    """The fields ``stylize`` and ``preview`` share, checked."""
+    src = Path(_field(req, "input", types=(str,), what="a file path"))
+    w = _field(req, "width", types=(int,), what="a whole number")
+    h = _field(req, "height", types=(int,), what="a whole number")
+    c = _field(req, "channels", types=(int,), default=4, what="3 or 4")
+    dtype = _field(req, "dtype", types=(str,), default="u8", what="'u8', 'u16' or 'float'")
+    style = _field(req, "style", types=(str,), what="a style name or file path")
+    strength = _field(req, "strength", types=(int, float), default=1.0, what="a number")
+    preserve = _field(req, "preserve_color", types=(bool,), default=False, what="true or false")
+    stroke_scale = _field(req, "stroke_scale", types=(int, float), default=1.0, what="a number")
+    model, device, precision = _placement_fields(req)
+    try:
+        strength = float(strength)
+    except OverflowError:  # an integer beyond float's range
+        strength = math.inf
+    if not math.isfinite(strength):
+        raise ProtocolError(f"bad request: 'strength' must be a finite number, got {strength!r}")
+    try:
+        stroke_scale = float(stroke_scale)
+    except OverflowError:
+        stroke_scale = math.inf
+    if not (math.isfinite(stroke_scale) and 0 <= stroke_scale <= MAX_STROKE_SCALE):
+        raise ProtocolError(f"bad request: 'stroke_scale' must be 0..{MAX_STROKE_SCALE}, got {_short(stroke_scale)}")
+    if dtype not in DTYPES or c not in (3, 4) or not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+        raise ProtocolError(f"unsupported layout {_short(w)}x{_short(h)}x{_short(c)} {_short(dtype)}")
+    return dict(src=src, w=w, h=h, c=c, dtype=dtype, style=style, strength=strength,
+                preserve=preserve, stroke_scale=stroke_scale, model=model, device=device,
+                precision=precision)
+
+
+def _check_input(r: dict) -> None:
+    import numpy as np
+
+    expected = r["w"] * r["h"] * r["c"] * np.dtype(DTYPES[r["dtype"]]).itemsize
+    try:
+        size = r["src"].stat().st_size if r["src"].is_file() else None
+    except (OSError, ValueError):
+        size = None
+    if size != expected:
+        raise ProtocolError(f"{_short(str(r['src']))}: expected {expected} bytes of "
+                            f"{r['w']}x{r['h']}x{r['c']} {r['dtype']}")
 
 
 def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool = False,
@@ -329,9 +451,26 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
                              progress=lambda i, n, loss: report(0.05 + 0.8 * i / n, f"Refining the style {i}/{n}"))
     code = st.style(style, from_image_file=refine)
     start = 0.85 if refine_steps else 0.1
+    h, w = rgb.shape[:2]
+    try:
+        from normstyle_core.stroke_scale import working_size
+        wh, ww = working_size(h, w, stroke_scale=stroke_scale)
+    except ValueError:
+        wh, ww = h, w  # stylize_array reports the bad value
+    first_compile = bool(getattr(st, "compile", False)) and not st.compile_cache_warm
+
+    def say(f, msg):
+        # the core's phases, told with what a user can relate to: the size painted at, the one
+        # slow first compile on this machine
+        if msg == "Rendering":
+            msg = f"Painting at {ww}x{wh}" + (" (a large layer is painted smaller and brought "
+                                              "back to full size)" if (wh, ww) != (h, w) else "")
+            if first_compile:
+                msg = "Compiling the network for this computer (first use only, up to a minute); " + msg[0].lower() + msg[1:]
+        report(start + (0.95 - start) * f, msg)
+
     return st.stylize_array(rgb, style=code, strength=strength, preserve_color=preserve_color,
-                            stroke_scale=stroke_scale,
-                            progress=lambda f, msg: report(start + (0.95 - start) * f, msg))
+                            stroke_scale=stroke_scale, progress=say)
 
 
 def _field(req: dict, name: str, *, types: tuple[type, ...], default: Any = _REQUIRED,
@@ -457,10 +596,12 @@ def serve_stream(worker: Worker, rfile: BinaryIO, wfile: BinaryIO, *, max_line: 
 
 
 def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, *,
-                 client_timeout: float = DEFAULT_CLIENT_TIMEOUT, max_clients: int = MAX_CLIENTS) -> int:
+                 client_timeout: float = DEFAULT_CLIENT_TIMEOUT, max_clients: int = MAX_CLIENTS,
+                 shared: bool = False, default_model: str | None = None) -> int:
     """Listen on a Unix-domain socket, a thread per connection; exit after ``idle_timeout``
     seconds without a connection (0: never). A connection silent for ``client_timeout`` seconds
-    is closed (0: never)."""
+    is closed (0: never). ``shared``: the private folder is made next to the socket, where a
+    sandboxed plug-in that reaches the socket also reaches the files (``normstyle gimp serve``)."""
     sock_path = Path(path)
     sock_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if sock_path.exists():
@@ -488,7 +629,7 @@ def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, *,
     server.settimeout(_ACCEPT_POLL)
     log.info("worker %d serving %s (idle timeout %.0f s, client timeout %.0f s)", os.getpid(),
              sock_path, idle_timeout, client_timeout)
-    worker = Worker()
+    worker = Worker(temp_root=sock_path.parent if shared else None, default_model=default_model)
     stop = threading.Event()
     guard = threading.Lock()
     sessions: dict[socket.socket, threading.Thread] = {}
@@ -502,7 +643,9 @@ def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, *,
         except TimeoutError:
             log.info("closed a connection silent for %.0f s", client_timeout)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the plug-in went away (cancelled)
+            # the plug-in went away mid-request (GIMP ends it when the user cancels): its render
+            # stopped at its next progress event
+            log.info("a client went away during a request (cancelled); render stopped")
         except Exception:  # noqa: BLE001 - never let one bad connection end the worker
             log.error("connection failed:\n%s", traceback.format_exc())
         finally:
@@ -571,6 +714,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client-timeout", type=float, default=DEFAULT_CLIENT_TIMEOUT,
                    help="--serve: close a connection silent for this many seconds (0: never)")
     p.add_argument("--log", metavar="FILE", help="append log messages to FILE")
+    p.add_argument("--shared", action="store_true",
+                   help="--serve: files are exchanged in the socket's folder (normstyle gimp serve)")
+    p.add_argument("--model", metavar="FILE", help="model for requests that name none")
     args = p.parse_args(argv)
     logging.basicConfig(filename=args.log, level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(message)s")
@@ -579,13 +725,14 @@ def main(argv: list[str] | None = None) -> int:
         # stdout carries the protocol; anything else printing there would corrupt it
         out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
         sys.stdout = sys.stderr
-        worker = Worker()
+        worker = Worker(default_model=args.model)
         try:
             serve_stream(worker, sys.stdin.buffer, out)
         finally:
             worker.close()
         return 0
-    return serve_socket(args.serve, args.idle_timeout, client_timeout=args.client_timeout)
+    return serve_socket(args.serve, args.idle_timeout, client_timeout=args.client_timeout,
+                        shared=args.shared, default_model=args.model)
 
 
 if __name__ == "__main__":

@@ -99,16 +99,17 @@ def gimp_run(tmp_path_factory):
         cases.append(case)
     spec = {"plugin_dir": str(report.target), "cases": cases}
     (work / "spec.json").write_text(json.dumps(spec))
-    env = dict(harness.gimp_env(work), NS_SPEC=str(work / "spec.json"))
+    version = harness.gimp_version(root)
+    env = dict(harness.gimp_env(work, version), NS_SPEC=str(work / "spec.json"))
     t0 = time.perf_counter()
     res = harness.run_in_chroot(
-        root, ["gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"],
+        root, [f"gimp-console-{version}", "-i", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"],
         rw=[work], env=env, stdin=BATCH, timeout=600)
     seconds = time.perf_counter() - t0
     log = res.stdout + res.stderr
     (work / "gimp.log").write_text(log)
     assert res.returncode == 0, log[-4000:]
-    print(f"GIMP batch run: {seconds:.1f} s, work dir {work}")
+    print(f"GIMP {version} batch run: {seconds:.1f} s, work dir {work}")
     return {"work": work, "log": log, "model": model, "style": work / "style.png",
             "cases": {c["name"]: c for c in cases}}
 
@@ -315,3 +316,69 @@ def test_one_worker_for_the_whole_session(gimp_run):
     assert log.count("loaded") == 1, log
     assert not (gimp_run["work"] / "worker.sock").exists()
     assert "[batch] worker stopped: True" in gimp_run["log"]
+
+
+# ---------------------------------------------------------------------- normstyle gimp serve
+def test_plugin_uses_a_served_worker(tmp_path):
+    """`normstyle gimp serve` (for Flatpak/Snap GIMPs that cannot start a host Python): the
+    worker runs here, outside GIMP's chroot, listening at the default place
+    ($XDG_RUNTIME_DIR/normstyle/gimp-worker.sock); the plug-in's recorded Python does not
+    exist, so the render can only have come from the served worker. The pixels are the core's."""
+    import signal
+    import subprocess
+    import sys
+
+    try:
+        root = harness.find_chroot()
+        harness.python_binds()
+    except harness.Unavailable as exc:
+        _skip_or_fail(str(exc))
+    from cli import gimp_install as install
+
+    work = tmp_path
+    model = harness.make_tiny_model(work / "tiny.pt")
+    Image.fromarray(_content(), "RGBA").save(work / "in.png")
+    report = install.install(work / "plug-ins", model=str(model), check=False)
+    cfg_path = report.target / "normstyle.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg.update(python="/nonexistent/python3", styles=["blue", "red"])  # as inside a sandbox
+    cfg_path.write_text(json.dumps(cfg))
+    runtime = work / "run"
+    runtime.mkdir(mode=0o700)
+    sock = runtime / "normstyle" / "gimp-worker.sock"
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "gimp", "serve", "--log",
+                               str(work / "serve.log")],
+                              env=dict(os.environ, XDG_RUNTIME_DIR=str(runtime)),
+                              cwd=harness.REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            if sock.exists() or server.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert sock.exists(), server.stdout.read().decode()
+        case = dict(CASES[0], input=str(work / "in.png"), dump_dir=str(work / "out" / "served"))
+        (work / "spec.json").write_text(json.dumps({"plugin_dir": str(report.target), "cases": [case]}))
+        version = harness.gimp_version(root)
+        env = harness.gimp_env(work, version)
+        del env["NORMSTYLE_GIMP_SOCKET"]  # the plug-in finds the served worker by itself
+        env.update(NS_SPEC=str(work / "spec.json"), XDG_RUNTIME_DIR=str(runtime))
+        res = harness.run_in_chroot(
+            root, [f"gimp-console-{version}", "-i", "--batch-interpreter=python-fu-eval", "-b", "-",
+                   "--quit"], rw=[work], env=env, stdin=BATCH, timeout=600)
+        log = res.stdout + res.stderr
+        assert res.returncode == 0, log[-4000:]
+        run = {"cases": {"served": case}}
+        case, summary, before, after = _load(run, "served")
+        assert summary["layers"] == ["Background (red)", "Background"]
+        from normstyle_core import Stylizer
+        st = Stylizer.load(model, device="cpu", precision=harness.precision())
+        x, y, w, h = SEL
+        expected = _expected8(st, before[y:y + h, x:x + w], case, "red")
+        _assert_same_render(_to8(after[y:y + h, x:x + w])[..., :3], expected[..., :3], st, step=1)
+        served_log = (work / "serve.log").read_text()
+        assert f"serving {sock}" in served_log and "loaded" in served_log, served_log
+        assert not list(work.glob("normstyle-gimp-*.sock")) and not (work / "worker.log").exists()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    assert not sock.exists()  # a stopped server leaves no socket behind

@@ -7,18 +7,31 @@
 # buffer; merging the shadow applies the selection (feathering included) and makes one undo
 # step together with the new layer.
 #
+# The dialog has a live preview: the layer (selection) stylized small by the same worker with
+# the dialog's current settings, re-rendered shortly after any change (see _Preview).
+#
+# Cancel: GIMP ends the plug-in's process when the user cancels its progress (the statusbar's
+# stop button). The image is only touched after the worker's render is back, and the progress
+# is ended (so it cannot be cancelled) before the first pixel is written: a cancelled run
+# leaves the image and its undo stack as they were.
+#
 # Installed by `normstyle gimp install`, which also writes normstyle.json next to this file.
+import json
 import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 import traceback
 
 import gi
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GimpUi, Gio, GLib, GObject  # noqa: E402
+gi.require_version("Gtk", "3.0")
+gi.require_version("GdkPixbuf", "2.0")
+from gi.repository import Gegl, GdkPixbuf, Gimp, GimpUi, Gio, GLib, GObject, Gtk  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nsclient  # noqa: E402
@@ -134,12 +147,28 @@ class NormstyleGimp(Gimp.PlugIn):
             return _fail(procedure, "Style Transfer paints on a layer: select a layer (not a "
                          "layer group, mask or channel).",
                          Gimp.PDBStatusType.CALLING_ERROR)
+        cfg = nsclient.load_config()
+        non_empty, x, y, w, h = drawable.mask_intersect()
+        if not non_empty or w <= 0 or h <= 0:
+            return _fail(procedure, "The selection does not touch the current layer.",
+                         Gimp.PDBStatusType.CALLING_ERROR)
+        fmt, dtype, channels = _exchange_format(image, drawable)
         if run_mode == Gimp.RunMode.INTERACTIVE:
             GimpUi.init(PLUGIN_BINARY)
             title = "Apply Style" if name == PROC_STYLE else "Style from Image"
             dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
             dialog.fill(None)
-            ok = dialog.run()
+            tmp = tempfile.mkdtemp(prefix="normstyle-preview-", dir=nsclient.exchange_dir(cfg))
+            try:
+                src = os.path.join(tmp, "in.raw")
+                # the layer as the render will get it (read here: GIMP's calls belong to this thread)
+                _read_pixels(drawable.get_buffer(), x, y, w, h, fmt, src, None, None)
+                preview = _Preview(dialog, config, name, cfg, dict(
+                    input_path=src, width=w, height=h, channels=channels, dtype=dtype))
+                ok = dialog.run()
+                preview.close()
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
             dialog.destroy()
             if not ok:
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -160,28 +189,29 @@ class NormstyleGimp(Gimp.PlugIn):
         brush_size = float(config.get_property("brush-size"))
         in_place = config.get_property("output") == "in-place"
 
-        cfg = nsclient.load_config()
-        non_empty, x, y, w, h = drawable.mask_intersect()
-        if not non_empty or w <= 0 or h <= 0:
-            return _fail(procedure, "The selection does not touch the current layer.",
-                         Gimp.PDBStatusType.CALLING_ERROR)
-        fmt, dtype, channels = _exchange_format(image, drawable)
-        Gimp.progress_init("Style Transfer")
-        tmp = tempfile.mkdtemp(prefix="normstyle-gimp-")
+        Gimp.progress_init("Style Transfer: starting the normstyle worker")
+        client = nsclient.WorkerClient(cfg).open()  # a served worker's folder is shared: files go there
+        tmp = tempfile.mkdtemp(prefix="normstyle-gimp-", dir=client.exchange_dir)
         try:
             src, dst = os.path.join(tmp, "in.raw"), os.path.join(tmp, "out.raw")
+            Gimp.progress_set_text("Style Transfer: reading the layer")
             _read_pixels(drawable.get_buffer(), x, y, w, h, fmt, src, 0.0, 0.1)
 
             def on_progress(fraction, message):
                 if message:
                     Gimp.progress_set_text(f"Style Transfer: {message}")
-                Gimp.progress_update(0.1 + 0.8 * max(0.0, min(1.0, fraction)))
+                    _trace({"kind": "progress", "text": message, "fraction": fraction})
+                Gimp.progress_update(0.1 + 0.85 * max(0.0, min(1.0, fraction)))
 
             nsclient.stylize_file(cfg, input_path=src, output_path=dst, width=w, height=h,
                                   channels=channels, dtype=dtype, style=style, strength=strength,
                                   preserve_color=preserve, refine_steps=refine_steps,
-                                  stroke_scale=brush_size, on_progress=on_progress)
-            Gimp.progress_set_text("Style Transfer: writing the result")
+                                  stroke_scale=brush_size, on_progress=on_progress, client=client)
+            # From here on the image changes: end the progress first, which takes its cancel
+            # button away (a cancel now would kill the plug-in half-way through the undo group).
+            # No progress call may follow: it would start a new, cancellable progress.
+            Gimp.progress_end()
+            _trace({"kind": "writing"})
             image.undo_group_start()
             try:
                 if in_place:
@@ -192,7 +222,7 @@ class NormstyleGimp(Gimp.PlugIn):
                     target.set_name(f"{drawable.get_name()} ({label})")
                     image.insert_layer(target, drawable.get_parent(), image.get_item_position(drawable))
                 shadow = target.get_shadow_buffer()
-                _write_pixels(shadow, x, y, w, h, fmt, dst, 0.9, 1.0)
+                _write_pixels(shadow, x, y, w, h, fmt, dst)
                 shadow.flush()
                 target.merge_shadow(True)  # applies the selection mask; pushes the undo step
                 target.update(x, y, w, h)
@@ -200,7 +230,6 @@ class NormstyleGimp(Gimp.PlugIn):
                 image.undo_group_end()
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        Gimp.progress_end()
         Gimp.displays_flush()
         return Gimp.ValueArray.new_from_values([
             GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
@@ -217,16 +246,19 @@ def _bpp(fmt):
 
 
 def _read_pixels(buffer, x, y, w, h, fmt, path, p0, p1):
+    """The rectangle's pixels into a raw file; progress from p0 to p1 (None: no progress)."""
     rows = _band_rows(w, _bpp(fmt))
     with open(path, "wb") as fh:
         for row in range(0, h, rows):
             n = min(rows, h - row)
             fh.write(bytes(buffer.get(Gegl.Rectangle.new(x, y + row, w, n), 1.0, fmt,
                                       Gegl.AbyssPolicy.NONE)))
-            Gimp.progress_update(p0 + (p1 - p0) * (row + n) / h)
+            if p0 is not None:
+                Gimp.progress_update(p0 + (p1 - p0) * (row + n) / h)
 
 
-def _write_pixels(buffer, x, y, w, h, fmt, path, p0, p1):
+def _write_pixels(buffer, x, y, w, h, fmt, path):
+    """No progress here: the progress is ended before the image changes (see _run)."""
     bpp = _bpp(fmt)
     rows = _band_rows(w, bpp)
     if os.path.getsize(path) != w * h * bpp:
@@ -236,7 +268,141 @@ def _write_pixels(buffer, x, y, w, h, fmt, path, p0, p1):
         for row in range(0, h, rows):
             n = min(rows, h - row)
             buffer.set(Gegl.Rectangle.new(x, y + row, w, n), fmt, fh.read(w * n * bpp))
-            Gimp.progress_update(p0 + (p1 - p0) * (row + n) / h)
+
+
+def _trace(event, pixels=None):
+    """Appends an event to $NORMSTYLE_GIMP_TRACE (JSON lines; a preview's 8-bit RGB pixels go
+    next to it): what the real-GIMP tests read back from the dialog. Off without the variable."""
+    path = os.environ.get("NORMSTYLE_GIMP_TRACE")
+    if not path:
+        return
+    event["pid"] = os.getpid()
+    event["t"] = round(time.time(), 3)
+    try:
+        if pixels is not None:
+            event["raw"] = f"{path}.{os.getpid()}.{event['n']}.raw"
+            with open(event["raw"], "wb") as fh:
+                fh.write(pixels)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event) + "\n")
+    except OSError:
+        pass
+
+
+class _Preview:
+    """The dialog's preview area: the layer (the selection's bounding box) stylized by the
+    worker at preview size with the dialog's current settings (``preview`` in
+    cli/gimp_worker.py: painted at the size the full render paints at, so the strokes look as
+    they will). Re-rendered DELAY_MS after the last change; renders run on a thread so the
+    dialog stays responsive, one at a time, and the newest settings win."""
+
+    DELAY_MS = 250
+
+    def __init__(self, dialog, config, proc_name, cfg, source):
+        self.config, self.proc_name, self.cfg, self.source = config, proc_name, cfg, source
+        self.closed = False
+        self._timer = None
+        self._busy = False
+        self._pending = False
+        self._changed_at = time.monotonic()
+        self._count = 0
+        self.image = Gtk.Image()
+        self.image.set_size_request(nsclient.PREVIEW_MAX_SIDE, nsclient.PREVIEW_MAX_SIDE)
+        self.label = Gtk.Label(label="Preview: rendering...")
+        self.label.set_line_wrap(True)
+        self.label.set_max_width_chars(40)
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
+        box.pack_start(self.image, False, False, 0)
+        box.pack_start(self.label, False, False, 0)
+        frame = Gtk.Frame(label="Preview")
+        frame.set_border_width(6)
+        frame.add(box)
+        content = dialog.get_content_area()
+        content.pack_start(frame, False, False, 0)
+        content.reorder_child(frame, 0)
+        frame.show_all()
+        self._notify = config.connect("notify", self._changed)
+        self._timer = GLib.timeout_add(50, self._start)  # the first one as soon as the dialog shows
+
+    def close(self):
+        self.closed = True
+        if self._timer:
+            GLib.source_remove(self._timer)
+            self._timer = None
+        self.config.disconnect(self._notify)
+
+    def _settings(self):
+        c = self.config
+        if self.proc_name == PROC_STYLE:
+            style = c.get_property("style")
+        else:
+            gfile = c.get_property("style-file")
+            style = gfile.get_path() if gfile is not None else None
+            if not style or not os.path.isfile(style):
+                return None
+        return {"style": style, "strength": float(c.get_property("strength")),
+                "preserve_color": bool(c.get_property("preserve-color")),
+                "stroke_scale": float(c.get_property("brush-size"))}
+
+    def _changed(self, config, pspec):
+        if self.closed or pspec.name in ("output", "refine-steps"):  # not what the preview shows
+            return
+        self._changed_at = time.monotonic()
+        if self._timer:
+            GLib.source_remove(self._timer)
+        self._timer = GLib.timeout_add(self.DELAY_MS, self._start)
+
+    def _start(self):
+        self._timer = None
+        if self.closed:
+            return False
+        if self._busy:  # the running render's result is stale: render again when it is back
+            self._pending = True
+            return False
+        settings = self._settings()
+        if settings is None:
+            self.label.set_text("Preview: choose a style image")
+            return False
+        self._busy = True
+        self.label.set_text("Preview: rendering...")
+        threading.Thread(target=self._work, args=(settings, self._changed_at), daemon=True).start()
+        return False
+
+    def _work(self, settings, changed_at):
+        try:
+            event = nsclient.preview(self.cfg, **self.source, **settings)
+        except nsclient.WorkerError as exc:
+            event = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a bug: shown in the label, details on stderr
+            traceback.print_exc()
+            event = {"error": f"{type(exc).__name__}: {exc}"}
+        GLib.idle_add(self._show, event, settings, changed_at)
+
+    def _show(self, event, settings, changed_at):
+        self._busy = False
+        if self.closed:
+            return False
+        if "error" in event:
+            self.label.set_text(f"Preview failed: {event['error']}")
+        else:
+            w, h = event["width"], event["height"]
+            pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(GLib.Bytes.new(event["pixels"]),
+                                                     GdkPixbuf.Colorspace.RGB, False, 8, w, h, w * 3)
+            self.image.set_from_pixbuf(pixbuf)
+            rh, rw = event["render_size"]
+            note = (" - brush strokes drawn larger than in the result (brush size too small to "
+                    "preview on a layer this large)" if event.get("reduced") else "")
+            self.label.set_text(f"Preview: painted at {rw}x{rh} as the result will be, "
+                                f"{event['seconds']:.2f} s{note}")
+            self._count += 1
+            _trace({"kind": "preview", "n": self._count, "settings": settings,
+                    "width": w, "height": h, "render_size": [rh, rw], "reduced": event.get("reduced"),
+                    "seconds": event["seconds"],
+                    "latency": round(time.monotonic() - changed_at, 3)}, event["pixels"])
+        if self._pending:
+            self._pending = False
+            self._start()
+        return False
 
 
 Gimp.main(NormstyleGimp.__gtype__, sys.argv)

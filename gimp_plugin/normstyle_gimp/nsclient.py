@@ -14,10 +14,18 @@ The plug-in folder holds ``normstyle.json`` (written by ``normstyle gimp install
      "device": "auto",
      "precision": "auto",        # optional: as the CLI's --precision (auto, fp32, bf16)
      "styles": ["candy", ...],   # built-in styles of the model, for the dialog's list
+     "serve_socket": null,       # optional: where `normstyle gimp serve` listens, if not the
+                                 # default (served_socket_path)
      "version": "0.1.0"}
 
+Before it starts a worker of its own, the plug-in looks for one the user started outside GIMP
+with ``normstyle gimp serve`` (for Flatpak/Snap GIMPs, which cannot start a host Python): a
+socket at :func:`served_socket_path`. Files are then exchanged in that socket's folder, which
+both sides see.
+
 Environment overrides (handy for tests): ``NORMSTYLE_GIMP_PYTHON``, ``NORMSTYLE_GIMP_WORKER``,
-``NORMSTYLE_GIMP_IDLE_TIMEOUT``, ``NORMSTYLE_GIMP_SOCKET``, ``NORMSTYLE_GIMP_PRECISION``.
+``NORMSTYLE_GIMP_IDLE_TIMEOUT``, ``NORMSTYLE_GIMP_SOCKET``, ``NORMSTYLE_GIMP_PRECISION``,
+``NORMSTYLE_GIMP_SERVE_SOCKET``.
 """
 from __future__ import annotations
 
@@ -61,10 +69,55 @@ def load_config(plugin_dir: str = HERE) -> dict:
         cfg["idle_timeout"] = float(env["NORMSTYLE_GIMP_IDLE_TIMEOUT"])
     if env.get("NORMSTYLE_GIMP_PRECISION"):
         cfg["precision"] = env["NORMSTYLE_GIMP_PRECISION"]
-    if not cfg.get("python"):
+    if env.get("NORMSTYLE_GIMP_SERVE_SOCKET"):
+        cfg["serve_socket"] = env["NORMSTYLE_GIMP_SERVE_SOCKET"]
+    # without a Python to start, a served worker (normstyle gimp serve) must be there
+    if not cfg.get("python") and not _reachable(served_socket_path(cfg)):
         raise WorkerError("normstyle is not set up for GIMP: run `normstyle gimp install` "
-                          "in your normstyle environment")
+                          "in your normstyle environment (or, for a Flatpak/Snap GIMP, start "
+                          "`normstyle gimp serve`)")
     return cfg
+
+
+SERVE_FOLDER = "normstyle"
+SERVE_NAME = "gimp-worker.sock"
+
+
+def served_socket_path(cfg: dict | None = None) -> str | None:
+    """Where `normstyle gimp serve` listens and where the plug-in looks for it first:
+    ``$XDG_RUNTIME_DIR/normstyle/gimp-worker.sock`` (Linux: ``/run/user/UID``, which a
+    Flatpak GIMP sees once given ``--filesystem=xdg-run/normstyle``), else the same under the
+    temp folder; or the config's ``serve_socket``. None where there are no Unix sockets."""
+    if not hasattr(socket, "AF_UNIX") or os.name != "posix":
+        return None
+    if cfg and cfg.get("serve_socket"):
+        return os.path.expanduser(str(cfg["serve_socket"]))
+    base = os.environ.get("XDG_RUNTIME_DIR") or os.path.join(
+        tempfile.gettempdir(), f"normstyle-{os.getuid()}")
+    return os.path.join(base, SERVE_FOLDER, SERVE_NAME)
+
+
+def exchange_dir(cfg: dict) -> str | None:
+    """The folder for pixel files: a served worker's folder when one is listening (and no
+    test pins a worker with NORMSTYLE_GIMP_SOCKET), else None (the temp folder)."""
+    path = served_socket_path(cfg)
+    if os.environ.get("NORMSTYLE_GIMP_SOCKET") or not _reachable(path):
+        return None
+    return os.path.dirname(path)
+
+
+def _reachable(path: str | None) -> bool:
+    if not path:
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(2.0)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def clean_env(cfg: dict) -> dict:
@@ -159,6 +212,13 @@ class WorkerClient:
         self._stream = None
         self.socket_path = default_socket_path(cfg) if use_daemon(cfg) else None
         self.log_path = (self.socket_path[:-5] + ".log") if self.socket_path else None
+        self.served = False  # True once connected to a worker the user started (gimp serve)
+
+    @property
+    def exchange_dir(self):
+        """Where the plug-in puts the pixel files for this worker: the served socket's folder
+        (both sides of a sandbox see it), else the temp folder (None)."""
+        return os.path.dirname(served_socket_path(self.cfg)) if self.served else None
 
     # -------------------------------------------------------------- connection
     def _connect(self):
@@ -194,9 +254,31 @@ class WorkerClient:
             return ""
         return lines[-1] if lines else ""
 
+    def _connect_served(self):
+        path = served_socket_path(self.cfg)
+        if not path or os.environ.get("NORMSTYLE_GIMP_SOCKET"):  # tests pin their own worker
+            return None
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+        except OSError:
+            s.close()
+            return None
+        return s
+
     def open(self):
         if self._stream is not None:
             return self
+        served = self._connect_served()
+        if served is not None:
+            self.served = True
+            self._sock = served
+            self._stream = _Stream(served.makefile("rb"), served.makefile("wb"),
+                                   "is `normstyle gimp serve` still running?")
+            return self
+        if not self.cfg.get("python"):
+            raise WorkerError("no normstyle worker: start `normstyle gimp serve` (Flatpak/Snap "
+                              "GIMP) or run `normstyle gimp install`")
         if self.socket_path:
             s = self._connect()
             if s is None:
@@ -257,16 +339,17 @@ class WorkerClient:
 
 def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, height: int,
                  channels: int, dtype: str, style: str, strength: float, preserve_color: bool,
-                 refine_steps: int = 0, stroke_scale: float = 1.0, on_progress=None) -> dict:
+                 refine_steps: int = 0, stroke_scale: float = 1.0, on_progress=None,
+                 client: "WorkerClient | None" = None) -> dict:
     """One stylize request (see the protocol in cli/gimp_worker.py); the result is moved
-    from the worker's own folder to ``output_path``."""
+    from the worker's own folder to ``output_path``. ``client``: an open client (closed here)."""
     req = {"op": "stylize", "input": input_path, "width": width,
            "height": height, "channels": channels, "dtype": dtype, "style": style,
            "strength": strength, "preserve_color": preserve_color, "refine_steps": refine_steps,
            "stroke_scale": stroke_scale,
            "model": cfg.get("model"), "device": cfg.get("device", "auto"),
            "precision": cfg.get("precision") or "auto"}
-    with WorkerClient(cfg) as client:
+    with (client or WorkerClient(cfg)) as client:
         event = client.request(req, on_progress)
         # taken before the session ends: the worker deletes results left in its folder then
         result = event.get("output")
@@ -277,6 +360,36 @@ def stylize_file(cfg: dict, *, input_path: str, output_path: str, width: int, he
             _move(src=result, dst=output_path)
         except OSError as exc:
             raise WorkerError(f"cannot take the worker's result {result} ({exc})") from exc
+    return event
+
+
+PREVIEW_MAX_SIDE = 256
+
+
+def preview(cfg: dict, *, input_path: str, width: int, height: int, channels: int, dtype: str,
+            style: str, strength: float, preserve_color: bool, stroke_scale: float = 1.0,
+            max_side: int = PREVIEW_MAX_SIDE) -> dict:
+    """One preview request: the ``preview`` event plus ``"pixels"`` (bytes, 8-bit RGB,
+    ``width`` x ``height``); the worker's file is read and removed."""
+    req = {"op": "preview", "input": input_path, "width": width, "height": height,
+           "channels": channels, "dtype": dtype, "style": style, "strength": strength,
+           "preserve_color": preserve_color, "stroke_scale": stroke_scale, "max_side": max_side,
+           "model": cfg.get("model"), "device": cfg.get("device", "auto"),
+           "precision": cfg.get("precision") or "auto"}
+    with WorkerClient(cfg) as client:
+        event = client.request(req)
+        path = event.get("output")
+        if event.get("event") != "preview" or not isinstance(path, str):
+            raise WorkerError(f"the normstyle worker answered {event.get('event')!r} to a preview; "
+                              "run `normstyle gimp install` again")
+        try:
+            with open(path, "rb") as fh:
+                event["pixels"] = fh.read()
+            os.unlink(path)
+        except OSError as exc:
+            raise WorkerError(f"cannot read the preview {path} ({exc})") from exc
+    if len(event["pixels"]) != int(event.get("width", 0)) * int(event.get("height", 0)) * 3:
+        raise WorkerError("the worker's preview has the wrong size")
     return event
 
 

@@ -1,7 +1,8 @@
 # Batch code for the GIMP 3 GUI test (gui_inside.sh starts `gimp-3.0 -b` with it, under Xvfb).
 # Opens $NS_INPUT in a display with a rectangular selection ($NS_SELECTION "x y w h"), then
 # serves the driver: for every file "$NS_WORK/cmd-NAME" it dumps the image state to
-# "$NS_WORK/state-NAME.json" (+ .raw pixels of each layer, "R'G'B'A float"); "cmd-quit" ends.
+# "$NS_WORK/state-NAME.json" (+ .raw pixels of each layer, "R'G'B'A float"; the selection's
+# bounds; whether the image is dirty); "cmd-quit" ends.
 # python-fu-eval runs this in a plug-in process, so GIMP's GUI stays usable meanwhile.
 import json
 import os
@@ -32,13 +33,16 @@ def dump(name):
         with open(raw, "wb") as fh:
             fh.write(bytes(data))
         info["layers"].append({"name": layer.get_name(), "size": [lw, lh], "raw": raw})
+    bounds = Gimp.Selection.bounds(image)  # (ok, non_empty, x1, y1, x2, y2)
+    info["selection"] = list(bounds[2:]) if bounds[1] else None
+    info["dirty"] = image.is_dirty()
     with open(os.path.join(W, f"state-{name}.json"), "w") as fh:
         json.dump(info, fh)
 
 
 dump("start")
 open(os.path.join(W, "ready"), "w").close()
-deadline = time.monotonic() + 300
+deadline = time.monotonic() + 900
 while time.monotonic() < deadline:
     cmds = sorted(f for f in os.listdir(W) if f.startswith("cmd-"))
     for f in cmds:

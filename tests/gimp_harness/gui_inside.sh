@@ -1,26 +1,51 @@
 #!/bin/bash
-# Runs INSIDE the GIMP chroot: Xvfb + the GIMP 3 GUI on $1/input.png with a selection; opens
-# Filters > Style Transfer from the keyboard, runs "Apply Style..." through its dialog, undoes
-# it with one Ctrl+Z, and takes screenshots after each step (into $1/shots/). The image state
-# is dumped by gui_batch.py at each step (state-*.json). Ends only its own children.
+# Runs INSIDE the GIMP chroot: Xvfb + the GIMP 3 GUI on $1/input.png with a selection, driven
+# from the keyboard like a user would:
+#   1. Filters > Style Transfer > Apply Style...: the dialog's preview renders; the style
+#      (Alt+Y, Down) and the brush size (Alt+B, "2") are changed and the preview re-renders;
+#      OK (Alt+O) renders; one Ctrl+Z undoes it.
+#   2. (unless NS_NO_CANCEL=1) Select None, Filters > Re-Show Last, brush size 0 (a long render
+#      at the layer's own size), OK, and the stop button of GIMP's progress is clicked while the
+#      worker paints; then one Ctrl+Z (which must undo Select None: the cancelled run left no
+#      undo step).
+# The plug-in writes what its dialog shows to $NS_WORK/trace.jsonl (NORMSTYLE_GIMP_TRACE);
+# gui_batch.py dumps the image at each step (state-*.json); screenshots go to $1/shots/.
+# Ends only its own children.
 # Usage: gui_inside.sh WORKDIR   (environment: XDG_CONFIG_HOME etc. set by the caller)
 set -u
 W=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
+GIMP=${NS_GIMP:-gimp-3.0}
 export DISPLAY=:99 NO_AT_BRIDGE=1 GTK_A11Y=none GIO_USE_VFS=local NS_WORK=$W NS_INPUT=$W/input.png
+export NORMSTYLE_GIMP_TRACE=$W/trace.jsonl
 mkdir -p "$W/shots"
 T0=$(date +%s.%N)
 t() { awk "BEGIN{printf \"%5.1f s\", $(date +%s.%N)-$T0}"; }
 shot() { python3 "$HERE/screenshot.py" "$W/shots/$1.png" >/dev/null && echo "$(t)  screenshot $1.png"; }
 state() {  # ask gui_batch.py for a dump and wait for it
   touch "$W/cmd-$1"
-  for i in $(seq 100); do [ -f "$W/state-$1.json" ] && return 0; sleep 0.2; done
+  for i in $(seq 300); do [ -f "$W/state-$1.json" ] && return 0; sleep 0.2; done
   echo "no state dump $1" >&2; return 1
+}
+# wait_trace SECONDS PYTHON-CONDITION: until a trace event `e` satisfies the condition
+wait_trace() {
+  local n=$(( $1 * 5 ))
+  for i in $(seq $n); do
+    python3 -c "
+import json, sys
+ev = [json.loads(l) for l in open('$W/trace.jsonl')] if __import__('os').path.exists('$W/trace.jsonl') else []
+runs = list(dict.fromkeys(e['pid'] for e in ev))  # one plug-in process per run
+run = lambda e: runs.index(e['pid']) + 1
+previews = [e for e in ev if e['kind'] == 'preview']
+sys.exit(0 if any($2 for e in ev) else 1)" && { echo "$(t)  trace: $2"; return 0; }
+    sleep 0.2
+  done
+  echo "$(t)  TIMEOUT waiting for trace: $2" >&2; return 1
 }
 Xvfb :99 -screen 0 1280x800x24 -nolisten tcp > "$W/xvfb.log" 2>&1 &
 XPID=$!
 for i in $(seq 50); do [ -e /tmp/.X11-unix/X99 ] && break; sleep 0.1; done
-gimp-3.0 --no-splash --batch-interpreter=python-fu-eval \
+$GIMP --no-splash --batch-interpreter=python-fu-eval \
   -b "exec(open('$HERE/gui_batch.py').read())" > "$W/gimp-gui.log" 2>&1 &
 GPID=$!
 cleanup() {
@@ -44,15 +69,24 @@ xdotool key alt+r; sleep 1                 # Filte_rs
 xdotool key Up; sleep 0.5                  # the last item: our "Style Transfer" submenu
 xdotool key Right; sleep 1                 # open it (first item highlighted)
 shot gui-2-menu
-xdotool key Return; sleep 4                # "Apply Style...": the ProcedureDialog
-shot gui-3-dialog
+xdotool key Return                         # "Apply Style...": the dialog, whose preview renders
+wait_trace 300 "e['kind'] == 'preview' and e['n'] == 1 and run(e) == 1" || exit 1
 DLG=$(xdotool search --onlyvisible --name 'Apply Style' 2>/dev/null | head -1)
 [ -n "$DLG" ] && xdotool windowfocus --sync "$DLG" 2>/dev/null
-xdotool key Return                         # OK
+sleep 1
+shot gui-3-dialog
+xdotool key alt+y; sleep 0.5                # St_yle: the next style (or NS_STYLE_DOWNS further)
+for i in $(seq ${NS_STYLE_DOWNS:-1}); do xdotool key Down; sleep 0.2; done
+wait_trace 120 "e['kind'] == 'preview' and e['n'] >= 2 and e['settings']['style'] != previews[0]['settings']['style']" || exit 1
+xdotool key alt+b; sleep 0.5; xdotool key ctrl+a; xdotool type "2"; xdotool key Tab   # _Brush size 2
+wait_trace 120 "e['kind'] == 'preview' and e['settings']['stroke_scale'] == 2.0" || exit 1
+sleep 1
+shot gui-4-dialog-changed
+xdotool key alt+o                          # _OK
 echo "$(t)  OK pressed"
 # Wait for the new layer AND its styled pixels: the plug-in inserts the copy first and merges
 # the rendered shadow buffer just after, so a dump in between sees an unstyled copy (seen
-# under load). Up to 3 minutes: the worker's first start imports torch.
+# under load).
 for i in $(seq 360); do
   rm -f "$W/state-after.json"; state after || exit 1
   python3 -c "
@@ -64,11 +98,37 @@ done
 echo "$(t)  new layer is there, styled"
 sleep 1
 xdotool mousemove 400 300
-shot gui-4-after-run
+shot gui-5-after-run
 xdotool key alt+e; sleep 1                 # Edit menu: "Undo Apply Style"
-shot gui-5-edit-menu
+shot gui-6-edit-menu
 xdotool key Escape; sleep 0.5
 xdotool mousemove 400 300 key ctrl+z; sleep 2
-shot gui-6-after-undo
+shot gui-7-after-undo
 state undone || exit 1
+if [ "${NS_NO_CANCEL:-0}" = 1 ]; then echo "GUI run done"; exit 0; fi
+
+# ---- cancel a long render from GIMP's progress
+xdotool key shift+ctrl+a; sleep 1          # Select > None: the whole layer
+state unselected || exit 1
+shot cancel-0-idle
+xdotool key shift+ctrl+f                   # Filters > Re-Show Last: the dialog, last values
+wait_trace 300 "e['kind'] == 'preview' and e['n'] == 1 and run(e) == 2" || exit 1
+DLG=$(xdotool search --onlyvisible --name 'Apply Style' 2>/dev/null | head -1)
+[ -n "$DLG" ] && xdotool windowfocus --sync "$DLG" 2>/dev/null
+xdotool key alt+b; sleep 0.5; xdotool key ctrl+a; xdotool type "0"; xdotool key Tab   # brush size 0
+wait_trace 120 "e['kind'] == 'preview' and e['settings']['stroke_scale'] == 0.0 and run(e) == 2" || exit 1
+xdotool key alt+o
+echo "$(t)  OK pressed (brush size 0: painted at the layer's own size)"
+wait_trace 120 "e['kind'] == 'progress' and e['text'].startswith('Painting at') and run(e) == 2" || exit 1
+xdotool mousemove 400 300
+shot cancel-1-busy
+XY=$(python3 "$HERE/find_cancel.py" "$W/shots/cancel-0-idle.png" "$W/shots/cancel-1-busy.png") || exit 1
+echo "$(t)  clicking GIMP's progress stop button at $XY"
+xdotool mousemove $XY click 1
+sleep 3
+xdotool mousemove 400 300
+shot cancel-2-cancelled
+state cancelled || exit 1
+xdotool key ctrl+z; sleep 2                # must undo Select None: the cancel left no undo step
+state cancel-undone || exit 1
 echo "GUI run done"

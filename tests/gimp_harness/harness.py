@@ -25,21 +25,34 @@ def required() -> bool:
     return os.environ.get("NORMSTYLE_GIMP_REQUIRED") == "1"
 
 
+def suite() -> str:
+    """The Debian suite whose GIMP is tested: NORMSTYLE_GIMP_SUITE (trixie: GIMP 3.0; sid: 3.2)."""
+    return os.environ.get("NORMSTYLE_GIMP_SUITE") or "trixie"
+
+
+def gimp_version(root: Path) -> str:
+    """"3.0" or "3.2": from the chroot's gimp-console-3.x (also the user folder's name)."""
+    found = sorted(root.glob("usr/bin/gimp-console-3.*"))
+    if not found:
+        raise Unavailable(f"{root} has no gimp-console-3.x")
+    return found[-1].name.rsplit("-", 1)[1]
+
+
 def find_chroot(*, build: bool | None = None) -> Path:
     """The GIMP 3 chroot: $NORMSTYLE_GIMP_CHROOT, or restored from the cache (built when
-    ``build``; default: only when NORMSTYLE_GIMP_REQUIRED=1)."""
+    ``build``; default: only when NORMSTYLE_GIMP_REQUIRED=1) for :func:`suite`."""
     if os.name != "posix" or not sys.platform.startswith("linux"):
         raise Unavailable("the GIMP 3 chroot needs Linux")
     if os.geteuid() != 0:
         raise Unavailable("running GIMP 3 in the chroot needs root (unshare --mount + chroot)")
     if os.environ.get("NORMSTYLE_GIMP_CHROOT"):
         root = Path(os.environ["NORMSTYLE_GIMP_CHROOT"])
-        if not (root / "usr/bin/gimp-console-3.0").exists():
-            raise Unavailable(f"NORMSTYLE_GIMP_CHROOT={root} has no gimp-console-3.0")
+        gimp_version(root)
         return root
     build = required() if build is None else build
     cmd = ["bash", str(ENSURE)] + ([] if build else ["--restore-only"])
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                         env=dict(os.environ, NORMSTYLE_GIMP_SUITE=suite()))
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["?"])[-1]
         raise Unavailable(f"no GIMP 3 chroot ({tail}); build it with `bash {ENSURE}` "
@@ -78,9 +91,10 @@ def precision() -> str:
     return os.environ.get("NORMSTYLE_GIMP_PRECISION") or "auto"
 
 
-def gimp_env(work: Path) -> dict[str, str]:
-    """A fresh GIMP user folder in ``work`` that finds plug-ins in ``work/plug-ins``."""
-    cfg = work / "config" / "GIMP" / "3.0"
+def gimp_env(work: Path, version: str = "3.0") -> dict[str, str]:
+    """A fresh GIMP user folder in ``work`` that finds plug-ins in ``work/plug-ins``
+    (``version``: GIMP's, which names its user folder: GIMP/3.0, GIMP/3.2)."""
+    cfg = work / "config" / "GIMP" / version
     cfg.mkdir(parents=True, exist_ok=True)
     (work / "cache").mkdir(exist_ok=True)
     (cfg / "gimprc").write_text(

@@ -2,11 +2,14 @@
 # Make sure a Debian trixie chroot with GIMP 3.0 (+ xvfb/xdotool for screenshots) exists,
 # for the real-GIMP tests. Restores it from a cached tarball, or builds it (and saves the
 # tarball). Prints the chroot's path as the LAST line of stdout.
+# NORMSTYLE_GIMP_SUITE=sid (or another Debian suite): a second chroot from that suite (sid
+# had GIMP 3.2.6 on 2026-11-30), kept beside the trixie one.
 #
 # Usage: ensure-chroot.sh [--restore-only] [--print-path]
 #   --restore-only  never build (no network): exit 3 when neither chroot nor tarball exist
 #   --print-path    only print where the chroot would be, do nothing else
 # Env: NORMSTYLE_GIMP_CACHE  cache folder (default /var/cache/normstyle-gimp3)
+#      NORMSTYLE_GIMP_SUITE  Debian suite (default trixie)
 # Cache key = hash of build-chroot.sh + in-chroot.sh: change them and a new chroot is built.
 # Needs root.
 set -euo pipefail
@@ -21,10 +24,15 @@ for a in "$@"; do
 done
 CACHE=${NORMSTYLE_GIMP_CACHE:-/var/cache/normstyle-gimp3}
 KEY=$(cat "$HERE/build-chroot.sh" "$HERE/in-chroot.sh" | sha256sum | cut -c1-12)
-ROOT=$CACHE/chroot-$KEY
-TAR=$CACHE/trixie-gimp3-$KEY.tar.zst
+SUITE=${NORMSTYLE_GIMP_SUITE:-trixie}
+if [ "$SUITE" = trixie ]; then
+  ROOT=$CACHE/chroot-$KEY
+else
+  ROOT=$CACHE/chroot-$SUITE-$KEY
+fi
+TAR=$CACHE/$SUITE-gimp3-$KEY.tar.zst
 if [ $PRINT = 1 ]; then echo "$ROOT"; exit 0; fi
-if [ -x "$ROOT/usr/bin/gimp-console-3.0" ] && [ -f "$ROOT/.normstyle-ready" ]; then
+if compgen -G "$ROOT/usr/bin/gimp-console-3.*" >/dev/null && [ -f "$ROOT/.normstyle-ready" ]; then
   echo "$ROOT"; exit 0
 fi
 [ "$(id -u)" = 0 ] || { echo "ensure-chroot.sh: needs root" >&2; exit 4; }
@@ -38,6 +46,6 @@ if [ -e "$ROOT" ]; then
   if grep -q " $ROOT" /proc/mounts; then echo "mounts under $ROOT; not removing" >&2; exit 5; fi
   rm -rf "$ROOT"
 fi
-"$HERE/build-chroot.sh" "$ROOT" --gui --cache "$TAR" >&2
+SUITE=$SUITE "$HERE/build-chroot.sh" "$ROOT" --gui --cache "$TAR" >&2
 touch "$ROOT/.normstyle-ready"
 echo "$ROOT"
