@@ -109,6 +109,7 @@ def serve_cmd(socket_path, model, idle_timeout, log_file) -> None:
     """
     import logging
     import os
+    import signal
 
     from . import gimp_install as inst
     from . import gimp_worker
@@ -126,6 +127,9 @@ def serve_cmd(socket_path, model, idle_timeout, log_file) -> None:
               if runtime and folder.startswith(runtime.rstrip("/") + "/") else folder)
     click.echo(f"  Flatpak GIMP: flatpak override --user --filesystem={shared} org.gimp.GIMP "
                "(once), then restart GIMP", err=True)
+    # SIGTERM (logout, systemctl stop) unwinds like Ctrl+C: the socket and the shared folder's
+    # files go, so the plug-in does not find a dead socket
+    signal.signal(signal.SIGTERM, gimp_worker._exit_on_sigterm)
     try:
         gimp_worker.serve_socket(path, idle_timeout, shared=True, default_model=model)
     except KeyboardInterrupt:

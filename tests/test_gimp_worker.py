@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -601,3 +602,125 @@ def test_renders_take_turns_on_the_model(tmp_path, tiny_model_file, monkeypatch)
     assert [r[-1]["event"] for r in results] == ["done", "done"], results
     assert max(overlap) == 1
     assert sum("Waiting for another" in e.get("message", "") for r in results for e in r) == 1
+
+
+# ---------------------------------------------------------------------- preview, cancel, serve
+def _core_preview(st, rgb, *, style, stroke_scale, size):
+    """Computed here: the core's painting at the working size for stroke_scale, resized."""
+    import torch
+    import torch.nn.functional as F
+
+    from normstyle_core.imaging import to_uint8
+    from normstyle_core.stroke_scale import working_size
+
+    def resize(a, hw):
+        t = torch.from_numpy(np.ascontiguousarray(a, np.float32)).permute(2, 0, 1)[None]
+        return F.interpolate(t, size=hw, mode="bilinear", antialias=True,
+                             align_corners=False)[0].permute(1, 2, 0).numpy()
+
+    work = working_size(*rgb.shape[:2], stroke_scale=stroke_scale)
+    painting = st.stylize_array(resize(rgb, work), style=style, stroke_scale=stroke_scale)
+    return to_uint8(resize(painting, size)), work
+
+
+@pytest.mark.parametrize("stroke_scale", [1.0, 2.0])
+def test_preview_is_the_cores_painting_at_the_renders_working_size(tmp_path, tiny_model_file, stroke_scale):
+    from normstyle_core import Stylizer
+
+    a = np.random.default_rng(3).integers(0, 256, (700, 900, 4), dtype=np.uint8)
+    a.tofile(tmp_path / "in.raw")
+    w = worker.Worker(temp_root=tmp_path)
+    try:
+        events = []
+        w.handle({"op": "preview", "input": str(tmp_path / "in.raw"), "width": 900, "height": 700,
+                  "channels": 4, "dtype": "u8", "style": "red", "stroke_scale": stroke_scale,
+                  "model": str(tiny_model_file), "device": "cpu"}, events.append)
+        ev = events[-1]
+        assert ev["event"] == "preview" and (ev["width"], ev["height"]) == (256, 199)
+        got = np.fromfile(ev["output"], np.uint8).reshape(ev["height"], ev["width"], 3)
+    finally:
+        w.close()
+    st = Stylizer.load(tiny_model_file, device="cpu")
+    expected, work = _core_preview(st, a[..., :3] / np.float32(255), style="red",
+                                   stroke_scale=stroke_scale, size=(199, 256))
+    assert tuple(ev["render_size"]) == work and not ev["reduced"]
+    assert work == ((558, 717) if stroke_scale == 1 else (279, 359))  # 0.4 MP, 0.1 MP
+    assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_preview_says_when_it_paints_smaller_than_the_render(tmp_path, tiny_model_file):
+    """Brush size 0 on a layer above the preview budget: painted at the budget, flagged."""
+    _image(200, 300).tofile(tmp_path / "in.raw")
+    events = []
+    w = worker.Worker(temp_root=tmp_path)
+    try:
+        w.handle({"op": "preview", "input": str(tmp_path / "in.raw"), "width": 300, "height": 200,
+                  "channels": 4, "style": "red", "stroke_scale": 0, "max_pixels": 15000,
+                  "max_side": 64, "model": str(tiny_model_file), "device": "cpu"}, events.append)
+    finally:
+        w.close()
+    ev = events[-1]
+    assert ev["reduced"] and ev["render_size"][0] * ev["render_size"][1] <= 15000
+    assert (ev["width"], ev["height"]) == (64, 43)
+
+
+def test_a_client_that_goes_away_stops_its_render(tmp_path, tiny_model_file):
+    """GIMP ends the plug-in when the user cancels: the worker's next progress write fails,
+    the render stops there and no result is left behind."""
+    req = _valid_request(tmp_path, tiny_model_file)
+    w = worker.Worker(temp_root=tmp_path)
+    seen = []
+
+    def gone(event):
+        seen.append(event)
+        if event["event"] == "progress" and len(seen) >= 2:
+            raise BrokenPipeError("the plug-in went away")
+    try:
+        with pytest.raises(BrokenPipeError):
+            w.handle(req, gone, produced=[])
+        assert not any(e["event"] == "done" for e in seen)
+        assert not list(w.workdir.glob("result-*"))
+        # and the worker serves the next request
+        events, out = _stylize(req, w)
+        assert events[-1]["event"] == "done" and out is not None
+    finally:
+        w.close()
+
+
+def test_served_worker_is_found_first_and_shares_its_folder(tmp_path, tiny_model_file, monkeypatch):
+    """`normstyle gimp serve` listens at the default served path; a plug-in whose own Python
+    cannot run (a sandbox) uses it, and puts its pixel files in the socket's folder."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.delenv("NORMSTYLE_GIMP_SOCKET", raising=False)
+    sock = Path(nsclient.served_socket_path({}))
+    assert sock == runtime / "normstyle" / "gimp-worker.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "gimp", "serve", "--model",
+                             str(tiny_model_file)], cwd=REPO, env=dict(os.environ),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(600):
+            if sock.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert sock.exists(), proc.stdout.read().decode()
+        (tmp_path / "plug").mkdir()
+        (tmp_path / "plug" / nsclient.CONFIG_NAME).write_text(json.dumps({"python": ""}))
+        cfg = nsclient.load_config(str(tmp_path / "plug"))  # no Python: fine, a worker is served
+        assert nsclient.exchange_dir(cfg) == str(sock.parent)
+        client = nsclient.WorkerClient(cfg).open()
+        assert client.served and client.exchange_dir == str(sock.parent)
+        hello = client.request({"op": "hello"})
+        assert Path(hello["workdir"]).parent == sock.parent  # the worker's files: shared folder
+        client.close()
+        src = Path(tempfile.mkdtemp(dir=nsclient.exchange_dir(cfg))) / "in.raw"
+        _image().tofile(src)
+        nsclient.stylize_file(cfg, input_path=str(src), output_path=str(src.parent / "out.raw"),
+                              width=28, height=20, channels=4, dtype="u8", style="red",
+                              strength=1.0, preserve_color=False)  # the model: serve's --model
+        assert (src.parent / "out.raw").stat().st_size == 28 * 20 * 4
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert not sock.exists()
