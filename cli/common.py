@@ -216,31 +216,6 @@ def model_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-# A CPU batch of at least this many photos compiles the network by itself once an earlier run
-# compiled it on this machine (cache warm: ~4 s to load, then 2-5x faster per photo; cold, the
-# first compile costs minutes on 2 cores, so that stays opt-in). benchmarks/RESULTS.md.
-AUTO_COMPILE_MIN_IMAGES = 8
-
-
-def compile_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--compile/--no-compile", "compile_", default=None,
-        help="torch.compile the network: 2-5x faster per photo after a one-time compile (minutes on a "
-             "CPU, cached for later runs). Default: on with CUDA; on the CPU for batches of "
-             f"{AUTO_COMPILE_MIN_IMAGES}+ photos once an earlier --compile run warmed the cache.")(func)
-
-
-def choose_compile(*, requested: bool | None, default: bool, device_type: str, n_images: int,
-                   cache_warm: bool) -> bool:
-    """Whether to compile: an explicit flag wins; else the Stylizer's default (NORMSTYLE_COMPILE,
-    CUDA), upgraded on the CPU for a batch big enough to repay a warm-cache compile."""
-    if requested is not None:
-        return requested
-    if default:
-        return True
-    return device_type == "cpu" and n_images >= AUTO_COMPILE_MIN_IMAGES and cache_warm
-
-
 def load_stylizer(model_path: Path | None, device: str, precision: str):
     from normstyle_core import Stylizer  # heavy: torch
     return Stylizer.load(model_path, device=device, precision=precision)

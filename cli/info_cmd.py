@@ -55,7 +55,7 @@ def info(as_json, model_path, device, precision):
                 f"mean refine correction of {note.get('paintings')} unseen paintings x {note.get('scale')}")
         if out["precision"] is not None:
             from normstyle_core.kernels.compile import cache_dir, cache_is_warm, compile_setting
-            from normstyle_core.stylize import compile_key
+            from normstyle_core.renderer import compile_key
             warm = cache_is_warm(compile_key(cfg, place))
             out["compile"] = {"setting": str(compile_setting()), "cache": cache_dir(),
                               "this model compiled before": "yes" if warm else

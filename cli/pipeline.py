@@ -21,11 +21,12 @@ import tempfile
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from normstyle_core.formats import INPUT_EXTENSIONS, WRITE_FORMATS
+from normstyle_core.options import RenderOptions
 
 from .common import describe_os_error, disk_full
 
@@ -63,16 +64,14 @@ class Result:
                 "seconds": round(self.seconds, 4), "size": list(self.size) if self.size else None}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
-    strength: float = 1.0
-    preserve_color: bool = False
-    max_size: int | None = None
+    """What to do to each picture (:class:`RenderOptions`) and how to write it."""
+
+    render: RenderOptions = field(default_factory=RenderOptions)
     quality: int = 95
     keep_metadata: bool = True
     overwrite: bool = False
-    feedback: bool = True  # Stylizer.stylize's feedback step for codes predicted from a style image
-    stroke_scale: float = 1.0  # Stylizer.stylize's stroke scale (normstyle_core.stroke_scale)
 
 
 # ---------------------------------------------------------------- templates
@@ -405,10 +404,9 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             t0 = time.perf_counter()
             try:
                 loaded = fut.result()
-                image = stylizer.stylize(loaded, style=code, strength=opts.strength,
-                                         preserve_color=opts.preserve_color, max_size=opts.max_size,
-                                         feedback=opts.feedback, stroke_scale=opts.stroke_scale)
-                if loaded.grayscale and opts.preserve_color and image.mode == "RGB":
+                # as keywords: the stylize signature every Stylizer version (and test double) has
+                image = stylizer.stylize(loaded, style=code, **asdict(opts.render))
+                if loaded.grayscale and opts.render.preserve_color and image.mode == "RGB":
                     image = image.convert("L")  # a gray photo with its own colours stays gray
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
                 results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src),

@@ -2,70 +2,20 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import click
 
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, choose_compile, compile_option, error_line,
-                     is_quiet, load_stylizer, model_options, parse_floats, say, stderr_console, stdout_console)
-from .pipeline import (DEFAULT_TEMPLATE, FAILED, NOT_RUN, OK, OUTPUT_FORMATS, SKIPPED, WRITABLE, Job,
-                       Options, Result, check_template, collect_inputs, folder_problem, plan, run_jobs,
-                       settings_tag)
-
-
-def style_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    opts = [
-        click.option("--style", "-s", "styles", multiple=True, required=True, metavar="NAME|IMAGE|CODE.pt",
-                     help="Built-in or user style name, style image, or style-code file. Repeat to blend."),
-        click.option("--weights", metavar="W1,W2,...", default=None,
-                     help="Blend weights, one per --style (normalised to sum to 1), e.g. 0.7,0.3."),
-        click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-                     help="0 keeps the photo's own look, 1 is the full style."),
-        click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True,
-                     metavar="STEPS", help="Fit each style IMAGE to the photos with STEPS gradient steps "
-                     "first; closer to the painting (20: ~9 s on a 2-core CPU; 50: a bit closer)."),
-        click.option("--feedback/--no-feedback", default=True, show_default=True,
-                     help="Correct a style IMAGE's predicted code on each photo with one look at a small "
-                     "render (~0.3 s on a 2-core CPU); closer to the painting. Built-in styles and "
-                     "code files are used as they are."),
-        click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
-                     help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
-                     "any size as its 0.4 MP render looks (brush strokes, not grain, on a 24 MP photo); "
-                     "2 = strokes twice as large, 0.5 = finer; 0 = the model's own pixel size."),
-        click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
-        click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
-                     help="Downscale so the longer side is at most this (default: full resolution)."),
-    ]
-    for opt in reversed(opts):
-        func = opt(func)
-    return func
-
-
-def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    opts = [
-        click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
-                     help="Output file name template: {stem} {style} {ext} {name} {index} {strength} "
-                     "{settings} (the settings that are not the default, e.g. _refine20 or _onepass; "
-                     "empty for the defaults)."),
-        click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="same", show_default=True,
-                     help="Output format (same: the input's, PNG if it cannot be written)."),
-        click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
-                     help="JPEG/WebP quality."),
-        click.option("--strip-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to outputs."),
-        click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten)."),
-        click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone and skip those files."),
-        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
-        click.option("--dry-run", is_flag=True,
-                     help="Print what would be written and write nothing (no model is loaded)."),
-    ]
-    for opt in reversed(opts):
-        func = opt(func)
-    return func
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, error_line, is_quiet, load_stylizer, say,
+                     stderr_console, stdout_console)
+from .options import (EngineOptions, OutputOptions, StyleRequest, engine_options, output_options,
+                      render_options, style_options)
+from .pipeline import (FAILED, NOT_RUN, OK, SKIPPED, WRITABLE, Job, Options, Result, collect_inputs,
+                       folder_problem, plan, run_jobs, settings_tag)
 
 
 # ------------------------------------------------------------------ display
@@ -143,45 +93,27 @@ def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, st
     return EXIT_ERROR if counts[FAILED] or counts[NOT_RUN] else 0
 
 
-def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, styles: Sequence[str],
-             weights: str | None, strength: float, preserve_color: bool, max_size: int | None,
-             model_path: Path | None, device: str, precision: str, template: str, fmt: str,
-             quality: int, strip_metadata: bool, overwrite: bool, skip_existing: bool, as_json: bool,
-             single: bool, compile_: bool | None = None, refine_steps: int = 0, feedback: bool = True,
-             stroke_scale: float = 1.0,
-             dry_run: bool = False, per_file: bool = False) -> int:
-    if overwrite and skip_existing:
-        raise click.UsageError("--overwrite and --skip-existing exclude each other")
-    try:
-        check_template(template)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--name") from None
-    for spec in styles:
-        if not spec.strip():  # Path("") is ".", a folder: the error would say so, wrongly
-            raise click.BadParameter("empty value; give a style name, a style image or a style-code "
-                                     "file (.pt)", param_hint="--style")
-    weight_list = parse_floats(weights, "--weights")
-    if weight_list is not None and len(weight_list) != len(styles):
-        raise click.BadParameter(f"{len(styles)} --style value(s) but {len(weight_list)} weight(s)",
-                                 param_hint="--weights")
-    if weight_list is not None and (not all(math.isfinite(w) and w >= 0 for w in weight_list)
-                                    or not any(w > 0 for w in weight_list)):
-        raise click.BadParameter("weights must be finite numbers >= 0, not all zero", param_hint="--weights")
+def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, style: StyleRequest,
+             render, output: OutputOptions, engine: EngineOptions, single: bool, per_file: bool = False) -> int:
+    """Plan, load the model, resolve the style and render every input; the exit code."""
+    output.check()
+    weight_list = style.check()
+    styles, refine_steps, as_json = style.specs, style.refine_steps, output.as_json
 
     started = time.perf_counter()
     # The style's name is part of output names; planning needs it before the model loads, so
     # use the user's spelling (file stem for files), the same name resolve_styles returns.
     from .style_bank import safe_name
     style_name = "+".join(safe_name(Path(s).stem if Path(s).suffix else s) for s in styles)
-    settings = settings_tag(weights=weight_list, strength=strength, refine_steps=refine_steps,
-                            feedback=feedback, preserve_color=preserve_color, max_size=max_size,
-                            stroke_scale=stroke_scale)
-    jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=template, style=style_name,
-                fmt=fmt, strength=strength, overwrite=overwrite, skip_existing=skip_existing,
-                settings=settings)
+    settings = settings_tag(weights=weight_list, strength=render.strength, refine_steps=refine_steps,
+                            feedback=render.feedback, preserve_color=render.preserve_color,
+                            max_size=render.max_size, stroke_scale=render.stroke_scale)
+    jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=output.template, style=style_name,
+                fmt=output.fmt, strength=render.strength, overwrite=output.overwrite,
+                skip_existing=output.skip_existing, settings=settings)
     pre = [Result(p, None, FAILED, f"{p}: {why}") for p, why in problems]
     blocked = _check_folders(jobs)
-    if dry_run:
+    if output.dry_run:
         return _dry_run(jobs, pre, as_json=as_json)
 
     if single and jobs and jobs[0].status == FAILED:
@@ -199,8 +131,10 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     stylizer = code = None
     refine_seconds = 0.0
     if todo:
-        stylizer = load_stylizer(model_path, device, precision)  # once per run
-        _set_compile(stylizer, compile_, len(todo), reporter.info)
+        stylizer = load_stylizer(engine.model_path, engine.device, engine.precision)  # once per run
+        notice = stylizer.renderer.plan_run(images=len(todo), requested=engine.compile)
+        if notice:
+            reporter.info(notice)
         from .style_bank import UserStyleBank, resolve_styles
         refine = None
         if refine_steps:  # each style image fitted once on (a spread of) the photos of this run
@@ -217,9 +151,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
                 return fitted
         code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line,
                                  refine)  # once per run
-    opts = Options(strength=strength, preserve_color=preserve_color, max_size=max_size, quality=quality,
-                   keep_metadata=not strip_metadata, overwrite=overwrite, feedback=feedback,
-                   stroke_scale=stroke_scale)
+    opts = Options(render=render, quality=output.quality, keep_metadata=not output.strip_metadata,
+                   overwrite=output.overwrite)
     with reporter:
         results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
                                  on_result=reporter.result if not single else lambda j, r: None)
@@ -305,32 +238,19 @@ def _remove_stale_temps(jobs: Sequence[Job], say: Callable[[str], None]) -> None
             say(f"removed {len(removed)} unfinished temp file(s) that an interrupted run left in {folder}")
 
 
-def _set_compile(stylizer, requested: bool | None, n_images: int, say: Callable[[str], None]) -> None:
-    from normstyle_core.kernels.compile import compile_setting
-    if requested is None and compile_setting() is False:
-        return  # NORMSTYLE_COMPILE=0: the Stylizer already said no, and no batch size overrides it
-    warm = stylizer.compile_cache_warm
-    stylizer.compile = choose_compile(requested=requested, default=stylizer.compile,
-                                      device_type=stylizer.place.device.type, n_images=n_images,
-                                      cache_warm=warm)
-    if stylizer.compile and not warm and stylizer.place.device.type == "cpu":
-        say("compiling the network for this machine once (minutes on a CPU; later runs reuse it)")
-
-
 # ----------------------------------------------------------------- commands
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @style_options
-@click.option("-o", "--out", "--output", "output", type=click.Path(), default=None,
+@render_options
+@click.option("-o", "--out", "--output", "out", type=click.Path(), default=None,
               help="Output file, or a folder: an existing one, or one to create when the path ends "
                    "with / (default: next to the input, named by --name). A folder when several "
                    "IMAGES are given.")
 @output_options
-@model_options
-@compile_option
-def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, feedback, stroke_scale, preserve_color, max_size, output, template,
-            fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
-            compile_, dry_run):
+@engine_options
+def stylize(images: tuple[Path, ...], style: StyleRequest, render, out: str | None, output: OutputOptions,
+            engine: EngineOptions):
     """Stylize one IMAGE, or several.
 
     \b
@@ -347,53 +267,48 @@ def stylize(images: tuple[Path, ...], styles, weights, strength, refine_steps, f
             inputs.append((image, Path()))
     single = len(inputs) == 1
     out_dir = out_file = None
-    if output is not None:
+    if out is not None:
         # The string as typed: Path("new/") is Path("new"), and the slash means "a folder".
-        wants_folder = output.endswith(("/", os.sep))
-        output = Path(output)
-        if wants_folder and output.exists() and not output.is_dir():
-            raise click.BadParameter(f"{output} is a file, not a folder (drop the trailing / to write "
+        wants_folder = out.endswith(("/", os.sep))
+        target = Path(out)
+        if wants_folder and target.exists() and not target.is_dir():
+            raise click.BadParameter(f"{target} is a file, not a folder (drop the trailing / to write "
                                      "to it as a file)", param_hint="-o")
-        if output.is_dir() or wants_folder:
-            out_dir = output
+        if target.is_dir() or wants_folder:
+            out_dir = target
         elif not single:  # several photos: -o can only be a folder, made if missing
-            if output.suffix.lower().lstrip(".") in WRITABLE or output.exists():
-                raise click.BadParameter(f"{output} is not a folder; with several photos -o names a folder",
+            if target.suffix.lower().lstrip(".") in WRITABLE or target.exists():
+                raise click.BadParameter(f"{target} is not a folder; with several photos -o names a folder",
                                          param_hint="-o")
-            out_dir = output
+            out_dir = target
         else:
-            ext = output.suffix.lower().lstrip(".")
+            ext = target.suffix.lower().lstrip(".")
             if ext not in WRITABLE:
-                what = repr(output.suffix) if output.suffix else "files without an extension"
+                what = repr(target.suffix) if target.suffix else "files without an extension"
                 raise click.BadParameter(f"cannot write {what}; use one of .{', .'.join(sorted(WRITABLE))} "
                                          "(for a folder: create it first, or end the path with /)",
                                          param_hint="-o")
+            fmt = output.fmt
             if fmt != "same" and {ext, fmt} not in ({"jpg", "jpeg"}, {"tif", "tiff"}) and ext != fmt:
-                raise click.BadParameter(f"--format {fmt} contradicts the extension of {output}",
+                raise click.BadParameter(f"--format {output.fmt} contradicts the extension of {target}",
                                          param_hint="--format")
-            out_file = output
-    code = _execute(inputs, [], out_dir=out_dir, out_file=out_file, styles=styles,
-                    weights=weights, strength=strength, preserve_color=preserve_color, max_size=max_size,
-                    model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
-                    quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=single, compile_=compile_,
-                    dry_run=dry_run, per_file=not single,
-                    refine_steps=refine_steps, feedback=feedback, stroke_scale=stroke_scale)
+            out_file = target
+    code = _execute(inputs, [], out_dir=out_dir, out_file=out_file, style=style, render=render, output=output,
+                    engine=engine, single=single, per_file=not single)
     raise click.exceptions.Exit(code)
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @style_options
+@render_options
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (sub-folders of the inputs are mirrored).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders (and ** in globs).")
 @output_options
-@model_options
-@compile_option
-def batch(paths, styles, weights, strength, refine_steps, feedback, stroke_scale, preserve_color, max_size, out_dir, recursive, template,
-          fmt, quality, strip_metadata, overwrite, skip_existing, as_json, model_path, device, precision,
-          compile_, dry_run):
+@engine_options
+def batch(paths, style: StyleRequest, render, out_dir: Path, recursive: bool, output: OutputOptions,
+          engine: EngineOptions):
     """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
 
     One bad file is reported in one line and the batch goes on; existing outputs are never
@@ -409,10 +324,6 @@ def batch(paths, styles, weights, strength, refine_steps, feedback, stroke_scale
     if not inputs and not problems:
         raise click.UsageError(f"no images found in {', '.join(paths)}"
                                + ("" if recursive else " (use --recursive for sub-folders)"))
-    code = _execute(inputs, problems, out_dir=out_dir, out_file=None, styles=styles, weights=weights,
-                    strength=strength, preserve_color=preserve_color, max_size=max_size,
-                    model_path=model_path, device=device, precision=precision, template=template, fmt=fmt,
-                    quality=quality, strip_metadata=strip_metadata, overwrite=overwrite,
-                    skip_existing=skip_existing, as_json=as_json, single=False, compile_=compile_, dry_run=dry_run,
-                    refine_steps=refine_steps, feedback=feedback, stroke_scale=stroke_scale)
+    code = _execute(inputs, problems, out_dir=out_dir, out_file=None, style=style, render=render, output=output,
+                    engine=engine, single=False)
     raise click.exceptions.Exit(code)

@@ -19,7 +19,9 @@ _EXPORTS = {
     "WeightsUnavailableError": "errors",
     "ImageTransformNet": "models", "NormalizationNet": "models", "StyleTransferModel": "models",
     "VGG19": "models",
-    "StyleCode": "style_code", "Stylizer": "stylize", "default_model_path": "stylize",
+    "Provenance": "style_code", "StyleCode": "style_code", "Stylizer": "stylize",
+    "default_model_path": "stylize", "Renderer": "renderer",
+    "RenderOptions": "options", "RendererOptions": "options",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

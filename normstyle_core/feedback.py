@@ -27,7 +27,17 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .style_code import Provenance, StyleCode
+
 FEEDBACK_RATE = 0.75
+
+
+def corrects(code: StyleCode, *, enabled: bool) -> bool:
+    """Whether the feedback step runs on ``code``: only on a prediction from a style image, and
+    not when the caller turned the step off (``--no-feedback``). Built-in codes are what the
+    model trained on (the step buys them no style loss: measured); refined and corrected codes
+    are fitted already; a user's matrix or a mix is used as it is."""
+    return enabled and code.provenance is Provenance.PREDICTED
 
 
 def centre_square(content: Tensor, *, size: int) -> Tensor:

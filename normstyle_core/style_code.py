@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,24 +22,46 @@ CODE_VERSION = 1
 MAX_CODE_ABS = 1e4
 
 
-@dataclass(frozen=True)
+class Provenance(str, Enum):
+    """Where a code came from. What is done with it (e.g. whether the feedback step corrects it,
+    :func:`normstyle_core.feedback.corrects`) is decided from this, by the code that renders."""
+
+    PREDICTED = "predicted"  # the Normalization Network's output for a style image
+    BUILT_IN = "built-in"    # one of the styles the model trained on (its style bank)
+    REFINED = "refined"      # fitted to the style image by gradient steps (normstyle_core.refine)
+    CORRECTED = "corrected"  # a prediction after the feedback step on one photo
+    USER = "user"            # handed over as a matrix or a file of unknown origin: used as it is
+    MIXED = "mixed"          # a blend of codes of different provenance
+
+
+@dataclass(frozen=True, init=False)
 class StyleCode:
-    """Packed gamma/beta matrix (rows, 2 * num_cin), float32 on the CPU.
+    """Packed gamma/beta matrix (rows, 2 * num_cin), float32 on the CPU, and its provenance.
 
     Layout as declared by :attr:`ModelConfig.cin_channels`: column ``i`` = gamma of CIN layer
     ``i``, column ``num_cin + i`` = its beta.
-
-    ``feedback``: the code is the Normalization Network's prediction for a style image, so
-    :meth:`Stylizer.stylize` corrects it on each photo with the feedback step
-    (:mod:`normstyle_core.feedback`). Built-in codes (styles the model trained on, where the
-    step buys no style loss: measured) and refined codes (already fitted) are used as they are.
     """
 
     matrix: Tensor
-    name: str = "custom"
-    feedback: bool = False
+    name: str
+    provenance: Provenance
 
-    def __post_init__(self) -> None:
+    def __init__(self, matrix: Tensor, name: str = "custom", provenance: Provenance | str | None = None,
+                 *, feedback: bool | None = None) -> None:
+        """``feedback=True`` is the older spelling of ``provenance=Provenance.PREDICTED``."""
+        if provenance is None:
+            provenance = Provenance.PREDICTED if feedback else Provenance.USER
+        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "provenance", Provenance(provenance))
+        self._check()
+
+    @property
+    def feedback(self) -> bool:
+        """True for a prediction from a style image (the older name of that provenance)."""
+        return self.provenance is Provenance.PREDICTED
+
+    def _check(self) -> None:
         if not isinstance(self.matrix, Tensor) or self.matrix.is_complex():
             raise StyleError(f"a style code is a real-valued matrix (tensor), got {type(self.matrix).__name__}")
         if self.matrix.dim() != 2 or self.matrix.shape[1] % 2:
@@ -86,15 +109,17 @@ class StyleCode:
         scaled = [w / top for w in weights]
         total = sum(scaled)
         matrix = sum(c.matrix * (w / total) for c, w in zip(codes, scaled))
-        # a mix with a built-in or refined code is no longer a pure prediction: used as it is
+        kinds = {c.provenance for c in codes}
         return StyleCode(matrix, name or "+".join(c.name for c in codes),
-                         feedback=all(c.feedback for c in codes))
+                         kinds.pop() if len(kinds) == 1 else Provenance.MIXED)
 
     # --------------------------------------------------------------------- files
     def save(self, path: str | os.PathLike[str]) -> None:
         from .checkpoint import atomic_torch_save
         atomic_torch_save({"format": CODE_FORMAT, "version": CODE_VERSION, "name": self.name,
-                           "matrix": self.matrix, "feedback": self.feedback}, Path(path))
+                           "matrix": self.matrix, "provenance": self.provenance.value,
+                           # read by versions before provenance, which only knew this flag
+                           "feedback": self.feedback}, Path(path))
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> "StyleCode":
@@ -105,8 +130,12 @@ class StyleCode:
         if data.get("version") != CODE_VERSION:
             raise CheckpointError(f"{path}: style-code version {data.get('version')} is not supported")
         matrix = _checked_matrix(data.get("matrix"), path=Path(path))
-        return StyleCode(matrix, str(data.get("name", Path(path).stem)),
-                         feedback=bool(data.get("feedback", False)))  # files from before the step: as they are
+        name = str(data.get("name", Path(path).stem))
+        try:
+            provenance = Provenance(data["provenance"])
+        except (KeyError, ValueError):  # an older file: its flag, or nothing (used as it is)
+            provenance = Provenance.PREDICTED if data.get("feedback") else Provenance.USER
+        return StyleCode(matrix, name, provenance)
 
 
 def _checked_matrix(matrix: Any, *, path: Path) -> Tensor:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
@@ -15,27 +16,28 @@ from torch import Tensor
 from . import imaging
 from .checkpoint import load_model
 from .devices import Placement, placement
-from .errors import CheckpointError, RenderError, StyleError
+from .errors import CheckpointError, StyleError
+from .feedback import corrects
 from .imaging import LoadedImage
 from .model_files import resolve_model_path
 from .models.style_transfer import StyleTransferModel
+from .options import DEFAULT_TILE_PIXELS, RendererOptions, RenderOptions
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
+from .renderer import Renderer, TileProgress, compile_key
 from .run_styles import style_bank_of
 from .stroke_scale import guided_coefficients, guided_upsample, luminance, working_size
-from .style_code import StyleCode
+from .style_code import Provenance, StyleCode
 from .user_styles import did_you_mean, find_user_style, listed, user_style_code, user_style_names
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.pt"
-# Above this many pixels Stylizer.render switches to tiled rendering (benchmarks/RESULTS.md:
-# untiled 2048x2048 peaks at ~1.3 GB with the paper's widths; tiled stays near 1 GB at any size).
-DEFAULT_TILE_PIXELS = 2048 * 2048
 # A training checkpoint's own styles are named by predicting their codes from the style images
 # on every load; beyond this many that wait is not worth it (`normstyle export` names them all).
 MAX_PREDICTED_STYLES = 64
 ImageInput = Union[Image.Image, np.ndarray, LoadedImage, str, os.PathLike]
 StyleInput = Union[StyleCode, str, os.PathLike, Image.Image, LoadedImage]
+__all__ = ["DEFAULT_TILE_PIXELS", "Stylizer", "compile_key", "default_model_path", "luminance_transfer"]
 
 
 def default_model_path() -> Path:
@@ -67,13 +69,6 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
     return imaging.load_image(image)
 
 
-def compile_key(config, place: Placement) -> str:
-    """What a compiled transform graph depends on: torch, device, dtype and the network's shape."""
-    widths = "x".join(str(w) for w in config.widths)
-    dtype = str(place.dtype).removeprefix("torch.")
-    return f"transform-{torch.__version__}-{place.device.type}-{dtype}-{widths}-r{config.num_residual}"
-
-
 def luminance_transfer(stylized: Tensor, content: Tensor) -> Tensor:
     """Keep the content's colours: stylized luminance + content chroma (YIQ, Gatys et al. 2016)."""
     m = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
@@ -85,7 +80,8 @@ def luminance_transfer(stylized: Tensor, content: Tensor) -> Tensor:
 
 
 class Stylizer:
-    """Loads a model once; encodes styles to :class:`StyleCode`; renders pastiches.
+    """Loads a model once; resolves styles to :class:`StyleCode`; stylizes pictures, rendering
+    them with its :class:`~normstyle_core.renderer.Renderer` (network, precision, compile, tiles).
 
     >>> s = Stylizer.load()                    # the packaged model
     >>> out = s.stylize(Image.open("photo.jpg"), style="candy", strength=0.8)
@@ -95,31 +91,15 @@ class Stylizer:
                  style_bank: dict[str, StyleCode] | None = None, info: dict | None = None,
                  compile: bool | None = None, tile_pixels: int | None = None,
                  tile_size: int | None = None) -> None:
-        """``compile``: run the inference net through torch.compile. None (default) reads
-        NORMSTYLE_COMPILE: "1" = always, "0" = never, unset = "auto": on for CUDA, off on the
-        CPU, where the first compile takes minutes (cached across processes afterwards) and a
-        one-shot render would wait for it; batch jobs and long-lived workers may set
-        ``stylizer.compile = True`` (2-5x faster warm, benchmarks/RESULTS.md), e.g. when
-        :attr:`compile_cache_warm` says an earlier run compiled it already. A failed compile
-        is logged once and rendering falls back to eager.
-        ``tile_pixels``: images with more pixels than this render in tiles with whole-image
-        instance-norm statistics (bounded memory; default NORMSTYLE_TILE_PIXELS or 4 MP,
-        0 = always tile). ``tile_size``: tile side in pixels (NORMSTYLE_TILE_SIZE, 1024)."""
+        """``compile``, ``tile_pixels``, ``tile_size``: the Renderer's
+        (:class:`~normstyle_core.options.RendererOptions`; None: from the environment)."""
         self.place = place or placement("cpu", "fp32")
         self.model = model.to(self.place.device).eval().requires_grad_(False)
         self.style_bank = dict(style_bank or {})
         self.info = dict(info or {})
-        from .kernels.compile import compile_setting
-        from .tiling import DEFAULT_TILE
-        setting = compile_setting() if compile is None else bool(compile)
-        self.compile = (self.place.device.type == "cuda") if setting == "auto" else bool(setting)
-        self.tile_pixels = int(os.environ.get("NORMSTYLE_TILE_PIXELS", DEFAULT_TILE_PIXELS)
-                               if tile_pixels is None else tile_pixels)
-        self.tile_size = int(os.environ.get("NORMSTYLE_TILE_SIZE", DEFAULT_TILE)
-                             if tile_size is None else tile_size)
-        self._fast = None  # FastTransform, built on first render (weights copied in place.dtype)
-        self._fast_compiled = None
-        self._warm_marked = False
+        options = RendererOptions.from_environment(compile=compile, tile_pixels=tile_pixels, tile_size=tile_size)
+        self.renderer = Renderer(self.model.transform, place=self.place, config=self.model.config,
+                                 options=options)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device: str = "auto",
@@ -133,7 +113,7 @@ class Stylizer:
         path = resolve_model_path(path=path)
         model, data = load_model(path)
         codes = style_bank_of(model=model, data=data, max_predicted=MAX_PREDICTED_STYLES)
-        bank = {name: StyleCode(m, name) for name, m in codes.items()}
+        bank = {name: StyleCode(m, name, Provenance.BUILT_IN) for name, m in codes.items()}
         info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config",
                                          "code_calibration")}
         info["path"] = str(path)
@@ -151,7 +131,7 @@ class Stylizer:
 
     def _encode_tensor(self, x: Tensor, name: str) -> StyleCode:
         code = self.model.encode_style(x.to(self.place.device))  # fp32: the code is tiny, keep it exact
-        return StyleCode(code[0], name, feedback=True)
+        return StyleCode(code[0], name, Provenance.PREDICTED)
 
     @torch.inference_mode()
     def feedback(self, code: StyleCode, content: Tensor) -> StyleCode:
@@ -161,15 +141,16 @@ class Stylizer:
         from .feedback import centre_square, corrected_code
         square = centre_square(content, size=self.config.style_size)
         seen = self.model.encode_style(self.render(square, code))[0].cpu()
-        return StyleCode(corrected_code(code.matrix, seen), code.name)
+        return StyleCode(corrected_code(code.matrix, seen), code.name, Provenance.CORRECTED)
 
     @torch.inference_mode()
     def code_for(self, code: StyleCode, content: Tensor, *, strength: float = 1.0,
                  feedback: bool = True) -> StyleCode:
         """The code photo ``content`` (B=1, 3, H, W in [0, 1]) is rendered with: ``code``
-        corrected by :meth:`feedback` when it is a prediction (and ``feedback``), then, for
-        ``strength`` < 1, interpolated from the photo's own code (Ghiasi et al.)."""
-        if feedback and code.feedback:
+        corrected by :meth:`feedback` where :func:`~normstyle_core.feedback.corrects` says so (a
+        prediction, with ``feedback`` on), then, for ``strength`` < 1, interpolated from the
+        photo's own code (Ghiasi et al.)."""
+        if corrects(code, enabled=feedback):
             code = self.feedback(code, content)
         if strength < 1.0:
             code = self._encode_tensor(content, "custom").lerp(code, strength)
@@ -222,7 +203,7 @@ class Stylizer:
                                 start=start.matrix, loss_config=loss_config_of(self.info.get("loss_config")),
                                 config=config, autocast_dtype=self.place.dtype,
                                 progress=progress)
-        return StyleCode(matrix, start.name)
+        return StyleCode(matrix, start.name, Provenance.REFINED)
 
     def _check_code(self, code: StyleCode) -> None:
         want = (self.config.code_rows, 2 * self.config.num_cin)
@@ -234,114 +215,96 @@ class Stylizer:
         return StyleCode.blend([self.style(s) for s in specs], weights)
 
     # ------------------------------------------------------------------ render
-    def fast_transform(self):
-        """The inference rewrite of the transform net (:class:`FastTransform`), built once.
+    # The rendering settings and methods of older versions, kept as views of the Renderer.
+    @property
+    def compile(self) -> bool:
+        return self.renderer.compile
 
-        Call :meth:`refresh` after changing the model's weights in place.
-        """
-        if self._fast is None:
-            from .kernels.compile import safe_compile
-            from .kernels.fast_net import FastTransform
-            self._fast = FastTransform.from_net(self.model.transform, dtype=self.place.dtype,
-                                                device=self.place.device)
-            self._fast_compiled = safe_compile(self._fast, name="transform network", dynamic=True)
-        return self._fast
+    @compile.setter
+    def compile(self, value: bool) -> None:
+        self.renderer.compile = bool(value)
 
-    def refresh(self) -> None:
-        """Forget the inference copy of the weights (rebuilt, and recompiled, on next render)."""
-        self._fast = self._fast_compiled = None
+    @property
+    def tile_pixels(self) -> int:
+        return self.renderer.tile_pixels
+
+    @tile_pixels.setter
+    def tile_pixels(self, value: int) -> None:
+        self.renderer.tile_pixels = int(value)
+
+    @property
+    def tile_size(self) -> int:
+        return self.renderer.tile_size
+
+    @tile_size.setter
+    def tile_size(self, value: int) -> None:
+        self.renderer.tile_size = int(value)
 
     @property
     def compile_key(self) -> str:
-        return compile_key(self.model.config, self.place)
+        return self.renderer.compile_key
 
     @property
     def compile_cache_warm(self) -> bool:
-        """True once this network has been compiled on this machine (the next compile is cheap)."""
-        from .kernels.compile import cache_is_warm
-        return cache_is_warm(self.compile_key)
+        return self.renderer.compile_cache_warm
 
     @property
     def compile_failed(self) -> str | None:
-        """The compile error message if torch.compile failed and rendering fell back to eager."""
-        return self._fast_compiled.failed if self._fast_compiled is not None else None
+        return self.renderer.compile_failed
 
-    @torch.inference_mode()
-    def render(self, content: Tensor, code: StyleCode | Tensor) -> Tensor:
-        """(B, 3, H, W) in [0, 1], any H, W -> pastiche of the same size (reflect-pad to x4).
+    def fast_transform(self):
+        return self.renderer.fast_transform()
 
-        Uses the rewritten inference net in the placement's dtype (compiled when
-        ``self.compile``); above ``self.tile_pixels`` pixels, renders in tiles with whole-image
-        statistics (:mod:`normstyle_core.tiling`).
-        """
+    def refresh(self) -> None:
+        """Call after changing the model's weights in place (the Renderer's copy is rebuilt)."""
+        self.renderer.refresh()
+
+    def render(self, content: Tensor, code: StyleCode | Tensor, *, progress: TileProgress | None = None) -> Tensor:
+        """(B, 3, H, W) in [0, 1] -> pastiche of the same size (:meth:`Renderer.render`)."""
         matrix = code.matrix if isinstance(code, StyleCode) else code
-        if matrix.dim() == 2:
-            matrix = matrix[None]
-        content = content.to(self.place.device)
-        h, w = content.shape[-2:]
-        # Pad to a multiple of 4 (two stride-2 stages) and at least 16 px, so the inner 3x3
-        # reflection pads always fit; reflect where possible, replicate for tiny images.
-        ph, pw = max((-h) % 4, 16 - h), max((-w) % 4, 16 - w)
-        x = content
-        if ph > 0 or pw > 0:
-            ph, pw = max(ph, 0), max(pw, 0)
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        fast = self.fast_transform()
-        matrix = matrix.to(self.place.device)
-        if x.shape[-2] * x.shape[-1] > self.tile_pixels:
-            from .tiling import TiledRenderer
-            out = TiledRenderer(fast, tile=self.tile_size)(x, matrix)
-        elif self.compile:
-            out = self._fast_compiled(x, matrix)
-            if self._fast_compiled.active and not self._warm_marked:  # really compiled, did not fall back
-                from .kernels.compile import mark_cache_warm
-                mark_cache_warm(self.compile_key)
-                self._warm_marked = True
-        else:
-            out = fast(x, matrix)
-        out = out[..., :h, :w].float()
-        if not bool(torch.isfinite(out).all()):  # would be saved as a black image, silently
-            raise RenderError("the render came out as NaN or infinite values: the style code or the "
-                              "model's weights are broken")
-        return out
+        return self.renderer.render(content, matrix, progress=progress)
 
-    def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, strength: float = 1.0,
-                preserve_color: bool = False, max_size: int | None = None, feedback: bool = True,
-                stroke_scale: float = 1.0,
-                progress: Callable[[float], None] | None = None) -> Image.Image:
+    def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
+                strength: float | None = None, preserve_color: bool | None = None, max_size: int | None = None,
+                feedback: bool | None = None, stroke_scale: float | None = None,
+                progress: TileProgress | None = None) -> Image.Image:
         """Stylize one image; returns a PIL image (RGBA when the input had alpha) of its size.
 
+        ``options``: what to do to the picture (:class:`RenderOptions`: strength, stroke scale,
+        max size, colours, feedback); the keywords of the same names override it one by one.
         ``stroke_scale``: the size of the painting's marks relative to the whole picture
         (:mod:`normstyle_core.stroke_scale`). 1 paints a photo of any size as its 0.4 MP render
         looks; 2 gives strokes twice as large, 0.5 finer ones; 0 paints at the photo's own
         pixel size (marks of a fixed pixel size: fine grain on a camera photo).
         ``feedback``: correct a code predicted from a style image on this photo first
-        (:meth:`feedback`; codes with ``feedback=False``, e.g. built-in styles, are never
-        corrected). False renders the prediction as it is: one pass, a little faster."""
+        (:meth:`feedback`; built-in, refined and user codes are never corrected). False renders
+        the prediction as it is: one pass, a little faster.
+        ``progress``: called with (tiles done, tiles in all) as the network renders."""
+        opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                       feedback=feedback, stroke_scale=stroke_scale)
         loaded = _as_loaded(image)
         rgb, alpha = loaded.rgb, loaded.alpha
-        if max_size is not None and max(rgb.shape[:2]) > max_size:
-            rgb, alpha = _downscale(rgb, alpha, max_size)
-        result = self.stylize_array(rgb, style=style, strength=strength, preserve_color=preserve_color,
-                                    feedback=feedback, stroke_scale=stroke_scale,
-                                    progress=(lambda f, _msg: progress(f)) if progress else None)
+        if opts.max_size is not None and max(rgb.shape[:2]) > opts.max_size:
+            rgb, alpha = _downscale(rgb, alpha, opts.max_size)
+        result = self._stylize_array(rgb, style=style, options=opts, report=None, tiles=progress)
         return imaging.compose(result, alpha)
 
-    def stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, strength: float = 1.0,
-                      preserve_color: bool = False, feedback: bool = True, stroke_scale: float = 1.0,
+    def stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
+                      strength: float | None = None, preserve_color: bool | None = None,
+                      feedback: bool | None = None, stroke_scale: float | None = None,
                       progress: Callable[[float, str], None] | None = None) -> np.ndarray:
         """:meth:`stylize` on a float (H, W, 3) array in [0, 1], returning one of the same size, so
         high bit-depth pictures (the GIMP plug-in's layers) keep their precision. ``progress``
-        gets (fraction, what is happening)."""
-        if not 0.0 <= strength <= 1.0:
-            raise StyleError(f"strength must be between 0 and 1, got {strength}")
-        report = progress or (lambda _f, _msg: None)
+        gets (fraction, what is happening). ``options.max_size`` is not applied here."""
+        opts = _merged(options, strength=strength, preserve_color=preserve_color, feedback=feedback,
+                       stroke_scale=stroke_scale)
+        return self._stylize_array(rgb, style=style, options=opts, report=progress, tiles=None)
+
+    def _stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions,
+                       report: Callable[[float, str], None] | None, tiles: TileProgress | None) -> np.ndarray:
+        report = report or (lambda _f, _msg: None)
         code = self.style(style)
-        try:
-            size = working_size(*rgb.shape[:2], stroke_scale=stroke_scale)
-        except ValueError as exc:
-            raise StyleError(str(exc)) from None
+        size = working_size(*rgb.shape[:2], stroke_scale=options.stroke_scale)
         guided = size != rgb.shape[:2]
         if guided:  # a view of the full-size photo: no full-size float copy for the resize
             full = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
@@ -349,10 +312,10 @@ class Stylizer:
             content = content.contiguous().clamp_(0, 1)
         else:
             content = imaging.to_tensor(rgb)
-        code = self.code_for(code, content, strength=strength, feedback=feedback)
+        code = self.code_for(code, content, strength=options.strength, feedback=options.feedback)
         report(0.1, "Rendering")
-        out = self.render(content, code)
-        if preserve_color:
+        out = self.render(content, code, progress=tiles)
+        if options.preserve_color:
             out = luminance_transfer(out, content.to(out.device))
         if guided:
             report(0.8, "Bringing the painting to full size")
@@ -362,6 +325,13 @@ class Stylizer:
             result = imaging.to_array(out)
         report(1.0, "Rendered")
         return result
+
+
+def _merged(options: RenderOptions | None, **given) -> RenderOptions:
+    """``options`` (default: RenderOptions()) with the keywords that were given (not None)."""
+    base = options or RenderOptions()
+    changes = {k: v for k, v in given.items() if v is not None}
+    return replace(base, **changes) if changes else base
 
 
 def _downscale(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):

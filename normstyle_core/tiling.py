@@ -23,7 +23,7 @@ Scheme (a layer-by-layer pass over tiles, "streaming with recompute"):
 
 Cost: the front is recomputed 3x for its first layer, the back 4x for its first (low-res)
 layer, 3x / 2x for the next ones; about 1.8x the FLOPs of one untiled pass. Only used above
-``Stylizer.tile_pixels`` (default 4 MP), where the untiled forward would need several GB.
+``Renderer.tile_pixels`` (default 4 MP), where the untiled forward would need several GB.
 Numbers: benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -36,12 +36,13 @@ from torch import Tensor
 
 from .kernels.cin import cin_affine
 from .kernels.fast_net import FastTransform
+from .options import DEFAULT_TILE_SIZE
 
 log = logging.getLogger(__name__)
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open) in one layer's coordinates
 
-DEFAULT_TILE = 1024  # full-resolution tile side; memory per tile ~ w0 * tile^2 * a few bytes
+DEFAULT_TILE = DEFAULT_TILE_SIZE
 
 
 class _Stats:
@@ -91,6 +92,7 @@ class TiledRenderer:
         specs = fast.specs
         self.front_end = max(i for i, s in enumerate(specs) if s.stride > 1)  # last stride-2 conv
         self.back_start = min(i for i, s in enumerate(specs) if s.kind == "up")
+        self._on_tile: Callable[[], None] = lambda: None
 
     # ----------------------------------------------------------------- geometry
     def _sizes(self, h: int, w: int) -> list[tuple[int, int]]:
@@ -135,6 +137,20 @@ class TiledRenderer:
         ho, wo = sizes[last + 1]
         for region in _grid(ho, wo, tile):
             sink(region, self._chain(src, first, last, region, affines, sizes))
+            self._on_tile()
+
+    def _pass_tile(self, j: int, sizes, h: int) -> int:
+        """Tile side of the statistics pass of layer ``j``: the body works on 1/4-res tensors
+        in half tiles; the other passes keep the full-resolution tile's share of the image."""
+        if self.front_end < j < self.back_start:
+            return self.tile // 2
+        return self.tile * sizes[j + 1][0] // h
+
+    def tile_count(self, h: int, w: int) -> int:
+        """Tiles a render of an (h, w) image goes through, over all its passes."""
+        sizes = self._sizes(h, w)
+        passes = sum(len(_grid(*sizes[j + 1], self._pass_tile(j, sizes, h))) for j in range(len(self.fast.specs)))
+        return passes + len(_grid(h, w, self.tile))
 
     def _stats_pass(self, src, first, last, affines, sizes, tile, gammas, betas,
                     store: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -157,38 +173,46 @@ class TiledRenderer:
     # ----------------------------------------------------------------- render
     @torch.inference_mode()
     def __call__(self, content: Tensor, code: Tensor, *,
-                 progress: Callable[[float], None] | None = None) -> Tensor:
-        """content (B, 3, H, W) in [0, 1], H and W multiples of 4 -> pastiche float32 (B, 3, H, W)."""
-        fast, specs = self.fast, self.fast.specs
+                 progress: Callable[[int, int], None] | None = None) -> Tensor:
+        """content (B, 3, H, W) in [0, 1], H and W multiples of 4 -> pastiche float32 (B, 3, H, W).
+        ``progress`` gets (tiles done, tiles in all passes) after every tile."""
+        fast = self.fast
         b, _, h, w = content.shape
         if h % 4 or w % 4:
             raise ValueError(f"tiled rendering needs H and W multiples of 4, got {h}x{w}")
         gammas, betas = fast.unpack(code, b)
         sizes = self._sizes(h, w)
         tile = self.tile
-        steps = len(specs) + 3
-        done = [0]
+        total, done = self.tile_count(h, w), [0]
 
         def tick() -> None:
             done[0] += 1
             if progress:
-                progress(min(1.0, done[0] / steps))
+                progress(done[0], total)
 
+        self._on_tile = tick
+        try:
+            return self._render(content, gammas, betas, sizes, tile)
+        finally:
+            self._on_tile = lambda: None
+
+    def _render(self, content: Tensor, gammas, betas, sizes, tile: int) -> Tensor:
+        fast, specs = self.fast, self.fast.specs
+        b, _, h, w = content.shape
         x = fast.prepare(content)  # (B, 3, H, W) compute dtype, [-1, 1]
         affines: dict[int, tuple[Tensor, Tensor]] = {}
         # Front: one pass per layer, the last one storing the 1/4-res raw output.
         fe = self.front_end
         for j in range(fe):
-            affines[j] = self._stats_pass(x, 0, j, affines, sizes, tile * sizes[j + 1][0] // h, gammas, betas)
-            tick()
+            affines[j] = self._stats_pass(x, 0, j, affines, sizes, self._pass_tile(j, sizes, h), gammas, betas)
         hq, wq = sizes[fe + 1]
         cur = torch.empty(b, fast.channels[fe], hq, wq, dtype=fast.dtype, device=x.device,
                           memory_format=torch.channels_last)
-        affines[fe] = self._stats_pass(x, 0, fe, affines, sizes, tile * hq // h, gammas, betas, store=cur)
+        affines[fe] = self._stats_pass(x, 0, fe, affines, sizes, self._pass_tile(fe, sizes, h), gammas, betas,
+                                       store=cur)
         del x
         band = max(4, tile // 4)
         self._apply_inplace(fe, cur, affines[fe], None, band)
-        tick()
 
         # Body: layer by layer on whole 1/4-res tensors (tiled convs, in-place CIN).
         block_input: Tensor | None = None
@@ -198,29 +222,27 @@ class TiledRenderer:
                 block_input = cur
             nxt = torch.empty(b, fast.channels[j], *sizes[j + 1], dtype=fast.dtype, device=cur.device,
                               memory_format=torch.channels_last)
-            affines[j] = self._stats_pass(cur, j, j, affines, sizes, tile // 2, gammas, betas, store=nxt)
+            affines[j] = self._stats_pass(cur, j, j, affines, sizes, self._pass_tile(j, sizes, h), gammas, betas,
+                                          store=nxt)
             residual = block_input if spec.residual_from is not None else None
             self._apply_inplace(j, nxt, affines[j], residual, band)
             cur = nxt
-            tick()
         block_input = None
 
         # Back: one pass per layer from the stored 1/4-res tensor; the last one writes the image.
         bs, last = self.back_start, len(specs) - 1
         for j in range(bs, last + 1):
-            affines[j] = self._stats_pass(cur, bs, j, affines, sizes, tile * sizes[j + 1][0] // h, gammas, betas)
-            tick()
+            affines[j] = self._stats_pass(cur, bs, j, affines, sizes, self._pass_tile(j, sizes, h), gammas, betas)
         out = torch.empty(b, 3, h, w, dtype=torch.float32, device=cur.device)
 
         def write(r: Region, y: Tensor) -> None:
             out[:, :, r[0]:r[1], r[2]:r[3]] = fast.apply(last, y, *affines[last])
 
         self._pass(cur, bs, last, affines, sizes, tile, write)
-        tick()
         return out
 
 
 def render_tiled(fast: FastTransform, content: Tensor, code: Tensor, *, tile: int = DEFAULT_TILE,
-                 progress: Callable[[float], None] | None = None) -> Tensor:
+                 progress: Callable[[int, int], None] | None = None) -> Tensor:
     """Convenience wrapper: ``TiledRenderer(fast, tile=tile)(content, code)``."""
     return TiledRenderer(fast, tile=tile)(content, code, progress=progress)

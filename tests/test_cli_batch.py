@@ -264,7 +264,7 @@ def test_decoding_and_encoding_overlap_with_compute(tmp_path, monkeypatch):
     (None, False, "cpu", 8, True, True),
 ])
 def test_choose_compile(requested, default, device, n, warm, want):
-    from cli.common import choose_compile
+    from normstyle_core.renderer import choose_compile
     assert choose_compile(requested=requested, default=default, device_type=device, n_images=n,
                           cache_warm=warm) is want
 

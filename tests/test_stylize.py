@@ -94,3 +94,78 @@ def test_core_imports_no_front_end_libraries():
             "bad = [m for m in ('click', 'rich', 'gi') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ----------------------------------------------------------- options, provenance, progress
+def test_render_options_object_equals_the_keywords(stylizer):
+    from normstyle_core import RenderOptions
+    img = _photo(60, 44)
+    opts = RenderOptions(strength=0.6, preserve_color=True, max_size=40, stroke_scale=0.0)
+    by_object = np.asarray(stylizer.stylize(img, style="red", options=opts))
+    by_keywords = np.asarray(stylizer.stylize(img, style="red", strength=0.6, preserve_color=True,
+                                              max_size=40, stroke_scale=0.0))
+    np.testing.assert_array_equal(by_object, by_keywords)
+    assert by_object.shape == (29, 40, 3)  # 60x44 shrunk to a longer side of 40
+    # a keyword given beside the object wins over the object's field
+    full = np.asarray(stylizer.stylize(img, style="red", options=opts, strength=1.0))
+    np.testing.assert_array_equal(full, np.asarray(stylizer.stylize(img, style="red", preserve_color=True,
+                                                                    max_size=40, stroke_scale=0.0)))
+    with pytest.raises(StyleError, match="strength"):
+        RenderOptions(strength=1.5)
+
+
+def test_codes_carry_their_provenance(stylizer, tmp_path):
+    from normstyle_core import Provenance
+    from normstyle_core.feedback import corrects
+    path = tmp_path / "style.png"
+    _photo(50, 40).save(path)
+    predicted = stylizer.style(path)
+    built_in = stylizer.style("red")
+    corrected = stylizer.feedback(predicted, torch.rand(1, 3, 40, 40))
+    assert (predicted.provenance, built_in.provenance, corrected.provenance) == (
+        Provenance.PREDICTED, Provenance.BUILT_IN, Provenance.CORRECTED)
+    assert StyleCode(torch.zeros(4, 6)).provenance is Provenance.USER
+    assert stylizer.blend(["red", "blue"]).provenance is Provenance.BUILT_IN
+    assert StyleCode.blend([predicted, built_in]).provenance is Provenance.MIXED
+    # only a prediction is corrected, and only when the caller allows it
+    table = {(code.provenance, on): corrects(code, enabled=on)
+             for code in (predicted, built_in, corrected) for on in (True, False)}
+    assert [k for k, v in table.items() if v] == [(Provenance.PREDICTED, True)]
+    built_in.save(tmp_path / "b.pt")
+    assert StyleCode.load(tmp_path / "b.pt").provenance is Provenance.BUILT_IN
+
+
+def test_stylize_reports_tiles_done_of_all(tiny_config, monkeypatch):
+    """progress gets (done, total) after every tile: 1, 2, ... N, with N the number of tiles the
+    tiled renderer really computed (counted here on its per-tile function)."""
+    from normstyle_core.models import StyleTransferModel
+    from normstyle_core.tiling import TiledRenderer
+    chained = []
+    original = TiledRenderer._chain
+    monkeypatch.setattr(TiledRenderer, "_chain", lambda self, *a: chained.append(1) or original(self, *a))
+    st = Stylizer(StyleTransferModel(tiny_config), compile=False, tile_pixels=0, tile_size=32)
+    code = StyleCode(torch.randn(tiny_config.code_rows, 2 * tiny_config.num_cin) * 0.3 + 1, "x")
+    seen = []
+    st.stylize(_photo(90, 70), style=code, progress=lambda done, total: seen.append((done, total)))
+    n = len(chained)
+    assert n > 10 and seen == [(i, n) for i in range(1, n + 1)]
+    untiled = Stylizer(StyleTransferModel(tiny_config), compile=False, tile_pixels=10**9)
+    seen.clear()
+    untiled.stylize(_photo(90, 70), style=code, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 1), (1, 1)]
+
+
+def test_refine_reports_its_steps(tiny_config):
+    from normstyle_core import ModelConfig, Provenance
+    from normstyle_core.models import StyleTransferModel
+    from normstyle_core.refine import RefineConfig
+    torch.manual_seed(0)
+    config = ModelConfig(widths=(8, 16, 32), num_residual=1, norm_hidden=16, style_size=64,
+                         style_encoder="vgg", colour_prior=True)
+    st = Stylizer(StyleTransferModel(config))
+    seen = []
+    code = st.refine(_photo(52, 40), [_photo(48, 40), _photo(40, 48)],
+                     config=RefineConfig(steps=4, image_size=32, batch_size=2),
+                     progress=lambda i, n, loss: seen.append((i, n, np.isfinite(loss))))
+    assert seen == [(i, 4, True) for i in range(1, 5)]
+    assert code.provenance is Provenance.REFINED

@@ -1,6 +1,7 @@
 """``torch.compile`` with a persistent cache and a logged, one-time fallback to eager.
 
-* Switch: ``NORMSTYLE_COMPILE=0`` (or false/no/off) turns every compiled path off.
+* Switch: ``NORMSTYLE_COMPILE=0`` (or false/no/off) turns every compiled path off
+  (:func:`compile_setting`, the only reader of the variable).
 * Cache: Inductor's FX-graph and kernel caches live under
   ``platformdirs.user_cache_dir("normstyle")/inductor`` unless the user already set
   ``TORCHINDUCTOR_CACHE_DIR``; a second process compiling the same graph loads it from there
@@ -26,19 +27,19 @@ _FALSE = ("0", "false", "no", "off")
 _lock = threading.Lock()
 
 
-def compile_enabled() -> bool:
-    """Not disabled by ``NORMSTYLE_COMPILE`` and this torch has ``torch.compile``."""
-    if os.environ.get("NORMSTYLE_COMPILE", "1").strip().lower() in _FALSE:
-        return False
-    return hasattr(torch, "compile")
-
-
 def compile_setting() -> bool | str:
-    """NORMSTYLE_COMPILE as a policy: True ("1"/"true"/...), False ("0"/...), or "auto" (unset)."""
+    """NORMSTYLE_COMPILE, the one place it is read: True ("1"/"true"/...), False ("0"/"false"/
+    "no"/"off", or a torch without ``torch.compile``) or "auto" (unset). What "auto" means for
+    rendering is the Renderer's compile policy (:mod:`normstyle_core.renderer`)."""
     raw = os.environ.get("NORMSTYLE_COMPILE", "").strip().lower()
     if raw in _FALSE or not hasattr(torch, "compile"):
         return False
     return "auto" if raw in ("", "auto") else True
+
+
+def compile_enabled() -> bool:
+    """Compiling is not switched off (NORMSTYLE_COMPILE=0) and this torch can compile."""
+    return compile_setting() is not False
 
 
 def cache_dir() -> str:

@@ -1,0 +1,173 @@
+"""The options `stylize` and `batch` share, as Click decorators that hand the command one object
+per group instead of twenty loose parameters:
+
+* ``style``  (:class:`StyleRequest`): --style, --weights, --refine;
+* ``render`` (:class:`normstyle_core.RenderOptions`): --strength, --stroke-scale, --feedback,
+  --preserve-color, --max-size, what the library does to each picture;
+* ``output`` (:class:`OutputOptions`): --name, --format, --quality, --strip-metadata,
+  --overwrite, --skip-existing, --json, --dry-run;
+* ``engine`` (:class:`EngineOptions`): --model, --device, --precision, --compile.
+
+Standard library and click only at import time (the library's option objects import no torch).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from normstyle_core.options import RenderOptions
+
+from .common import model_options, parse_floats
+from .pipeline import DEFAULT_TEMPLATE, OUTPUT_FORMATS, check_template
+
+
+def _grouped(options: list, build: Callable[..., Any], name: str) -> Callable[[Callable], Callable]:
+    """A decorator adding ``options`` to a command and passing ``build(**their values)`` to it as
+    the keyword ``name`` in place of the values themselves."""
+    keys = [opt_name for opt_name in _param_names(options)]
+
+    def decorate(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {k: kwargs.pop(k) for k in keys}
+            return func(*args, **{name: build(**values)}, **kwargs)
+        for opt in reversed(options):
+            wrapper = opt(wrapper)
+        return wrapper
+    return decorate
+
+
+def _param_names(options: list) -> list[str]:
+    """The Python names click gives the values of ``options`` (each a click.option decorator)."""
+    probe = lambda: None  # noqa: E731 - click only records its parameters on it
+    for opt in options:
+        probe = opt(probe)
+    return [p.name for p in getattr(probe, "__click_params__", [])]
+
+
+# ------------------------------------------------------------------ style
+@dataclass(frozen=True)
+class StyleRequest:
+    """What to paint with: one or several styles (a blend), with weights, optionally refined."""
+
+    specs: tuple[str, ...]
+    weights: str | None = None
+    refine_steps: int = 0
+
+    def check(self) -> list[float] | None:
+        """Raise click.BadParameter for an empty --style or unusable --weights; returns the weights."""
+        for spec in self.specs:
+            if not spec.strip():  # Path("") is ".", a folder: the error would say so, wrongly
+                raise click.BadParameter("empty value; give a style name, a style image or a style-code "
+                                         "file (.pt)", param_hint="--style")
+        weights = parse_floats(self.weights, "--weights")
+        if weights is not None and len(weights) != len(self.specs):
+            raise click.BadParameter(f"{len(self.specs)} --style value(s) but {len(weights)} weight(s)",
+                                     param_hint="--weights")
+        if weights is not None and (not all(math.isfinite(w) and w >= 0 for w in weights)
+                                    or not any(w > 0 for w in weights)):
+            raise click.BadParameter("weights must be finite numbers >= 0, not all zero", param_hint="--weights")
+        return weights
+
+
+style_options = _grouped([
+    click.option("--style", "-s", "styles", multiple=True, required=True, metavar="NAME|IMAGE|CODE.pt",
+                 help="Built-in or user style name, style image, or style-code file. Repeat to blend."),
+    click.option("--weights", metavar="W1,W2,...", default=None,
+                 help="Blend weights, one per --style (normalised to sum to 1), e.g. 0.7,0.3."),
+    click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True,
+                 metavar="STEPS", help="Fit each style IMAGE to the photos with STEPS gradient steps "
+                 "first; closer to the painting (20: ~9 s on a 2-core CPU; 50: a bit closer)."),
+], lambda styles, weights, refine_steps: StyleRequest(tuple(styles), weights, refine_steps), "style")
+
+
+# ------------------------------------------------------------------ render
+render_options = _grouped([
+    click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+                 help="0 keeps the photo's own look, 1 is the full style."),
+    click.option("--feedback/--no-feedback", default=True, show_default=True,
+                 help="Correct a style IMAGE's predicted code on each photo with one look at a small "
+                 "render (~0.3 s on a 2-core CPU); closer to the painting. Built-in styles and "
+                 "code files are used as they are."),
+    click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
+                 help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
+                 "any size as its 0.4 MP render looks (brush strokes, not grain, on a 24 MP photo); "
+                 "2 = strokes twice as large, 0.5 = finer; 0 = the model's own pixel size."),
+    click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
+    click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
+                 help="Downscale so the longer side is at most this (default: full resolution)."),
+], RenderOptions, "render")
+
+
+# ------------------------------------------------------------------ output
+@dataclass(frozen=True)
+class OutputOptions:
+    """How outputs are named and written, and what is reported."""
+
+    template: str = DEFAULT_TEMPLATE
+    fmt: str = "same"
+    quality: int = 95
+    strip_metadata: bool = False
+    overwrite: bool = False
+    skip_existing: bool = False
+    as_json: bool = False
+    dry_run: bool = False
+
+    def check(self) -> None:
+        """Raise a click error for contradicting flags or an unusable --name template."""
+        if self.overwrite and self.skip_existing:
+            raise click.UsageError("--overwrite and --skip-existing exclude each other")
+        try:
+            check_template(self.template)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--name") from None
+
+
+output_options = _grouped([
+    click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
+                 help="Output file name template: {stem} {style} {ext} {name} {index} {strength} "
+                 "{settings} (the settings that are not the default, e.g. _refine20 or _onepass; "
+                 "empty for the defaults)."),
+    click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="same", show_default=True,
+                 help="Output format (same: the input's, PNG if it cannot be written)."),
+    click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
+                 help="JPEG/WebP quality."),
+    click.option("--strip-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to outputs."),
+    click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten)."),
+    click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone and skip those files."),
+    click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
+    click.option("--dry-run", is_flag=True,
+                 help="Print what would be written and write nothing (no model is loaded)."),
+], OutputOptions, "output")
+
+
+# ------------------------------------------------------------------ engine
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which model, where it runs, and whether the network is compiled (None: the Renderer's
+    policy, :mod:`normstyle_core.renderer`)."""
+
+    model_path: Path | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool | None = None
+
+
+COMPILE_HELP = ("torch.compile the network: 2-5x faster per photo after a one-time compile (minutes on a "
+                "CPU, cached for later runs). Default: on with CUDA; on the CPU for batches of 8+ photos "
+                "once an earlier --compile run warmed the cache.")
+
+
+def engine_options(func: Callable) -> Callable:
+    """--model, --device, --precision (:func:`cli.common.model_options`) and --compile/--no-compile."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, model_path: Path | None, device: str, precision: str, compile_: bool | None,
+                **kwargs: Any) -> Any:
+        return func(*args, engine=EngineOptions(model_path, device, precision, compile_), **kwargs)
+    wrapper = click.option("--compile/--no-compile", "compile_", default=None, help=COMPILE_HELP)(wrapper)
+    return model_options(wrapper)

@@ -1,0 +1,64 @@
+"""The settings of a render, grouped: what to do to each picture (:class:`RenderOptions`) and how
+the network runs (:class:`RendererOptions`). Built once by a front-end (the CLI's ``stylize`` and
+``batch``, the GIMP worker, a script) and handed to :class:`~normstyle_core.Stylizer`."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+from .errors import StyleError
+
+# Above this many pixels the Renderer switches to tiled rendering (benchmarks/RESULTS.md:
+# untiled 2048x2048 peaks at ~1.3 GB with the paper's widths; tiled stays near 1 GB at any size).
+DEFAULT_TILE_PIXELS = 2048 * 2048
+DEFAULT_TILE_SIZE = 1024  # full-resolution tile side; memory per tile ~ w0 * tile^2 * a few bytes
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What is done to one picture; the defaults are ``normstyle stylize``'s.
+
+    ``strength``: 0 keeps the photo's own look, 1 is the full style (codes interpolated from the
+    photo's own code, Ghiasi et al.). ``stroke_scale``: the size of the painting's marks relative
+    to the whole picture (:mod:`normstyle_core.stroke_scale`; 0 = the model's own pixel size).
+    ``max_size``: the longer side is shrunk to this first. ``preserve_color``: the photo's
+    colours with the style's texture. ``feedback``: correct a code predicted from a style image
+    on this photo first (:mod:`normstyle_core.feedback`)."""
+
+    strength: float = 1.0
+    stroke_scale: float = 1.0
+    max_size: int | None = None
+    preserve_color: bool = False
+    feedback: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:
+            raise StyleError(f"strength must be between 0 and 1, got {self.strength}")
+        if not math.isfinite(self.stroke_scale) or self.stroke_scale < 0:
+            raise StyleError(f"stroke scale must be a finite number >= 0, got {self.stroke_scale}")
+
+
+@dataclass(frozen=True)
+class RendererOptions:
+    """How the transform network runs (:class:`~normstyle_core.renderer.Renderer`).
+
+    ``compile``: True/False force torch.compile on or off; None leaves it to the Renderer's
+    policy (NORMSTYLE_COMPILE, then the device; :mod:`normstyle_core.renderer`).
+    ``tile_pixels``: above this many pixels render in tiles with whole-image statistics
+    (bounded memory; 0 = always tile). ``tile_size``: the tiles' side in pixels."""
+
+    compile: bool | None = None
+    tile_pixels: int = DEFAULT_TILE_PIXELS
+    tile_size: int = DEFAULT_TILE_SIZE
+
+    @classmethod
+    def from_environment(cls, *, compile: bool | None = None, tile_pixels: int | None = None,
+                         tile_size: int | None = None) -> "RendererOptions":
+        """The given values, the rest from NORMSTYLE_TILE_PIXELS / NORMSTYLE_TILE_SIZE or the
+        defaults (NORMSTYLE_COMPILE is read by the compile policy, with ``compile`` None)."""
+        return cls(compile=compile,
+                   tile_pixels=int(os.environ.get("NORMSTYLE_TILE_PIXELS", DEFAULT_TILE_PIXELS)
+                                   if tile_pixels is None else tile_pixels),
+                   tile_size=int(os.environ.get("NORMSTYLE_TILE_SIZE", DEFAULT_TILE_SIZE)
+                                 if tile_size is None else tile_size))
