@@ -104,7 +104,8 @@ def build_configs(*, out_dir: Path | None, config_file: Path | None, resume: boo
                   train_flags: dict, model_flags: dict, loss_flags: dict):
     from normstyle_core import ConfigError, LossConfig, ModelConfig
     from normstyle_core.config import MODEL_FIELDS_ADDED_LATER, TrainConfig, config_from_dict
-    from normstyle_core.training import CKPT_GLOB, check_run_folder
+    from normstyle_core.model_files import CKPT_GLOB
+    from normstyle_core.run_folder import check_run_folder
 
     train: dict[str, Any] = {}
     model: dict[str, Any] = {}

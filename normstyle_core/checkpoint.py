@@ -1,16 +1,26 @@
-"""One versioned checkpoint format: config + weights + provenance, loaded with weights_only=True."""
+"""One versioned checkpoint format: config + weights + provenance, loaded with weights_only=True.
+
+The one place that writes and reads it: model files, exports, and a run's training
+checkpoints (which add the optimiser, the weight average, the step and the style names).
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .atomic import write_atomically
-from .config import config_to_dict, saved_model_config
+from .config import LossConfig, TrainConfig, config_to_dict, model_differences, saved_model_config
 from .errors import CheckpointError
 from .models.style_transfer import StyleTransferModel
 from .safe_load import load_failure_reason, load_tensors_only
+
+if TYPE_CHECKING:
+    from .ema import WeightEMA
+
+log = logging.getLogger(__name__)
 
 FORMAT = "normstyle-checkpoint"
 VERSION = 1
@@ -18,7 +28,7 @@ VERSION = 1
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save through a temp file and a rename: a crash never leaves a half-written file under
-    the final name (the temp is named as training.STALE_TEMP_RE expects)."""
+    the final name (the temp is named as run_folder.STALE_TEMP_RE expects)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, write=lambda fh: torch.save(obj, fh))
@@ -59,6 +69,64 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint version {data.get('version')} is not supported "
                               f"(this normstyle reads version {VERSION})")
     return data
+
+
+def save_training_checkpoint(path: Path, *, model: StyleTransferModel, vgg_source: str, loss_config: LossConfig,
+                             train_config: TrainConfig, optimizer: torch.optim.Optimizer,
+                             ema: "WeightEMA | None", step: int, style_names: list[str],
+                             style_bank: dict[str, torch.Tensor], style_files: dict[str, str]) -> None:
+    """A run's checkpoint: the model file's fields plus what resuming needs (the optimiser, the
+    weight average, the step, the RNG) and the names its styles go by (run_styles.py)."""
+    save_checkpoint(path, model=model, vgg_source=vgg_source, extra={
+        "loss_config": config_to_dict(loss_config),
+        "train_config": config_to_dict(train_config),
+        "optimizer": optimizer.state_dict(),
+        **({"ema_state": ema.averaged_state(model), "ema_updates": ema.updates} if ema is not None else {}),
+        "step": step,
+        "rng": {"torch": torch.get_rng_state()},
+        "style_names": style_names,
+        "style_bank": style_bank,
+        "style_files": style_files,
+    })
+
+
+def resume_training(path: Path, *, model: StyleTransferModel, optimizer: torch.optim.Optimizer,
+                    ema: "WeightEMA | None") -> dict[str, Any]:
+    """Load a run's checkpoint into the live ``model``, ``optimizer`` and ``ema`` (and torch's
+    RNG) to continue it; the checkpoint's data is returned (its "step" and "style_bank").
+    A checkpoint of another architecture is refused."""
+    data = read_checkpoint(path)
+    if saved_model_config(data["model_config"]) != model.config:
+        raise CheckpointError(f"{path}: model config differs from this run's; "
+                              "resume with the same model options or start a new --out folder")
+    model.load_state_dict(data["model_state"])
+    if ema is not None:
+        if "ema_state" in data:
+            ema.load(data["ema_state"], updates=int(data.get("ema_updates", 0)))
+        else:  # a checkpoint from before the average was kept: it starts here
+            ema.reset(model)
+    if "optimizer" in data:
+        optimizer.load_state_dict(data["optimizer"])
+    if "rng" in data:
+        torch.set_rng_state(data["rng"]["torch"])
+    return data
+
+
+def load_init_weights(path: Path, *, model: StyleTransferModel) -> dict[str, torch.Tensor]:
+    """Load the weights of a checkpoint or exported model (fp16 is upcast) into ``model`` of a
+    new run, whose architecture must match; returns the file's bank of named codes (float32)."""
+    data = read_checkpoint(Path(path))
+    saved = saved_model_config(data["model_config"])
+    if saved != model.config:
+        raise CheckpointError(f"{path}: its model differs from this run's ({model_differences(saved, model.config)}); "
+                              "drop the model options or start from another file")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in inference_state(data).items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: damaged normstyle weights ({exc})") from None
+    log.info("initialised from %s (trained %s steps there)", path, data.get("step", "?"))
+    return {name: code.float().contiguous() for name, code in (data.get("style_bank") or {}).items()}
 
 
 def inference_state(data: dict[str, Any]) -> dict[str, Any]:

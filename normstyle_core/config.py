@@ -143,6 +143,12 @@ def saved_model_config(data: dict[str, Any]) -> "ModelConfig":
     return config_from_dict(ModelConfig, {**MODEL_FIELDS_ADDED_LATER, **data})
 
 
+def model_differences(theirs: "ModelConfig", ours: "ModelConfig") -> str:
+    """The fields two model configs disagree on, as "name X there, Y here" (for refusals)."""
+    return ", ".join(f"{f.name} {getattr(theirs, f.name)!r} there, {getattr(ours, f.name)!r} here"
+                     for f in dataclasses.fields(theirs) if getattr(theirs, f.name) != getattr(ours, f.name))
+
+
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Inverse of :func:`config_to_dict`; unknown keys are an error, missing keys take defaults."""
     names = {f.name: f for f in dataclasses.fields(cls)}
