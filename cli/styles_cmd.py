@@ -296,9 +296,18 @@ def show_style(name, export, as_json, model_path, device, precision):
             raise StyleError(f"--export needs a .pt file name, got {export}")
         code.save(export)
         info["exported"] = str(export)
+    from normstyle_core.user_styles import style_image_files
+    model_file = stylizer.info.get("path")
+    painting = style_image_files(model_file=Path(model_file) if model_file else None, root=bank.root).get(name)
+    info["painting"] = str(painting) if painting is not None else None
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    for key, value in info.items():
+    # People want to know what the style is and looks like; the code's statistics mean nothing
+    # to them, so they stay in --json.
+    lines = {"name": name, "kind": kind, "painting": info["painting"] or "not on this machine",
+             "source": info["source"], "model": info["model"], "exported": info.get("exported")}
+    for key, value in lines.items():
         if value is not None:
-            click.echo(f"{key:>11}: {value:.4g}" if isinstance(value, float) else f"{key:>11}: {value}")
+            click.echo(f"{key:>8}: {value}")
+    click.echo(f"     see: normstyle styles list --sheet   (every style on one photo)")

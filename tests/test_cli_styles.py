@@ -103,3 +103,16 @@ def test_builtin_paintings_shown_where_the_model_names_an_existing_file(run, tmp
     assert style_image_files(model_file=model, root=tmp_path / "none") == {}
     data = gallery(run, tmp_path, "--model", model, "-o", tmp_path / "b.png", "--no-thumbnails")
     assert all(t["painting"] is None for t in data["sheet"]["tiles"])
+
+
+def test_show_says_where_the_painting_is_and_keeps_the_code_numbers_in_json(run, tmp_path):
+    green = painting(tmp_path / "mine.png", (0, 255, 0))
+    assert run("styles", "add", "mine", green).exit_code == 0
+    shown = run("styles", "show", "mine")
+    assert shown.exit_code == 0, shown.output
+    assert "painting: " in shown.stdout and "mine.png" in shown.stdout and "gamma_mean" not in shown.stdout
+    assert "styles list --sheet" in shown.stdout
+    builtin = run("styles", "show", "red")
+    assert "painting: not on this machine" in builtin.stdout
+    data = json.loads(run("styles", "show", "mine", "--json").stdout)
+    assert data["painting"].endswith("mine.png") and "gamma_mean" in data
