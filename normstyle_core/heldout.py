@@ -1,13 +1,15 @@
 """How the shipped recipe divides its data folder: the paintings training never sees, the
 evaluation grid among them, and the training photos that codes are refined on.
 
-tools/train_shipped.py trains on everything else; tools/eval_shipped.py scores the grid;
+tools/train_shipped.py trains on everything else (:func:`shipped_styles`); tools/eval_shipped.py
+scores the grid;
 tools/calibrate_code_bias.py fits on the held-out paintings off the grid. One definition, so the
 three always agree on which painting is unseen.
 """
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 from .data import list_images, split_holdout
@@ -40,3 +42,24 @@ def heldout_styles(data: Path, n_styles: int = 10) -> tuple[list[Path], list[Pat
 def refine_photos(data: Path, n: int) -> list[Path]:
     """The training photos codes are refined on (a seeded pick; never the test photos)."""
     return random.Random(0).sample(list_images([data / "train" / "content"]), n)
+
+
+@dataclass(frozen=True)
+class ShippedStyles:
+    """The style images the shipped recipe trains on, and the held-out ones it leaves out."""
+
+    trained: list[Path]
+    held_out: list[Path]  # of train/styles
+    extra_held_out: list[Path]  # of train/styles-extra (empty without ``extra``)
+
+
+def shipped_styles(data: Path, *, extra: bool) -> ShippedStyles:
+    """Every image of styles/named, listed 3x so the built-in bank is sampled more often, then
+    the trained share of train/styles and, with ``extra``, of train/styles-extra."""
+    trained, held_out = style_split(data)
+    extra_held_out: list[Path] = []
+    if extra:
+        extra_trained, extra_held_out = extra_split(data)
+        trained = trained + extra_trained
+    named = list_images([data / "styles" / "named"])
+    return ShippedStyles(trained=named * 3 + trained, held_out=held_out, extra_held_out=extra_held_out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from normstyle_core.checkpoint import export_model
 from normstyle_core.data import list_images
-from normstyle_core.training import latest_checkpoint
+from normstyle_core.model_files import latest_checkpoint
 
 ASSET = Path(__file__).resolve().parents[1] / "normstyle_core" / "assets" / "default.pt"
 

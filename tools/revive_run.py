@@ -30,7 +30,7 @@ from normstyle_core.data import list_images
 from normstyle_core.models import StyleTransferModel
 from normstyle_core.models.dormant import calm_adam_moments, dormant_units, revive_dormant_units
 from normstyle_core.models.vgg import resize_for_vgg
-from normstyle_core.training import latest_checkpoint
+from normstyle_core.model_files import latest_checkpoint
 
 
 def main() -> None:
