@@ -54,7 +54,21 @@ def default_plugins_dir(platform: str | None = None, env: dict | None = None,
         base = home / "Library" / "Application Support"
     else:
         base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
-    return base / "GIMP" / "3.0" / "plug-ins"
+    return base / "GIMP" / _newest_gimp3(base / "GIMP") / "plug-ins"
+
+
+def _newest_gimp3(folder: Path) -> str:
+    """"3.2" when GIMP 3.2 has made its user folder (it reads GIMP/3.2/plug-ins, not 3.0's),
+    else the newest 3.x there, else "3.0"."""
+    found = []
+    try:
+        for child in folder.iterdir():
+            parts = child.name.split(".")
+            if child.is_dir() and len(parts) == 2 and parts[0] == "3" and parts[1].isdigit():
+                found.append((int(parts[1]), child.name))
+    except OSError:
+        pass
+    return max(found)[1] if found else "3.0"
 
 
 def record_path(*, env: dict | None = None) -> Path:

@@ -137,3 +137,14 @@ def test_cli_module_is_import_light():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_default_plugins_dir_follows_gimp_3_2(tmp_path):
+    """GIMP 3.2 reads GIMP/3.2/plug-ins (its first start copies 3.0's folder, later installs
+    into 3.0 would not be seen): the newest 3.x user folder wins, 3.0 when there is none."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path)}
+    assert install.default_plugins_dir("linux", env) == tmp_path / "GIMP" / "3.0" / "plug-ins"
+    (tmp_path / "GIMP" / "3.0").mkdir(parents=True)
+    (tmp_path / "GIMP" / "3.2").mkdir()
+    (tmp_path / "GIMP" / "3.10-notes").mkdir()
+    assert install.default_plugins_dir("linux", env) == tmp_path / "GIMP" / "3.2" / "plug-ins"

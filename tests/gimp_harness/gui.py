@@ -54,7 +54,7 @@ def photo() -> np.ndarray:
 
 def run_gui(work: Path, *, root: Path | None = None, shipped_model: bool = False,
             picture: np.ndarray | None = None, selection=SELECTION, cancel: bool = True,
-            style_downs: int = 1) -> dict:
+            style_downs: int = 1, hover_layer: tuple[int, int] | None = None) -> dict:
     """Install the plug-in into ``work`` (the tiny test model, or the shipped one), run
     gui_inside.sh; returns the image states, the dialog's trace and the screenshots."""
     from PIL import Image
@@ -69,7 +69,8 @@ def run_gui(work: Path, *, root: Path | None = None, shipped_model: bool = False
     version = harness.gimp_version(root)
     env = dict(harness.gimp_env(work, version), NS_SELECTION=" ".join(map(str, selection)),
                NS_NO_CANCEL="0" if cancel else "1", NS_GIMP=f"gimp-{version}",
-               NS_STYLE_DOWNS=str(style_downs))
+               NS_STYLE_DOWNS=str(style_downs),
+               NS_HOVER_LAYER=" ".join(map(str, hover_layer)) if hover_layer else "")
     res = harness.run_in_chroot(root, ["bash", str(HERE / "gui_inside.sh"), str(work)],
                                 rw=[work], env=env, timeout=900)
     log = res.stdout + res.stderr
@@ -105,8 +106,8 @@ def _tail(path: Path, n: int = 3000) -> str:
         return "(none)"
 
 
-SHOTS_FOR_DOCS = ("gui-2-menu", "gui-3-dialog", "gui-4-dialog-changed", "gui-5-after-run",
-                  "gui-6-edit-menu")
+SHOTS_FOR_DOCS = ("gui-2-menu", "gui-3-dialog", "gui-4-dialog-changed",
+                  "gui-5b-layer-name", "gui-6-edit-menu")
 
 
 def main(argv=None) -> int:
@@ -121,7 +122,8 @@ def main(argv=None) -> int:
             h, w = pic.shape[:2]
             result = run_gui(Path(tmp), shipped_model=True, picture=pic,
                              selection=(w // 8, h // 8, 3 * w // 4, 3 * h // 4), cancel=False,
-                             style_downs=3)  # antimonocromatismo -> candy
+                             style_downs=3,  # antimonocromatismo -> candy
+                             hover_layer=(935, 483))  # the top row of the Layers dock
         else:
             result = run_gui(Path(tmp))
         args.out.mkdir(parents=True, exist_ok=True)

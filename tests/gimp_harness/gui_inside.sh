@@ -72,6 +72,9 @@ shot gui-2-menu
 xdotool key Return                         # "Apply Style...": the dialog, whose preview renders
 wait_trace 300 "e['kind'] == 'preview' and e['n'] == 1 and run(e) == 1" || exit 1
 DLG=$(xdotool search --onlyvisible --name 'Apply Style' 2>/dev/null | head -1)
+# no window manager places the dialog: move it off the canvas, over the docks, so the
+# screenshots show the preview beside the image
+[ -n "$DLG" ] && xdotool windowmove "$DLG" $(( 1280 - $(xdotool getwindowgeometry "$DLG" | awk '/Geometry/ {split($2, a, "x"); print a[1]}') )) 0 2>/dev/null
 [ -n "$DLG" ] && xdotool windowfocus --sync "$DLG" 2>/dev/null
 sleep 1
 shot gui-3-dialog
@@ -99,6 +102,11 @@ echo "$(t)  new layer is there, styled"
 sleep 1
 xdotool mousemove 400 300
 shot gui-5-after-run
+if [ -n "${NS_HOVER_LAYER:-}" ]; then      # the new layer's tooltip: its whole name
+  xdotool mousemove $NS_HOVER_LAYER; sleep 2
+  shot gui-5b-layer-name
+  xdotool mousemove 400 300
+fi
 xdotool key alt+e; sleep 1                 # Edit menu: "Undo Apply Style"
 shot gui-6-edit-menu
 xdotool key Escape; sleep 0.5
