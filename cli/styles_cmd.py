@@ -62,7 +62,9 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
                                      ("--columns", columns, None)):
             if value != default:
                 raise click.UsageError(f"{name} is only used with --sheet")
-    stylizer, why = _try_stylizer(model_path, "cpu", "fp32", required=sheet)
+    # Listing only reads the bank (CPU, fp32); the gallery renders, on the device asked for.
+    stylizer, why = (_try_stylizer(model_path, device, precision, required=True) if sheet
+                     else _try_stylizer(model_path, "cpu", "fp32", required=False))
     bank = UserStyleBank()
     builtin = sorted(stylizer.style_bank) if stylizer is not None else []
     rows = [{"name": n, "kind": "built-in", "source": "model", "shadowed": False} for n in builtin]
@@ -72,7 +74,7 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
     written, tiles = None, []
     if sheet:
         written, tiles = _write_gallery(stylizer, bank, out=out, photo=photo, tile_size=tile_size, columns=columns,
-                                 thumbnails=thumbnails, overwrite=overwrite, device=device, precision=precision)
+                                        thumbnails=thumbnails, overwrite=overwrite)
     if as_json:
         payload = {"model_error": why, "user_styles_dir": str(bank.root), "styles": rows}
         if written is not None:
@@ -103,8 +105,7 @@ GALLERY_PHOTO = "chelsea.png"
 
 
 def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | None, tile_size: int,
-                   columns: int | None, thumbnails: bool, overwrite: bool, device: str,
-                   precision: str) -> tuple[Path, list[dict]]:
+                   columns: int | None, thumbnails: bool, overwrite: bool) -> tuple[Path, list[dict]]:
     """Every built-in and user style rendered on one photo, one labelled tile each; the file
     and, per tile, its label and whether the painting is shown."""
     from normstyle_core import StyleError
@@ -125,8 +126,6 @@ def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | No
         if photo is None:
             raise StyleError("the gallery needs a photo: pass --photo FILE (or install the sample photos: "
                              "pip install 'normstyle[demo]')")
-    if (device, precision) != ("cpu", "fp32"):  # listing loaded it on the CPU; rendering may go elsewhere
-        stylizer = load_stylizer(Path(stylizer.info["path"]), device, precision)
     picture = load_image(photo)
     names = sorted(stylizer.style_bank) + [n for n in bank.names() if n not in stylizer.style_bank]
     paintings = style_image_files(model_file=Path(stylizer.info["path"]), root=bank.root) if thumbnails else {}
