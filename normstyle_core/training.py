@@ -50,9 +50,30 @@ class StepInfo:
     total_steps: int
     losses: dict[str, float]
     seconds_per_step: float
-    event: str = "step"  # step | checkpoint | sample | done | interrupted
+    event: str = "step"  # step | estimate | checkpoint | sample | done | interrupted
     path: str | None = None
     reason: str | None = None  # for "interrupted": "signal" or "time limit"
+
+
+class FirstStepsTimer:
+    """The seconds per step a start of the loop measures over its first few steps, for the
+    "estimate" event: the first step is left out (it also starts the data loader and fills the
+    style caches), then ``n`` steps are averaged, fewer when the run ends sooner."""
+
+    def __init__(self, *, steps_left: int, n: int = 3) -> None:
+        self.skip = 1 if steps_left > 1 else 0
+        self.wanted = max(1, min(n, steps_left - self.skip))
+        self.times: list[float] = []
+
+    def add(self, seconds: float) -> float | None:
+        """Record one step's time; the average, once, when enough steps were timed."""
+        if self.skip:
+            self.skip -= 1
+            return None
+        if len(self.times) == self.wanted:
+            return None
+        self.times.append(seconds)
+        return sum(self.times) / len(self.times) if len(self.times) == self.wanted else None
 
 
 def smallest_style_size(config: ModelConfig) -> int:
@@ -250,6 +271,7 @@ class Trainer:
         started = time.monotonic()
         last_t = time.perf_counter()
         ema: float | None = None
+        timer = FirstStepsTimer(steps_left=cfg.steps - self.step)
         last_saved = None
         with StopFlag() as stop, log_file.open("a") as log_fh:
             for content in loader:
@@ -261,6 +283,9 @@ class Trainer:
                 dt = now - last_t
                 last_t = now
                 ema = dt if ema is None else 0.9 * ema + 0.1 * dt
+                estimate = timer.add(dt)
+                if estimate is not None and callback:
+                    callback(StepInfo(self.step, cfg.steps, {}, estimate, "estimate"))
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     values = {k: float(v) for k, v in losses.items()}
                     log_fh.write(json.dumps({"step": self.step, **values, "sec_per_step": ema,
@@ -284,6 +309,9 @@ class Trainer:
                 signalled = stop.signum is not None
                 if any_replica(signalled or timed_out, world_size=self.world_size, device=self.place.device):
                     last_saved = self.save()
+                    if self.is_main:
+                        log_fh.flush()
+                        loss_curve_png(log_file, self.out_dir / "loss_curve.png")
                     if callback:
                         callback(StepInfo(self.step, cfg.steps, {}, ema or 0.0, "interrupted", str(last_saved),
                                           reason="signal" if signalled else "time limit"))

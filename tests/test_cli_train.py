@@ -9,7 +9,8 @@ import pytest
 
 from cli_fixtures import home, leftovers, photo, raw_run, snapshot  # noqa: F401 (fixtures)
 
-TINY = ["--image-size", "32", "--style-size", "64", "--widths", "8,16,32", "--residual-blocks", "1",
+# The paper's recipe (the default preset is the shipped one), shrunk.
+TINY = ["--preset", "paper", "--image-size", "32", "--style-size", "64", "--widths", "8,16,32", "--residual-blocks", "1",
         "--norm-hidden", "16", "--batch-size", "2", "--vgg-weights", "random", "--workers", "0",
         "--device", "cpu", "--precision", "fp32", "--sample-every", "1000"]
 
@@ -245,3 +246,101 @@ def test_vgg_weights_that_are_refused_say_so_without_torchs_advice(raw_run, tmp_
     assert f"{evil} was refused" in line and "Python objects other than tensors" in line
     assert "weights_only" not in line and "trusted source" not in line
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+# The shipped preset, shrunk: its recipe for everything these flags leave alone.
+SMALL = ["--image-size", "32", "--style-size", "64", "--widths", "8,16,32", "--residual-blocks", "1",
+         "--norm-hidden", "16", "--batch-size", "2", "--vgg-weights", "random", "--workers", "0",
+         "--device", "cpu", "--precision", "fp32", "--sample-every", "1000", "--log-every", "1"]
+
+
+def test_a_new_run_takes_the_shipped_preset_and_options_override_it(raw_run, tmp_path, data):
+    from normstyle_core.presets import get_preset
+    shipped = get_preset("shipped")
+    content, styles = data
+    out = tmp_path / "run"
+    r = raw_run("train", content, "--style", styles, "--out", out, "--steps", "1", *SMALL, "--no-colour-prior")
+    assert r.exit_code == 0, r.output
+    assert "with the shipped preset" in r.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    # From the preset: encoder, activation, loss, style variants, order.
+    assert cfg["model"]["style_encoder"] == "vgg" and cfg["model"]["encoder_activation"] == "leaky_relu"
+    assert cfg["loss"]["style_layers"] == list(shipped.loss.style_layers)
+    assert cfg["loss"]["content_weight"] == shipped.loss.content_weight
+    assert cfg["train"]["style_variants"] == 4 and cfg["train"]["style_mode"] == "random"
+    assert cfg["train"]["steps"] == 1 and cfg["train"]["checkpoint_every"] == shipped.train.checkpoint_every
+    # Overridden: widths, colour prior, batch size; 4 styles per step become 2 to divide the batch.
+    assert cfg["model"]["widths"] == [8, 16, 32] and cfg["model"]["colour_prior"] is False
+    assert cfg["train"]["batch_size"] == 2 and cfg["train"]["styles_per_step"] == 2
+
+
+def test_a_resumed_run_keeps_its_stored_config_whatever_the_preset(raw_run, tmp_path, data):
+    content, styles = data
+    out = tmp_path / "run"
+    assert raw_run("train", content, "--style", styles, "--out", out, "--steps", "1", *TINY).exit_code == 0
+    before = json.loads((out / "config.json").read_text())
+    assert before["model"]["style_encoder"] == "paper" and before["train"]["style_variants"] == 1
+    for again in (["--steps", "2"], ["--steps", "3", "--preset", "shipped"]):
+        r = raw_run("train", "--out", out, *again)
+        assert r.exit_code == 0, r.output
+        assert "with the run's own config" in r.stderr and "preset" not in r.stderr.split("own config")[1]
+        after = json.loads((out / "config.json").read_text())
+        assert after["model"] == before["model"] and after["loss"] == before["loss"]
+        assert {k: v for k, v in after["train"].items() if k != "steps"} == \
+            {k: v for k, v in before["train"].items() if k != "steps"}
+
+
+def test_train_estimates_its_time_from_the_first_steps(raw_run, tmp_path, data):
+    import re
+    content, styles = data
+    r = raw_run("train", content, "--style", styles, "--out", tmp_path / "run", "--steps", "5", *TINY)
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.stderr.splitlines() if "s/step on this machine" in ln)
+    assert re.fullmatch(r"~[0-9.e+-]+ s/step on this machine, ~\d+(\.\d)? (s|min|h) for 5 steps; "
+                        r"stop any time with Ctrl-C, resume with the same command", line), line
+    assert r.stderr.index("s/step on this machine") < r.stderr.index("done: step 5")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_quiet_train_prints_nothing_but_trains(raw_run, tmp_path, data, where):
+    content, styles = data
+    out = tmp_path / "run"
+    args = ["train", content, "--style", styles, "--out", out, "--steps", "2", *TINY]
+    r = raw_run("-q", *args) if where == "before" else raw_run(*args, "-q")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == "" and r.stdout == ""
+    assert (out / "ckpt_0000002.pt").is_file()
+
+
+def test_a_time_limit_stop_draws_the_loss_curve_and_says_how_to_try_the_model(raw_run, tmp_path, data):
+    content, styles = data
+    out = tmp_path / "run"
+    assert raw_run("train", content, "--style", styles, "--out", out, "--steps", "2", *TINY,
+                   "--log-every", "1").exit_code == 0
+    (out / "loss_curve.png").unlink()
+    r = raw_run("train", "--out", out, "--steps", "50", "--max-minutes", "0.00001")
+    assert r.exit_code == 0, r.output
+    assert "time limit reached at step 3/50" in r.stderr and f"normstyle train --out {out}" in r.stderr
+    assert f"loss curve: {out / 'loss_curve.png'}" in r.stderr and (out / "loss_curve.png").is_file()
+    try_it = next(ln for ln in r.stderr.splitlines() if ln.startswith("try it: "))
+    assert try_it == f"try it: normstyle stylize photo.jpg --model {out} --style s0"
+    # The line works as printed (with a photo of one's own).
+    img = photo(tmp_path / "photo.jpg")
+    args = try_it.removeprefix("try it: normstyle ").replace("photo.jpg", str(img)).split(" ")
+    r = raw_run(*args)
+    assert r.exit_code == 0, r.output
+    assert list(tmp_path.glob("photo_*s0*.jpg")), r.stderr
+
+
+def test_train_help_groups_its_options(raw_run):
+    r = raw_run("train", "--help")
+    assert r.exit_code == 0, r.output
+    headings = [ln.rstrip(":") for ln in r.stdout.splitlines() if ln and not ln.startswith(" ") and ln.endswith(":")]
+    assert headings[:6] == ["Data and run folder",
+                            "Recipe (a new run takes the preset's values; a resumed run its own)",
+                            "Model", "Loss", "Machine", "Run folder contents"]
+    recipe = " ".join(r.stdout.split("Recipe (")[1].split("Model:")[0].split())  # unwrapped
+    assert "--preset [shipped|paper]" in recipe and "Recipe of a new run [shipped]" in recipe
+    assert "[shipped: 128, paper: 256]" in recipe  # --image-size: each preset's value
+    model = r.stdout.split("Model:")[1].split("Loss:")[0]
+    assert "--widths" in model and "--steps" not in model and "  [CONTENT]..." not in r.stdout

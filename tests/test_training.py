@@ -414,3 +414,13 @@ def test_loss_curve_skips_lines_that_are_not_step_records(tmp_path):
     assert loss_curve_png(log, tmp_path / "curve.png") == tmp_path / "curve.png"
     log.write_text('{"loss": 1}\n{"loss": 2}\n')  # a foreign log: no steps at all
     assert loss_curve_png(log, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_the_estimate_leaves_out_the_first_step_and_averages_the_next_three():
+    from normstyle_core.training import FirstStepsTimer
+    timer = FirstStepsTimer(steps_left=100)
+    assert [timer.add(s) for s in (9.0, 1.0, 2.0, 3.0, 4.0)] == [None, None, None, 2.0, None]
+    short = FirstStepsTimer(steps_left=2)  # the run ends sooner: the second step is the estimate
+    assert [short.add(s) for s in (9.0, 1.5)] == [None, 1.5]
+    one = FirstStepsTimer(steps_left=1)  # a single step is all there is
+    assert one.add(4.0) == 4.0
