@@ -158,9 +158,11 @@ class EngineOptions:
     compile: bool | None = None
 
 
-COMPILE_HELP = ("torch.compile the network: 2-5x faster per photo after a one-time compile (minutes on a "
-                "CPU, cached for later runs). Default: on with CUDA; on the CPU for batches of 8+ photos "
-                "once an earlier --compile run warmed the cache.")
+COMPILE_HELP = ("torch.compile the network now (--compile) or never (--no-compile). Default: at once with "
+                "CUDA; on the CPU the first photos render as they are while the network compiles in the "
+                "background, when the photos ahead repay it (compiled renders take ~0.7x the time here; "
+                "the first compile ~3 min on 2 cores, cached for later runs). NORMSTYLE_COMPILE=0 "
+                "turns it off.")
 
 
 def engine_options(func: Callable) -> Callable:

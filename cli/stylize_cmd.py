@@ -132,6 +132,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     refine_seconds = 0.0
     if todo:
         stylizer = load_stylizer(engine.model_path, engine.device, engine.precision)  # once per run
+        stylizer.renderer.announce = reporter.info  # "compiling ... in the background" when it starts
         notice = stylizer.renderer.plan_run(images=len(todo), requested=engine.compile)
         if notice:
             reporter.info(notice)

@@ -9,6 +9,9 @@ picture before and after, is :class:`~normstyle_core.stylize.Stylizer`'s.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from enum import Enum
 from typing import Callable
 
 import torch
@@ -22,12 +25,24 @@ from .options import RendererOptions
 
 log = logging.getLogger(__name__)
 
-# A CPU batch of at least this many photos compiles the network by itself once an earlier run
-# compiled it on this machine (cache warm: ~4 s to load, then 2-5x faster per photo; cold, the
-# first compile costs minutes on 2 cores, so that stays opt-in). benchmarks/RESULTS.md.
-AUTO_COMPILE_MIN_IMAGES = 8
-
 TileProgress = Callable[[int, int], None]  # (tiles done, tiles in all)
+
+# What compiling buys on the CPU, measured with benchmarks/compile_payoff.py on this machine
+# (2-core AMD EPYC, AVX2, fp32, the shipped model, shared with other jobs; two runs, medians of
+# interleaved calls; EXPERIMENTS.md "Compiling the network on the CPU"): compiled / eager time
+# per render 0.78-0.79 at 512 px and 0.62-0.64 at 1024 px wall (0.65 and 0.59 in CPU time); the
+# first compile with an empty cache 159 s and 220 s wall; a later process loading it from the
+# persistent cache still paid 56 s and 42 s on its first call (Dynamo traces again). The default
+# stroke scale renders large photos at 0.4 MP, between the two sizes: 0.7.
+COMPILED_OVER_EAGER = 0.7
+COLD_COMPILE_SECONDS = 190.0
+WARM_COMPILE_SECONDS = 50.0
+
+
+class CompileMode(str, Enum):
+    EAGER = "eager"            # never compile (--no-compile, NORMSTYLE_COMPILE=0)
+    NOW = "now"                # compile before the first render (--compile, NORMSTYLE_COMPILE=1, CUDA)
+    BACKGROUND = "background"  # render eagerly; compile in a thread once it pays, then switch
 
 
 def compile_key(config, place: Placement) -> str:
@@ -38,27 +53,63 @@ def compile_key(config, place: Placement) -> str:
 
 
 # ------------------------------------------------------------------ compile policy
-def default_compile(requested: bool | None, *, device_type: str) -> bool:
-    """Compile for every render? An explicit True/False wins; else NORMSTYLE_COMPILE ("1" on,
-    "0" off); unset ("auto"): on for CUDA, off on the CPU, where the first compile takes minutes
-    (cached across processes afterwards) and a one-shot render would wait for it."""
+def decide_compile(requested: bool | None, *, device_type: str) -> CompileMode:
+    """The compile policy, decided here and nowhere else. An explicit True/False wins; else
+    NORMSTYLE_COMPILE ("1" on, "0" off); unset: on CUDA compile at once (seconds there); on the
+    CPU render eagerly and compile in the background once the work ahead repays the compile
+    (:func:`compile_pays`), since a first compile costs minutes there and one photo never repays it."""
     from .kernels.compile import compile_setting
-    if requested is not None:
-        return bool(requested)
-    setting = compile_setting()
-    return device_type == "cuda" if setting == "auto" else bool(setting)
+    setting = compile_setting() if requested is None else bool(requested)
+    if setting == "auto":
+        return CompileMode.NOW if device_type == "cuda" else CompileMode.BACKGROUND
+    return CompileMode.NOW if setting else CompileMode.EAGER
 
 
-def choose_compile(*, requested: bool | None, default: bool, device_type: str, n_images: int,
-                   cache_warm: bool) -> bool:
-    """Compile for a run of ``n_images`` pictures? An explicit flag wins; else ``default``
-    (:func:`default_compile`), upgraded on the CPU for a batch big enough to repay a warm-cache
-    compile."""
-    if requested is not None:
-        return requested
-    if default:
-        return True
-    return device_type == "cpu" and n_images >= AUTO_COMPILE_MIN_IMAGES and cache_warm
+def compile_pays(*, seconds_per_picture: float, pictures_done: int, pictures_expected: int,
+                 compile_seconds: float) -> bool:
+    """Whether compiling now saves more time than it costs: the eager seconds still ahead times
+    the share compiling saves, against the compile's own seconds. The work ahead is what the run
+    announced (a batch's size), and at least as much again as was done so far (with no
+    announcement, a long-lived caller that has rendered for a while will likely go on)."""
+    ahead = seconds_per_picture * max(pictures_expected - pictures_done, pictures_done)
+    return ahead * (1.0 - COMPILED_OVER_EAGER) > compile_seconds
+
+
+def expected_compile_seconds(*, cache_warm: bool) -> float:
+    return WARM_COMPILE_SECONDS if cache_warm else COLD_COMPILE_SECONDS
+
+
+class _BackgroundCompile:
+    """Compiles ``compiled`` on an example input in a daemon thread; ``ready`` when done."""
+
+    def __init__(self, compiled, x: Tensor, matrix: Tensor, *, on_success: Callable[[float], None]) -> None:
+        self.compiled = compiled
+        self.done = threading.Event()
+        self.seconds = 0.0
+        compiled.prepare()  # the torch.compile wrapper, on the caller's thread; compiling is in the call
+        self._thread = threading.Thread(target=self._run, args=(x.clone(), matrix.clone(), on_success),
+                                        name="normstyle-compile", daemon=True)
+        self._thread.start()
+
+    def _run(self, x: Tensor, matrix: Tensor, on_success: Callable[[float], None]) -> None:
+        t0 = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                self.compiled(x, matrix)  # a compile failure is caught inside: it stays eager
+            self.seconds = time.perf_counter() - t0
+            if self.ok:
+                on_success(self.seconds)
+        except Exception as exc:  # noqa: BLE001 - an error eager raises too: nothing to switch to
+            self.compiled.failed = self.compiled.failed or f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            self.done.set()
+
+    @property
+    def ok(self) -> bool:
+        return self.compiled.failed is None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
 
 
 class Renderer:
@@ -77,27 +128,49 @@ class Renderer:
         self.transform = transform
         self.place = place
         self.config = config
-        self.compile = default_compile(options.compile, device_type=place.device.type)
+        self.mode = decide_compile(options.compile, device_type=place.device.type)
         self.tile_pixels = options.tile_pixels
         self.tile_size = options.tile_size
+        # Where compile news goes (the CLI shows it on stderr); the library only logs it.
+        self.announce: Callable[[str], None] = log.info
         self._fast = None  # FastTransform, built on first render (weights copied in place.dtype)
         self._fast_compiled = None
         self._warm_marked = False
+        self._background: _BackgroundCompile | None = None
+        self._switched = False
+        self._pictures = 0  # pictures begun (begin_picture) and eager seconds spent on them
+        self._eager_seconds = 0.0
+        self._pictures_expected = 1
 
     # ------------------------------------------------------------------ compile
+    @property
+    def compile(self) -> bool:
+        """True when every render runs compiled (set True/False to force it, as --compile does)."""
+        return self.mode is CompileMode.NOW
+
+    @compile.setter
+    def compile(self, value: bool) -> None:
+        self.mode = CompileMode.NOW if value else CompileMode.EAGER
+
     def plan_run(self, *, images: int, requested: bool | None) -> str | None:
-        """Settle compiling for a run of ``images`` pictures (``requested``: --compile /
-        --no-compile, None if not given); returns a line to show the user when the wait is
-        worth saying (a cold compile on the CPU), else None."""
-        from .kernels.compile import compile_setting
-        if requested is None and compile_setting() is False:
-            return None  # NORMSTYLE_COMPILE=0: no batch size overrides it
-        warm = self.compile_cache_warm
-        self.compile = choose_compile(requested=requested, default=self.compile,
-                                      device_type=self.place.device.type, n_images=images, cache_warm=warm)
-        if self.compile and not warm and self.place.device.type == "cpu":
-            return "compiling the network for this machine once (minutes on a CPU; later runs reuse it)"
+        """A run of ``images`` pictures is about to start (``requested``: --compile /
+        --no-compile, None if not given). Returns a line to show the user when a compile is
+        about to make them wait (--compile on a CPU with a cold cache), else None."""
+        if requested is not None:
+            self.mode = decide_compile(requested, device_type=self.place.device.type)
+        self._pictures_expected = self._pictures + max(1, images)
+        if self.mode is CompileMode.NOW and self.place.device.type == "cpu" and not self.compile_cache_warm:
+            return (f"compiling the network for this CPU (~{COLD_COMPILE_SECONDS:.0f} s, once; "
+                    "cached for later runs)")
         return None
+
+    def begin_picture(self) -> None:
+        """One more picture is being stylized (the unit the compile policy counts work in)."""
+        self._pictures += 1
+
+    def wait_for_compile(self, timeout: float | None = None) -> bool:
+        """Block until a background compile has finished (True), or ``timeout`` seconds passed."""
+        return self._background.wait(timeout) if self._background is not None else True
 
     @property
     def compile_key(self) -> str:
@@ -130,7 +203,10 @@ class Renderer:
 
     def refresh(self) -> None:
         """Forget the inference copy of the weights (rebuilt, and recompiled, on next render)."""
-        self._fast = self._fast_compiled = None
+        if self._background is not None:
+            self._background.wait()  # it compiles the old copy; let it end before dropping it
+        self._fast = self._fast_compiled = self._background = None
+        self._switched = self._warm_marked = False
 
     # ------------------------------------------------------------------ render
     @torch.inference_mode()
@@ -172,8 +248,37 @@ class Renderer:
         return out
 
     def _whole(self, x: Tensor, matrix: Tensor) -> Tensor:
-        if not self.compile:
-            return self._fast(x, matrix)
+        if self.mode is CompileMode.NOW:
+            return self._run_compiled(x, matrix)
+        if self.mode is CompileMode.BACKGROUND and self._background is not None and self._background.done.is_set():
+            if self._background.ok:
+                if not self._switched:
+                    self._switched = True
+                    self.announce(f"switched to the compiled network (compiled in {self._background.seconds:.0f} s)")
+                return self._fast_compiled(x, matrix)
+        t0 = time.perf_counter()
+        out = self._fast(x, matrix)
+        if self.mode is CompileMode.BACKGROUND and self._background is None:
+            self._eager_seconds += time.perf_counter() - t0
+            self._maybe_compile_in_background(x, matrix)
+        return out
+
+    def _maybe_compile_in_background(self, x: Tensor, matrix: Tensor) -> None:
+        warm = self.compile_cache_warm
+        cost = expected_compile_seconds(cache_warm=warm)
+        done = max(1, self._pictures)
+        if not compile_pays(seconds_per_picture=self._eager_seconds / done, pictures_done=done,
+                            pictures_expected=self._pictures_expected, compile_seconds=cost):
+            return
+        what = "loading the compiled network from the cache" if warm else "compiling the network for this CPU"
+        self.announce(f"{what} in the background (~{cost:.0f} s, once; cached for later runs); "
+                      "rendering goes on meanwhile")
+        key = self.compile_key
+        from .kernels.compile import mark_cache_warm
+        self._background = _BackgroundCompile(self._fast_compiled, x, matrix,
+                                              on_success=lambda _seconds: mark_cache_warm(key))
+
+    def _run_compiled(self, x: Tensor, matrix: Tensor) -> Tensor:
         out = self._fast_compiled(x, matrix)
         if self._fast_compiled.active and not self._warm_marked:  # really compiled, did not fall back
             from .kernels.compile import mark_cache_warm

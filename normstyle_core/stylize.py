@@ -304,6 +304,7 @@ class Stylizer:
                        report: Callable[[float, str], None] | None, tiles: TileProgress | None) -> np.ndarray:
         report = report or (lambda _f, _msg: None)
         code = self.style(style)
+        self.renderer.begin_picture()
         size = working_size(*rgb.shape[:2], stroke_scale=options.stroke_scale)
         guided = size != rgb.shape[:2]
         if guided:  # a view of the full-size photo: no full-size float copy for the resize

@@ -136,3 +136,93 @@ def test_compiled_fast_transform_matches_and_does_not_recompile_per_size(tiny_co
             torch.testing.assert_close(compiled(x, code), net(x, code), atol=1e-4, rtol=0)
     assert compiled.failed is None
     assert counters["stats"]["unique_graphs"] == 1
+
+
+# ------------------------------------------------------------ the Renderer's compile policy
+def test_compile_policy_is_decided_in_one_place(monkeypatch):
+    from normstyle_core.renderer import CompileMode, decide_compile
+    monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    assert decide_compile(None, device_type="cuda") is CompileMode.NOW
+    assert decide_compile(None, device_type="cpu") is CompileMode.BACKGROUND
+    assert decide_compile(False, device_type="cuda") is CompileMode.EAGER
+    assert decide_compile(True, device_type="cpu") is CompileMode.NOW
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "0")
+    assert decide_compile(None, device_type="cuda") is CompileMode.EAGER
+    assert decide_compile(True, device_type="cpu") is CompileMode.NOW  # an explicit --compile wins
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "1")
+    assert decide_compile(None, device_type="cpu") is CompileMode.NOW
+
+
+@pytest.mark.parametrize("per_picture,done,expected,cost,want", [
+    (4.0, 1, 200, 160.0, True),   # a 200-photo batch at 4 s each: 199 * 4 * 0.3 = 239 s saved > 160
+    (4.0, 1, 10, 160.0, False),   # 10 photos: 9 * 4 * 0.3 = 10.8 s saved, far below the compile
+    (4.0, 1, 10, 10.0, True),     # the same with a 10 s (warm-cache) compile
+    (4.0, 150, 1, 160.0, True),   # no announced batch, but 150 photos so far: as many again ahead
+    (4.0, 100, 1, 160.0, False),  # 100 so far: 100 * 4 * 0.3 = 120 s < 160
+])
+def test_compile_pays_when_the_time_saved_ahead_exceeds_its_cost(per_picture, done, expected, cost, want):
+    from normstyle_core.renderer import compile_pays
+    assert compile_pays(seconds_per_picture=per_picture, pictures_done=done, pictures_expected=expected,
+                        compile_seconds=cost) is want
+
+
+def test_renderer_compiles_in_the_background_then_switches(tiny_config, monkeypatch, tmp_path):
+    """Background mode: renders stay eager (and correct) until the compile thread is done, then
+    run compiled; the announcements name the cost and the switch; the cache is marked warm."""
+    from normstyle_core import renderer as rmod
+    from normstyle_core.devices import placement
+    calls = []
+
+    def fake_compile(fn, **kwargs):
+        def run(*a, **k):
+            calls.append(tuple(a[0].shape))
+            return fn(*a, **k)
+        return run
+
+    monkeypatch.setattr(kcompile.torch, "compile", fake_compile)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    net = _net(tiny_config)
+    r = rmod.Renderer(net, place=placement("cpu", "fp32"), config=tiny_config)
+    assert r.mode is rmod.CompileMode.BACKGROUND and not r.compile_cache_warm
+    said = []
+    r.announce = said.append
+    code = _code(tiny_config)[0]
+    x = torch.rand(1, 3, 36, 52)
+    with torch.inference_mode():
+        ref = net(x, code[None])
+    r.plan_run(images=3, requested=None)
+    r.begin_picture()
+    torch.testing.assert_close(r.render(x, code), ref, atol=2e-5, rtol=0)
+    assert calls == [] and said == []  # a cold compile does not pay for 3 tiny pictures
+    monkeypatch.setattr(rmod, "COLD_COMPILE_SECONDS", 0.0)
+    r.begin_picture()
+    torch.testing.assert_close(r.render(x, code), ref, atol=2e-5, rtol=0)  # eager; compile starts
+    assert r.wait_for_compile(timeout=60)
+    assert calls == [(1, 3, 36, 52)] and "in the background (~0 s" in said[0]
+    r.begin_picture()
+    torch.testing.assert_close(r.render(x, code), ref, atol=2e-5, rtol=0)
+    assert len(calls) == 2 and said[-1].startswith("switched to the compiled network")
+    assert r.compile_cache_warm
+
+
+@pytest.mark.slow
+def test_renderer_background_compile_for_real(tiny_config, monkeypatch, tmp_path):
+    """The real torch.compile in the background thread, then compiled renders equal eager ones."""
+    from normstyle_core import renderer as rmod
+    from normstyle_core.devices import placement
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    monkeypatch.setattr(rmod, "COLD_COMPILE_SECONDS", 0.0)
+    net = _net(tiny_config)
+    r = rmod.Renderer(net, place=placement("cpu", "fp32"), config=tiny_config)
+    code = _code(tiny_config)[0]
+    x = torch.rand(1, 3, 36, 52)
+    r.begin_picture()
+    r.render(x, code)
+    assert r.wait_for_compile(timeout=900) and r.compile_failed is None
+    with torch.inference_mode():
+        assert r.render(torch.rand(1, 3, 44, 60), code).shape == (1, 3, 44, 60)
+        y = torch.rand(1, 3, 64, 40)
+        torch.testing.assert_close(r.render(y, code), net(y, code[None]), atol=1e-4, rtol=0)
+    assert r._switched

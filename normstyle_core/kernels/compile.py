@@ -105,14 +105,18 @@ class SafeCompiled:
     def active(self) -> bool:
         return self.failed is None and compile_enabled()
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.active:
-            return self.fn(*args, **kwargs)
+    def prepare(self) -> None:
+        """Make the torch.compile wrapper (cheap: the compiling happens on the first call)."""
         if self._compiled is None:
             with _lock:
                 if self._compiled is None:
                     setup_compile_cache()
                     self._compiled = torch.compile(self.fn, **self.compile_kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.active:
+            return self.fn(*args, **kwargs)
+        self.prepare()
         try:
             return self._compiled(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
