@@ -90,20 +90,22 @@ class Stylizer:
     def __init__(self, model: StyleTransferModel, *, place: Placement | None = None,
                  style_bank: dict[str, StyleCode] | None = None, info: dict | None = None,
                  compile: bool | None = None, tile_pixels: int | None = None,
-                 tile_size: int | None = None) -> None:
-        """``compile``, ``tile_pixels``, ``tile_size``: the Renderer's
-        (:class:`~normstyle_core.options.RendererOptions`; None: from the environment)."""
+                 tile_size: int | None = None, renderer_options: RendererOptions | None = None) -> None:
+        """``renderer_options``: how the network runs (:class:`~normstyle_core.options.RendererOptions`:
+        compile, tiles); without it ``compile``, ``tile_pixels``, ``tile_size`` and the environment
+        (None: NORMSTYLE_COMPILE, NORMSTYLE_TILE_PIXELS, NORMSTYLE_TILE_SIZE)."""
         self.place = place or placement("cpu", "fp32")
         self.model = model.to(self.place.device).eval().requires_grad_(False)
         self.style_bank = dict(style_bank or {})
         self.info = dict(info or {})
-        options = RendererOptions.from_environment(compile=compile, tile_pixels=tile_pixels, tile_size=tile_size)
+        options = renderer_options or RendererOptions.from_environment(compile=compile, tile_pixels=tile_pixels,
+                                                                       tile_size=tile_size)
         self.renderer = Renderer(self.model.transform, place=self.place, config=self.model.config,
                                  options=options)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device: str = "auto",
-             precision: str = "auto") -> "Stylizer":
+             precision: str = "auto", renderer_options: RendererOptions | None = None) -> "Stylizer":
         path = Path(path) if path is not None else default_model_path()
         if not path.exists():
             if path == DEFAULT_MODEL:
@@ -117,7 +119,8 @@ class Stylizer:
         info = {k: data.get(k) for k in ("vgg_weights", "step", "model_config", "description", "loss_config",
                                          "code_calibration")}
         info["path"] = str(path)
-        return cls(model, place=placement(device, precision), style_bank=bank, info=info)
+        return cls(model, place=placement(device, precision), style_bank=bank, info=info,
+                   renderer_options=renderer_options)
 
     # ------------------------------------------------------------------ styles
     @property

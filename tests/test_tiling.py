@@ -115,3 +115,14 @@ def test_2048_tiled_matches_untiled_with_the_shipped_model_in_the_product_precis
     assert (diff > 3).float().mean().item() < 0.005, (diff > 3).float().mean()
     assert psnr > 45.0, psnr
     assert diff.max().item() <= 24.0, diff.max()
+
+
+def test_renderer_options_object_sets_the_tiles(tiny_model_file):
+    from normstyle_core import RendererOptions
+    st = Stylizer.load(tiny_model_file, device="cpu", precision="fp32",
+                       renderer_options=RendererOptions(compile=False, tile_pixels=0, tile_size=32))
+    plain = Stylizer.load(tiny_model_file, device="cpu", precision="fp32")
+    assert (st.tile_pixels, st.tile_size, st.compile) == (0, 32, False)
+    x = torch.rand(1, 3, 40, 56)
+    code = st.style("red")
+    assert (st.render(x, code) - plain.render(x, code)).abs().max().item() * 255 < 0.05
