@@ -148,6 +148,15 @@ def write_run_config(run_dir: Path, *, train: TrainConfig, model: ModelConfig, l
         "world_size": world_size}, indent=2))
 
 
+def update_run_model_config(run_dir: Path, *, model: ModelConfig) -> None:
+    """Replace the model config in ``run_dir``'s config.json (after surgery on its checkpoint
+    changed the architecture), so that resuming the run builds that model."""
+    path = Path(run_dir) / "config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    saved["model"] = config_to_dict(model)
+    write_text_atomically(path, text=json.dumps(saved, indent=2))
+
+
 def log_path(run_dir: Path, *, rank: int) -> Path:
     """The JSONL log replica ``rank`` writes (rank 0's is the run's log)."""
     return Path(run_dir) / ("log.jsonl" if rank == 0 else f"log.rank{rank}.jsonl")

@@ -15,22 +15,12 @@ updated so that `normstyle train --out RUN` resumes with it.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import shutil
 from pathlib import Path
 
-import torch
-
-from normstyle_core import imaging
-from normstyle_core.atomic import write_bytes_atomically
-from normstyle_core.checkpoint import atomic_torch_save, read_checkpoint
-from normstyle_core.config import config_to_dict, saved_model_config
 from normstyle_core.data import list_images
-from normstyle_core.models import StyleTransferModel
-from normstyle_core.models.dormant import calm_adam_moments, dormant_units, revive_dormant_units
-from normstyle_core.models.vgg import resize_for_vgg
 from normstyle_core.model_files import latest_checkpoint
+from normstyle_core.revival import revive_checkpoint
+from normstyle_core.run_folder import update_run_model_config
 
 
 def main() -> None:
@@ -44,41 +34,18 @@ def main() -> None:
     ckpt = latest_checkpoint(args.run)
     if ckpt is None:
         raise SystemExit(f"no checkpoint in {args.run}")
-    data = read_checkpoint(ckpt)
-    old_cfg = saved_model_config(data["model_config"])
-    model = StyleTransferModel(old_cfg)
-    model.load_state_dict(data["model_state"])
     paths = list_images(args.styles)
     paths = paths[:: max(1, len(paths) // args.max_styles)][: args.max_styles]
-    styles = torch.cat([resize_for_vgg(imaging.to_tensor(imaging.load_image(p).rgb), old_cfg.style_size)
-                        for p in paths])
-    encoder = model.normalization
-    dormant = dormant_units(encoder, styles)
-    for name, mask in dormant.items():
+    done = revive_checkpoint(ckpt, style_images=paths, activation=None if args.activation == "keep" else args.activation,
+                             check_only=args.check)
+    for name, mask in done.dormant.items():
         print(f"{name}: {int(mask.sum())} of {mask.numel()} units dormant on {len(paths)} styles")
     if args.check:
         return
-    revived = revive_dormant_units(encoder, dormant)
-    activation = old_cfg.encoder_activation if args.activation == "keep" else args.activation
-    new_cfg = dataclasses.replace(old_cfg, encoder_activation=activation)
-    # The Trainer's Adam holds the trainable parameters in model order; its state is keyed by position.
-    index = {id(p): i for i, p in enumerate(p for p in model.parameters() if p.requires_grad)}
-    saved_moments = data.get("optimizer", {}).get("state", {})
-    calm_adam_moments(lambda p: saved_moments.get(index[id(p)]), encoder, dormant)
-    data["model_state"] = model.state_dict()
-    # The weight average holds the old units: drop it, and the resumed run starts a new one.
-    data.pop("ema_state", None)
-    data["model_config"] = config_to_dict(new_cfg)
-    backup = ckpt.with_name(f"pre_revive_{ckpt.name}")
-    shutil.copy2(ckpt, backup)
-    atomic_torch_save(data, ckpt)
-    run_config = args.run / "config.json"
-    if run_config.is_file() and new_cfg != old_cfg:
-        saved = json.loads(run_config.read_text())
-        saved["model"] = config_to_dict(new_cfg)
-        write_bytes_atomically(run_config, data=json.dumps(saved, indent=2).encode("utf-8"))
-    print(f"revived {revived} units in {ckpt} (original kept as {backup.name}); "
-          f"encoder activation {old_cfg.encoder_activation} -> {activation}")
+    if (args.run / "config.json").is_file() and done.after != done.before:
+        update_run_model_config(args.run, model=done.after)
+    print(f"revived {done.revived} units in {ckpt} (original kept as {done.backup.name}); "
+          f"encoder activation {done.before.encoder_activation} -> {done.after.encoder_activation}")
 
 
 if __name__ == "__main__":
