@@ -137,6 +137,7 @@ class Renderer:
         self._fast_compiled = None
         self._warm_marked = False
         self._background: _BackgroundCompile | None = None
+        self._background_lock = threading.Lock()  # the GIMP worker renders from a thread per connection
         self._switched = False
         self._pictures = 0  # pictures begun (begin_picture) and eager seconds spent on them
         self._eager_seconds = 0.0
@@ -270,13 +271,16 @@ class Renderer:
         if not compile_pays(seconds_per_picture=self._eager_seconds / done, pictures_done=done,
                             pictures_expected=self._pictures_expected, compile_seconds=cost):
             return
+        with self._background_lock:
+            if self._background is not None:
+                return
+            key = self.compile_key
+            from .kernels.compile import mark_cache_warm
+            self._background = _BackgroundCompile(self._fast_compiled, x, matrix,
+                                                  on_success=lambda _seconds: mark_cache_warm(key))
         what = "loading the compiled network from the cache" if warm else "compiling the network for this CPU"
         self.announce(f"{what} in the background (~{cost:.0f} s, once; cached for later runs); "
                       "rendering goes on meanwhile")
-        key = self.compile_key
-        from .kernels.compile import mark_cache_warm
-        self._background = _BackgroundCompile(self._fast_compiled, x, matrix,
-                                              on_success=lambda _seconds: mark_cache_warm(key))
 
     def _run_compiled(self, x: Tensor, matrix: Tensor) -> Tensor:
         out = self._fast_compiled(x, matrix)
