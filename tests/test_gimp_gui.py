@@ -178,3 +178,31 @@ def test_cancel_leaves_the_image_and_its_undo_stack_as_they_were(gui_run):
     # and the worker stopped painting for the plug-in that went away
     log = (gui_run["work"] / "worker.log").read_text()
     assert "went away during a request (cancelled)" in log, log[-2000:]
+
+
+def test_style_from_image_shows_the_paintings_thumbnail_and_previews_it(gui_run, stylizer):
+    """Style from Image...: the file chosen in the dialog's file chooser appears as a thumbnail
+    (the image itself, scaled: compared with Pillow's scaling of the file) and the preview
+    paints with it as the core does (the style image's code, corrected on this layer)."""
+    from PIL import Image
+
+    path = str(gui_run["style_image"])
+    thumbs = [e for e in gui_run["trace"] if e["kind"] == "thumbnail"]
+    assert thumbs and thumbs[-1]["path"] == path
+    t = thumbs[-1]
+    assert (t["width"], t["height"]) == (96, 72)  # 240x180 fitted in 96 px, aspect kept
+    ref = np.asarray(Image.open(path).convert("RGB").resize((96, 72), Image.Resampling.BILINEAR))
+    d, stats = _levels(t["pixels"], ref)
+    print("thumbnail vs the file scaled by Pillow:", stats)
+    assert d.mean() < 8, stats  # two scalers, one picture (another picture is ~80 levels off)
+    previews = [e for e in gui_run["trace"] if e["kind"] == "preview" and e["settings"]["style"] == path]
+    assert previews
+    p = previews[-1]
+    expected, work = _core_preview(stylizer, _selected(gui_run["start"]), p["settings"],
+                                   (p["height"], p["width"]))
+    d, stats = _levels(p["pixels"], expected)
+    print("Style from Image preview vs core:", stats)
+    if stylizer.place.dtype == torch.float32:
+        assert d.max() <= 1.01, stats
+    else:
+        assert math.sqrt((d ** 2).mean()) <= 1 + 2 * 255 / 100, stats

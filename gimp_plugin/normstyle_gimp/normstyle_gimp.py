@@ -231,6 +231,7 @@ class NormstyleGimp(Gimp.PlugIn):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         Gimp.displays_flush()
+        _trace({"kind": "done"})
         return Gimp.ValueArray.new_from_values([
             GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
             GObject.Value(Gimp.Drawable, target),
@@ -280,13 +281,24 @@ def _trace(event, pixels=None):
     event["t"] = round(time.time(), 3)
     try:
         if pixels is not None:
-            event["raw"] = f"{path}.{os.getpid()}.{event['n']}.raw"
+            event["raw"] = f"{path}.{os.getpid()}.{event['kind']}-{event['n']}.raw"
             with open(event["raw"], "wb") as fh:
                 fh.write(pixels)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(event) + "\n")
     except OSError:
         pass
+
+
+def _rgb_bytes(pixbuf):
+    """A pixbuf's pixels as tight 8-bit RGB rows (for the trace)."""
+    w, h, n, stride = pixbuf.get_width(), pixbuf.get_height(), pixbuf.get_n_channels(), pixbuf.get_rowstride()
+    data = pixbuf.get_pixels()
+    rows = []
+    for y in range(h):
+        row = data[y * stride:y * stride + w * n]
+        rows.append(row if n == 3 else bytes(b for i, b in enumerate(row) if i % n < 3))
+    return b"".join(rows)
 
 
 class _Preview:
@@ -314,6 +326,15 @@ class _Preview:
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=4)
         box.pack_start(self.image, False, False, 0)
         box.pack_start(self.label, False, False, 0)
+        self.thumb = self.thumb_label = None
+        if proc_name == PROC_IMAGE:  # the chosen painting, small, so the user sees which one
+            self.thumb = Gtk.Image()
+            self.thumb_label = Gtk.Label(label="Style image: none chosen")
+            row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=8)
+            row.pack_start(self.thumb, False, False, 0)
+            row.pack_start(self.thumb_label, False, False, 0)
+            box.pack_start(row, False, False, 0)
+            self._show_thumbnail()
         frame = Gtk.Frame(label="Preview")
         frame.set_border_width(6)
         frame.add(box)
@@ -344,8 +365,35 @@ class _Preview:
                 "preserve_color": bool(c.get_property("preserve-color")),
                 "stroke_scale": float(c.get_property("brush-size"))}
 
+    THUMB_SIDE = 96
+
+    def _show_thumbnail(self):
+        gfile = self.config.get_property("style-file")
+        path = gfile.get_path() if gfile is not None else None
+        pixbuf, text = None, "Style image: none chosen"
+        if path and os.path.isfile(path):
+            name = os.path.basename(path)
+            if path.lower().endswith(".pt"):
+                text = f"Style code: {name}"
+            else:
+                try:
+                    pixbuf = GdkPixbuf.Pixbuf.new_from_file_at_scale(path, self.THUMB_SIDE,
+                                                                      self.THUMB_SIDE, True)
+                    text = f"Style image: {name}"
+                except GLib.Error:  # GDK cannot read it; the worker's Pillow may still
+                    text = f"Style image: {name} (no thumbnail)"
+        self.thumb.set_from_pixbuf(pixbuf) if pixbuf is not None else self.thumb.clear()
+        self.thumb_label.set_text(text)
+        if pixbuf is not None:
+            _trace({"kind": "thumbnail", "n": 0, "path": path, "width": pixbuf.get_width(),
+                    "height": pixbuf.get_height()}, _rgb_bytes(pixbuf))
+
     def _changed(self, config, pspec):
-        if self.closed or pspec.name in ("output", "refine-steps"):  # not what the preview shows
+        if self.closed:
+            return
+        if pspec.name == "style-file" and self.thumb is not None:
+            self._show_thumbnail()
+        if pspec.name in ("output", "refine-steps"):  # not what the preview shows
             return
         self._changed_at = time.monotonic()
         if self._timer:

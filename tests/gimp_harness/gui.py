@@ -54,7 +54,8 @@ def photo() -> np.ndarray:
 
 def run_gui(work: Path, *, root: Path | None = None, shipped_model: bool = False,
             picture: np.ndarray | None = None, selection=SELECTION, cancel: bool = True,
-            style_downs: int = 1, hover_layer: tuple[int, int] | None = None) -> dict:
+            style_downs: int = 1, hover_layer: tuple[int, int] | None = None,
+            style_image: np.ndarray | None = None) -> dict:
     """Install the plug-in into ``work`` (the tiny test model, or the shipped one), run
     gui_inside.sh; returns the image states, the dialog's trace and the screenshots."""
     from PIL import Image
@@ -66,11 +67,15 @@ def run_gui(work: Path, *, root: Path | None = None, shipped_model: bool = False
     model = None if shipped_model else str(harness.make_tiny_model(work / "tiny.pt"))
     Image.fromarray(demo_picture() if picture is None else picture, "RGBA").save(work / "input.png")
     install.install(work / "plug-ins", model=model)
+    if style_image is None:  # a synthetic "painting": the picture turned and recoloured
+        style_image = demo_picture(240, 180)[::-1, ::-1, [2, 0, 1]].copy()
+    Image.fromarray(style_image[..., :3].copy()).save(work / "style.png")
     version = harness.gimp_version(root)
     env = dict(harness.gimp_env(work, version), NS_SELECTION=" ".join(map(str, selection)),
                NS_NO_CANCEL="0" if cancel else "1", NS_GIMP=f"gimp-{version}",
                NS_STYLE_DOWNS=str(style_downs),
-               NS_HOVER_LAYER=" ".join(map(str, hover_layer)) if hover_layer else "")
+               NS_HOVER_LAYER=" ".join(map(str, hover_layer)) if hover_layer else "",
+               NS_STYLE_IMAGE=str(work / "style.png"))
     res = harness.run_in_chroot(root, ["bash", str(HERE / "gui_inside.sh"), str(work)],
                                 rw=[work], env=env, timeout=900)
     log = res.stdout + res.stderr
@@ -93,7 +98,8 @@ def run_gui(work: Path, *, root: Path | None = None, shipped_model: bool = False
     for event in trace:
         if event.get("raw"):
             event["pixels"] = np.fromfile(event["raw"], np.uint8).reshape(event["height"], event["width"], 3)
-    return {"log": log, "work": work, "trace": trace, "model": model,
+    style_png = work / "style.png"
+    return {"log": log, "work": work, "trace": trace, "model": model, "style_image": style_png,
             "shots": sorted((work / "shots").glob("*.png")),
             **{n: state(n) for n in ("start", "after", "undone", "unselected", "cancelled",
                                      "cancel-undone")}}
@@ -107,7 +113,7 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 
 SHOTS_FOR_DOCS = ("gui-2-menu", "gui-3-dialog", "gui-4-dialog-changed",
-                  "gui-5b-layer-name", "gui-6-edit-menu")
+                  "gui-5b-layer-name", "gui-6-edit-menu", "gui-8-style-from-image")
 
 
 def main(argv=None) -> int:
@@ -120,7 +126,9 @@ def main(argv=None) -> int:
         if args.shipped_model:
             pic = photo()
             h, w = pic.shape[:2]
+            from skimage import data
             result = run_gui(Path(tmp), shipped_model=True, picture=pic,
+                             style_image=data.coffee(),  # public domain; its colours and shapes
                              selection=(w // 8, h // 8, 3 * w // 4, 3 * h // 4), cancel=False,
                              style_downs=3,  # antimonocromatismo -> candy
                              hover_layer=(935, 483))  # the top row of the Layers dock

@@ -87,17 +87,11 @@ sleep 1
 shot gui-4-dialog-changed
 xdotool key alt+o                          # _OK
 echo "$(t)  OK pressed"
-# Wait for the new layer AND its styled pixels: the plug-in inserts the copy first and merges
-# the rendered shadow buffer just after, so a dump in between sees an unstyled copy (seen
-# under load).
-for i in $(seq 360); do
-  rm -f "$W/state-after.json"; state after || exit 1
-  python3 -c "
-import json, sys
-layers = json.load(open('$W/state-after.json'))['layers']
-sys.exit(len(layers) < 2 or open(layers[0]['raw'], 'rb').read() == open(layers[1]['raw'], 'rb').read())" && break
-  sleep 0.5
-done
+# Wait until the plug-in is done (its last trace event): a dump taken while GIMP merges the
+# result tile by tile reads a half-styled layer (seen under load).
+wait_trace 300 "e['kind'] == 'done' and run(e) == 1" || exit 1
+sleep 0.5
+state after || exit 1
 echo "$(t)  new layer is there, styled"
 sleep 1
 xdotool mousemove 400 300
@@ -113,9 +107,8 @@ xdotool key Escape; sleep 0.5
 xdotool mousemove 400 300 key ctrl+z; sleep 2
 shot gui-7-after-undo
 state undone || exit 1
-if [ "${NS_NO_CANCEL:-0}" = 1 ]; then echo "GUI run done"; exit 0; fi
 
-# ---- cancel a long render from GIMP's progress
+cancel_a_render() {
 xdotool key shift+ctrl+a; sleep 1          # Select > None: the whole layer
 state unselected || exit 1
 shot cancel-0-idle
@@ -139,4 +132,40 @@ shot cancel-2-cancelled
 state cancelled || exit 1
 xdotool key ctrl+z; sleep 2                # must undo Select None: the cancel left no undo step
 state cancel-undone || exit 1
+}
+
+# ---- Style from Image...: choose $NS_STYLE_IMAGE in the dialog's file chooser; the thumbnail
+# and the preview show it; then Cancel (the dialog's, nothing is rendered)
+style_from_image() {
+  xdotool mousemove 400 300
+  xdotool key alt+r; sleep 1; xdotool key Up; sleep 0.5; xdotool key Right; sleep 1
+  xdotool key Down; sleep 0.5; xdotool key Return       # "Style from Image..."
+  for i in $(seq 100); do
+    DLG=$(xdotool search --onlyvisible --name 'Style from Image' 2>/dev/null | head -1)
+    [ -n "$DLG" ] && break; sleep 0.3
+  done
+  [ -n "$DLG" ] || { echo "no Style from Image dialog" >&2; return 1; }
+  xdotool windowmove "$DLG" $(( 1280 - $(xdotool getwindowgeometry "$DLG" | awk '/Geometry/ {split($2, a, "x"); print a[1]}') )) 0 2>/dev/null
+  xdotool windowfocus --sync "$DLG" 2>/dev/null; sleep 1
+  local before after chooser
+  before=$(xdotool search --onlyvisible --name '.' 2>/dev/null | sort)
+  xdotool key alt+i; sleep 0.5; xdotool key space; sleep 2   # Style _image: the file chooser
+  after=$(xdotool search --onlyvisible --name '.' 2>/dev/null | sort)
+  # the window that just appeared; with no window manager it gets the keyboard only if told so
+  chooser=$(comm -13 <(echo "$before") <(echo "$after") | head -1)
+  echo "$(t)  file chooser window: '$(xdotool getwindowname "$chooser" 2>/dev/null)'"
+  [ -n "$chooser" ] && xdotool windowfocus --sync "$chooser" 2>/dev/null
+  sleep 0.5
+  xdotool type --delay 20 "$NS_STYLE_IMAGE"; sleep 1
+  shot style-chooser
+  xdotool key Return; sleep 1
+  wait_trace 60 "e['kind'] == 'thumbnail' and e['path'] == '$NS_STYLE_IMAGE'" || { shot fail-thumbnail; return 1; }
+  wait_trace 120 "e['kind'] == 'preview' and e['settings']['style'] == '$NS_STYLE_IMAGE'" || return 1
+  sleep 1
+  shot gui-8-style-from-image
+  xdotool key alt+c; sleep 1                 # _Cancel
+}
+
+if [ "${NS_NO_CANCEL:-0}" != 1 ]; then cancel_a_render || exit 1; fi
+if [ -n "${NS_STYLE_IMAGE:-}" ]; then style_from_image || exit 1; fi
 echo "GUI run done"
