@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .common import error_line, load_stylizer, model_options, stderr_console, stdout_console
+from .common import error_line, is_quiet, load_stylizer, model_options, say, stderr_console, stdout_console
 from .style_bank import NAME_RE, UserStyleBank
 
 
@@ -34,7 +34,7 @@ def styles() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--sheet", is_flag=True,
               help="Also write a gallery: every style applied to one photo, labelled, with the painting "
-                   "in the corner where its image is on this machine (38 styles: ~15 s on a 2-core CPU).")
+                   "in the corner where its image is on this machine (38 styles: 12 s on a busy 2-core CPU).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("styles.png"),
               show_default=True, help="Gallery file (with --sheet; .png, .jpg or .webp).")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -82,7 +82,7 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
         click.echo(json.dumps(payload, indent=2))
         return
     if written is not None:
-        click.echo(f"wrote {written} ({len(rows)} styles)")
+        say(f"wrote {written} ({len(rows)} styles)")  # a result line, as stylize's: stderr, left out under -q
         return
     if why:
         error_line(f"warning: built-in styles unknown: {why}")
@@ -131,7 +131,7 @@ def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | No
     paintings = style_image_files(model_file=Path(stylizer.info["path"]), root=bank.root) if thumbnails else {}
     tiles = []
     from rich.progress import Progress
-    with Progress(console=stderr_console(), transient=True) as bar:
+    with Progress(console=stderr_console(), transient=True, disable=is_quiet()) as bar:
         task = bar.add_task("rendering the gallery", total=len(names))
         for name in names:
             # max_size: the gallery shows styles, not detail; a tile-sized render keeps 38 styles

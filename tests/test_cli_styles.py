@@ -73,7 +73,9 @@ def test_default_name_and_sample_photo(run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("styles", "list", "--sheet", "--size", "32")
     assert result.exit_code == 0, result.output
-    assert "wrote styles.png (2 styles)" in result.output
+    assert "wrote styles.png (2 styles)" in result.stderr and result.stdout == ""
+    quiet = run("styles", "list", "--sheet", "--size", "32", "-o", "quiet.png", "-q")
+    assert quiet.exit_code == 0 and quiet.output == "" and (tmp_path / "quiet.png").is_file()
     assert Image.open(tmp_path / "styles.png").size[0] == PAD + 2 * (32 + PAD)
     monkeypatch.setattr(demo, "sample_photos", lambda: [])
     result = run("styles", "list", "--sheet", "-o", "other.png")
