@@ -156,6 +156,9 @@ style_from_image() {
   echo "$(t)  file chooser window: '$(xdotool getwindowname "$chooser" 2>/dev/null)'"
   [ -n "$chooser" ] && xdotool windowfocus --sync "$chooser" 2>/dev/null
   sleep 0.5
+  # Ctrl+L opens the location entry first: typed straight away, GIMP 3.2's chooser lost the
+  # key after the "/" that opens it
+  xdotool key ctrl+l; sleep 1; xdotool key ctrl+a
   xdotool type --delay 20 "$NS_STYLE_IMAGE"; sleep 1
   shot style-chooser
   xdotool key Return; sleep 1
