@@ -9,6 +9,7 @@ resumes: the run folder's config.json supplies everything not given again.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ HELP_SECTIONS = (
     ("Model", ("widths", "num_residual", "norm_hidden", "style_encoder", "colour_prior", "encoder_activation",
                "init_scale")),
     ("Loss", ("loss_preset", "content_weight", "style_weight", "tv_weight", "vgg_weights")),
-    ("Machine", ("device", "precision", "compile_", "num_workers")),
+    ("Machine", ("device", "precision", "compile", "num_workers")),
     ("Run folder contents", ("checkpoint_every", "sample_every", "log_every", "keep_last")),
     (GENERAL, ()),
 )
@@ -145,7 +146,7 @@ def _preset_choices() -> list[str]:
               help="VGG-19 weights for the loss network [auto].")
 @click.option("--device", metavar="auto|cpu|cuda[:N]", help="Where to train [auto].")
 @click.option("--precision", type=click.Choice(PRECISIONS), help="Autocast precision [auto].")
-@click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the transform net.")
+@click.option("--compile/--no-compile", "compile", default=None, help="torch.compile the transform net.")
 @click.option("--workers", "num_workers", type=click.IntRange(min=0), help="Data-loading processes [1].")
 @click.option("--checkpoint-every", type=click.IntRange(min=1),
               help=f"Steps between checkpoints {preset_default('train', 'checkpoint_every')}.")
@@ -153,11 +154,7 @@ def _preset_choices() -> list[str]:
               help=f"Steps between sample sheets {preset_default('train', 'sample_every')}.")
 @click.option("--log-every", type=click.IntRange(min=1), help=f"Steps between log lines {preset_default('train', 'log_every')}.")
 @click.option("--keep-last", type=click.IntRange(min=1), help=f"Checkpoints kept {preset_default('train', 'keep_last')}.")
-def train(content, styles, out_dir, config_file, resume, init_from, preset, steps, max_minutes, lr, warmup_steps,
-          batch_size, image_size, style_size, styles_per_step, style_mode, style_variants, seed, ema_decay,
-          revive_every, widths, num_residual, norm_hidden, style_encoder, colour_prior, encoder_activation,
-          init_scale, loss_preset, content_weight, style_weight, tv_weight, vgg_weights, device, precision,
-          compile_, num_workers, checkpoint_every, sample_every, log_every, keep_last):
+def train(content, styles, out_dir, config_file, resume, preset, **options):
     """Train a model on CONTENT images (files or folders) and --style images.
 
     \b
@@ -170,21 +167,21 @@ def train(content, styles, out_dir, config_file, resume, init_from, preset, step
     The first steps are timed and the run's length estimated; Ctrl-C saves a checkpoint and
     stops; run the command again to resume.
     """
-    train_flags = dict(steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size,
-                       lr=lr, loss_preset=loss_preset, styles_per_step=styles_per_step, style_mode=style_mode,
-                       style_variants=style_variants, seed=seed, device=device, precision=precision,
-                       compile=compile_, vgg_weights=vgg_weights, checkpoint_every=checkpoint_every,
-                       sample_every=sample_every, log_every=log_every, keep_last=keep_last,
-                       num_workers=num_workers, max_minutes=max_minutes, revive_every=revive_every,
-                       init_from=init_from, warmup_steps=warmup_steps, ema_decay=ema_decay)
-    model_flags = dict(widths=parse_ints(widths, "--widths", 3), init_scale=init_scale,
-                       num_residual=num_residual, norm_hidden=norm_hidden, style_encoder=style_encoder,
-                       colour_prior=colour_prior, encoder_activation=encoder_activation)
-    loss_flags = dict(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+    from normstyle_core.config import LossConfig, ModelConfig, TrainConfig
+    # Each option is named as its config field; --style-size (in both) is the train config's,
+    # and build_configs gives the model the same size.
+    train_flags = {k: v for k, v in options.items() if k in _field_names(TrainConfig)}
+    model_flags = {k: v for k, v in options.items() if k in _field_names(ModelConfig) and k not in train_flags}
+    loss_flags = {k: v for k, v in options.items() if k in _field_names(LossConfig)}
+    model_flags["widths"] = parse_ints(model_flags["widths"], "--widths", 3)
     configs = build_configs(
         out_dir=out_dir, config_file=config_file, resume=resume, preset=preset, content=content, styles=styles,
         train_flags=train_flags, model_flags=model_flags, loss_flags=loss_flags)
     run_training(configs, resume=resume)
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 def run_training(configs: RunConfigs, *, resume: bool) -> None:
