@@ -26,12 +26,13 @@ FORMAT = "normstyle-checkpoint"
 VERSION = 1
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: Any, path: Path, *, overwrite: bool = True) -> None:
     """torch.save through a temp file and a rename: a crash never leaves a half-written file under
-    the final name (the temp is named as run_folder.STALE_TEMP_RE expects)."""
+    the final name (the temp is named as run_folder.STALE_TEMP_RE expects). ``overwrite=False``:
+    FileExistsError if ``path`` exists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, write=lambda fh: torch.save(obj, fh))
+    write_atomically(path, write=lambda fh: torch.save(obj, fh), overwrite=overwrite)
 
 
 def safe_torch_load(path: Path) -> Any:
@@ -47,7 +48,7 @@ def safe_torch_load(path: Path) -> Any:
 
 
 def save_checkpoint(path: Path, *, model: StyleTransferModel, vgg_source: str,
-                    extra: dict[str, Any] | None = None, half: bool = False) -> None:
+                    extra: dict[str, Any] | None = None, half: bool = False, overwrite: bool = True) -> None:
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
              for k, v in model.state_dict().items()}
     payload = {
@@ -58,7 +59,7 @@ def save_checkpoint(path: Path, *, model: StyleTransferModel, vgg_source: str,
         "vgg_weights": vgg_source,
     }
     payload.update(extra or {})
-    atomic_torch_save(payload, path)
+    atomic_torch_save(payload, path, overwrite=overwrite)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -4,11 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .atomic import write_atomically
-from .checkpoint import FORMAT, VERSION, load_model
-from .config import config_to_dict
+from .checkpoint import load_model, save_checkpoint
 from .errors import CheckpointError
 from .model_files import resolve_model_path
 from .run_styles import style_bank_of
@@ -25,18 +21,14 @@ def export_run(*, source: Path, out: Path, overwrite: bool = False) -> dict[str,
         raise CheckpointError(f"{ckpt} is neither a run folder nor a checkpoint file")
     model, data = load_model(ckpt)
     bank = style_bank_of(model=model, data=data)
-    state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
     meta = {"style_bank": bank, "step": int(data.get("step") or 0), "loss_config": data.get("loss_config"),
             "train_config": data.get("train_config"), "description": f"exported from {ckpt}",
             "vgg_weights": data.get("vgg_weights", "unknown"), "source": str(ckpt)}
-    payload = {"format": FORMAT, "version": VERSION, "model_config": config_to_dict(model.config),
-               "model_state": state, **{k: v for k, v in meta.items() if k != "source"}}
     out = Path(out)
     if out.is_dir():
         raise CheckpointError(f"{out} is a folder: give the model file's name, e.g. {out / 'model.pt'}")
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out} exists; pass --overwrite to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(out, write=lambda fh: torch.save(payload, fh), overwrite=overwrite)
+    save_checkpoint(out, model=model, vgg_source=meta["vgg_weights"], half=True, overwrite=overwrite,
+                    extra={k: v for k, v in meta.items() if k not in ("source", "vgg_weights")})
     return meta
