@@ -286,6 +286,12 @@ def doctor(plugins_dir: Path | None = None, *, query: bool = True) -> list[Check
             running = Path(sock).exists()
             checks.append(Check("daemon", None, f"running at {sock}" if running else
                                 "not running (starts on first use)"))
+    served = nsclient().served_socket_path(cfg or {})
+    if served:  # what a Flatpak/Snap GIMP needs (normstyle gimp serve); informative elsewhere
+        listening = nsclient()._reachable(served)
+        checks.append(Check("served worker", None, f"`normstyle gimp serve` listening at {served} "
+                            "(the plug-in uses it first)" if listening else
+                            f"none at {served} (Flatpak/Snap GIMP: run `normstyle gimp serve`)"))
     gimp = find_gimp()
     checks.append(Check("GIMP", None, gimp or "no GIMP 3 executable found on PATH "
                         "(fine if GIMP is installed elsewhere)"))

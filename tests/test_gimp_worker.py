@@ -720,6 +720,8 @@ def test_served_worker_is_found_first_and_shares_its_folder(tmp_path, tiny_model
                               width=28, height=20, channels=4, dtype="u8", style="red",
                               strength=1.0, preserve_color=False)  # the model: serve's --model
         assert (src.parent / "out.raw").stat().st_size == 28 * 20 * 4
+        served = {c.name: c.detail for c in install.doctor(tmp_path / "none", query=False)}
+        assert served["served worker"].startswith(f"`normstyle gimp serve` listening at {sock}")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
