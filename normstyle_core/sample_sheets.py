@@ -22,7 +22,8 @@ def write_sample_sheet(path: Path, *, model: StyleTransferModel, ema: WeightEMA 
                        content_files: Sequence[Path], styles: StyleSet | None, device: torch.device,
                        autocast: Callable[[], contextlib.AbstractContextManager],
                        n_content: int = 3, n_styles: int = 6, size: int = 192) -> Path | None:
-    """Grid PNG: rows = fixed content photos, columns = style thumbnail + pastiches."""
+    """Grid PNG: rows = fixed content photos, columns = style thumbnail + pastiches, each
+    column labelled with its style's name (a made-up version's as ``name~k``)."""
     if not content_files or styles is None:
         return None
     step_files = content_files[:: max(1, len(content_files) // n_content)][:n_content]
@@ -49,5 +50,5 @@ def write_sample_sheet(path: Path, *, model: StyleTransferModel, ema: WeightEMA 
             rows.append(row)
     finally:
         model.train(was_training)
-    contact_sheet(rows, path, cell=size)
+    contact_sheet(rows, path, cell=size, labels=["content", *(styles.names[i] for i in idxs)])
     return path

@@ -424,3 +424,14 @@ def test_the_estimate_leaves_out_the_first_step_and_averages_the_next_three():
     assert [short.add(s) for s in (9.0, 1.5)] == [None, 1.5]
     one = FirstStepsTimer(steps_left=1)  # a single step is all there is
     assert one.add(4.0) == 4.0
+
+
+def test_sample_sheets_label_their_columns_with_the_style_names(tmp_path):
+    from PIL import Image
+    cfg = tiny_train_config(tmp_path, steps=1)
+    trainer = Trainer(cfg, model_config=tiny_model_config())
+    trainer.load_styles()
+    labelled = Image.open(trainer.sample_sheet(size=32)).convert("L")
+    # 4 rows of 32 px cells and 4 px gaps, plus an 18 px strip of labels with dark text in it
+    assert labelled.height == 18 + 4 * (32 + 4) + 4
+    assert labelled.crop((4, 0, labelled.width, 18)).getextrema()[0] < 128
