@@ -206,3 +206,27 @@ def test_style_from_image_shows_the_paintings_thumbnail_and_previews_it(gui_run,
         assert d.max() <= 1.01, stats
     else:
         assert math.sqrt((d ** 2).mean()) <= 1 + 2 * 255 / 100, stats
+
+
+def _find(screen: np.ndarray, patch: np.ndarray):
+    """(x, y) where ``patch`` appears exactly in ``screen``, or None."""
+    ph, pw = patch.shape[:2]
+    ys, xs = np.nonzero(np.all(screen[:screen.shape[0] - ph + 1, :screen.shape[1] - pw + 1]
+                               == patch[0, 0], axis=-1))
+    for y, x in zip(ys, xs):
+        if np.array_equal(screen[y:y + ph, x:x + pw], patch):
+            return int(x), int(y)
+    return None
+
+
+def test_the_preview_on_screen_is_the_workers_render(gui_run):
+    """The pixels the trace recorded are the ones GIMP's dialog draws: the last preview before
+    the screenshot appears, exactly, in the screenshot of the dialog."""
+    from PIL import Image
+
+    shot = np.asarray(Image.open(next(p for p in gui_run["shots"]
+                                      if p.name == "gui-4-dialog-changed.png")).convert("RGB"))
+    brushed = [p for p in _run_previews(gui_run) if p["settings"]["stroke_scale"] == 2.0][-1]
+    where = _find(shot, brushed["pixels"])
+    assert where is not None, "the preview is not on the screen"
+    print("preview drawn at", where, "in the dialog")
