@@ -382,7 +382,10 @@ class _Preview:
                     text = f"Style image: {name}"
                 except GLib.Error:  # GDK cannot read it; the worker's Pillow may still
                     text = f"Style image: {name} (no thumbnail)"
-        self.thumb.set_from_pixbuf(pixbuf) if pixbuf is not None else self.thumb.clear()
+        if pixbuf is not None:
+            self.thumb.set_from_pixbuf(pixbuf)
+        else:
+            self.thumb.clear()
         self.thumb_label.set_text(text)
         if pixbuf is not None:
             _trace({"kind": "thumbnail", "n": 0, "path": path, "width": pixbuf.get_width(),
