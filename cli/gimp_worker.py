@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -99,7 +100,10 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
+
+if TYPE_CHECKING:  # the worker imports torch and the core only when a request needs them
+    from normstyle_core.options import RenderOptions
 
 PROTOCOL = 2
 DTYPES = {"u8": "uint8", "u16": "uint16", "float": "float32"}
@@ -281,8 +285,7 @@ class Worker:
         t0 = time.perf_counter()
         r = _render_fields(req)
         src, w, h, c, dtype = r["src"], r["w"], r["h"], r["c"], r["dtype"]
-        style, strength, preserve = r["style"], r["strength"], r["preserve"]
-        stroke_scale, model, device, precision = r["stroke_scale"], r["model"], r["device"], r["precision"]
+        model, device, precision = r["model"], r["device"], r["precision"]
         refine_steps = _field(req, "refine_steps", types=(int,), default=0, what="a whole number")
         if not 0 <= refine_steps <= MAX_REFINE_STEPS:
             raise ProtocolError(f"refine_steps must be 0..{MAX_REFINE_STEPS}, got {_short(refine_steps)}")
@@ -292,9 +295,8 @@ class Worker:
         with self._using_model(emit):
             st = self.stylizer(model, device, emit, precision=precision)
             data = np.fromfile(src, dtype=DTYPES[dtype]).reshape(h, w, c)
-            rgb = render_float(st, data[..., :3].astype(np.float32) / SCALE[dtype], style=style,
-                               strength=strength, preserve_color=preserve,
-                               refine_steps=refine_steps, stroke_scale=stroke_scale,
+            rgb = render_float(st, data[..., :3].astype(np.float32) / SCALE[dtype], style=r["style"],
+                               options=r["options"], refine_steps=refine_steps,
                                progress=lambda f, msg: emit({"event": "progress", "fraction": f,
                                                              "message": msg}))
             if w * h >= 1 << 20:
@@ -334,7 +336,7 @@ class Worker:
         _check_input(r)
         h, w = r["h"], r["w"]
         try:
-            work = working_size(h, w, stroke_scale=r["stroke_scale"])
+            work = working_size(h, w, stroke_scale=r["options"].stroke_scale)
         except ValueError as exc:
             raise ProtocolError(f"bad request: {exc}") from None
         # (working_size rounds each side: brush size 1 may land a few pixels above the budget)
@@ -348,9 +350,8 @@ class Worker:
             content = self._preview_content(r, work)
             # at the working size the core paints as is (working_size(work) == work), so this is
             # the painting that stylize_array guides back up to the layer's size
-            painting = st.stylize_array(content, style=r["style"], strength=r["strength"],
-                                        preserve_color=r["preserve"],
-                                        stroke_scale=0.0 if reduced else r["stroke_scale"])
+            options = dataclasses.replace(r["options"], stroke_scale=0.0) if reduced else r["options"]
+            painting = st.stylize_array(content, style=r["style"], options=options)
         scale = min(1.0, max_side / max(work))
         size = (max(1, round(work[0] * scale)), max(1, round(work[1] * scale)))
         if size != work:
@@ -386,7 +387,10 @@ class Worker:
 
 
 def _render_fields(req: dict) -> dict:
-    """The fields ``stylize`` and ``preview`` share, checked."""
+    """The fields ``stylize`` and ``preview`` share, checked; the render settings as the
+    library's :class:`~normstyle_core.options.RenderOptions` (as the CLI's ``stylize`` builds)."""
+    from normstyle_core.options import RenderOptions
+
     src = Path(_field(req, "input", types=(str,), what="a file path"))
     w = _field(req, "width", types=(int,), what="a whole number")
     h = _field(req, "height", types=(int,), what="a whole number")
@@ -411,9 +415,11 @@ def _render_fields(req: dict) -> dict:
         raise ProtocolError(f"bad request: 'stroke_scale' must be 0..{MAX_STROKE_SCALE}, got {_short(stroke_scale)}")
     if dtype not in DTYPES or c not in (3, 4) or not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
         raise ProtocolError(f"unsupported layout {_short(w)}x{_short(h)}x{_short(c)} {_short(dtype)}")
-    return dict(src=src, w=w, h=h, c=c, dtype=dtype, style=style, strength=strength,
-                preserve=preserve, stroke_scale=stroke_scale, model=model, device=device,
-                precision=precision)
+    # a strength outside 0..1 is the user's setting, not a malformed request: RenderOptions
+    # refuses it with the core's StyleError, as Stylizer.stylize does
+    options = RenderOptions(strength=strength, preserve_color=preserve, stroke_scale=stroke_scale)
+    return dict(src=src, w=w, h=h, c=c, dtype=dtype, style=style, options=options, model=model,
+                device=device, precision=precision)
 
 
 def _check_input(r: dict) -> None:
@@ -429,8 +435,7 @@ def _check_input(r: dict) -> None:
                             f"{r['w']}x{r['h']}x{r['c']} {r['dtype']}")
 
 
-def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool = False,
-                 refine_steps: int = 0, stroke_scale: float = 1.0,
+def render_float(st, rgb, *, style, options: RenderOptions | None = None, refine_steps: int = 0,
                  progress: Callable[[float, str], None] | None = None):
     """:meth:`Stylizer.stylize_array` for a layer: float (H, W, 3) in, float (H, W, 3) in [0, 1]
     out, so high bit-depth layers keep their precision. ``refine_steps``: a style image's code is
@@ -438,7 +443,9 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
     import numpy as np
 
     from normstyle_core.imaging import LoadedImage
+    from normstyle_core.options import RenderOptions
 
+    options = options or RenderOptions()
     rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0).astype(np.float32)
     report = progress or (lambda f, m: None)
     report(0.05, "Reading the style")
@@ -454,7 +461,7 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
     h, w = rgb.shape[:2]
     try:
         from normstyle_core.stroke_scale import working_size
-        wh, ww = working_size(h, w, stroke_scale=stroke_scale)
+        wh, ww = working_size(h, w, stroke_scale=options.stroke_scale)
     except ValueError:
         wh, ww = h, w  # stylize_array reports the bad value
     first_compile = bool(getattr(st, "compile", False)) and not st.compile_cache_warm
@@ -469,8 +476,7 @@ def render_float(st, rgb, *, style, strength: float = 1.0, preserve_color: bool 
                 msg = "Compiling the network for this computer (first use only, up to a minute); " + msg[0].lower() + msg[1:]
         report(start + (0.95 - start) * f, msg)
 
-    return st.stylize_array(rgb, style=code, strength=strength, preserve_color=preserve_color,
-                            stroke_scale=stroke_scale, progress=say)
+    return st.stylize_array(rgb, style=code, options=options, progress=say)
 
 
 def _field(req: dict, name: str, *, types: tuple[type, ...], default: Any = _REQUIRED,
