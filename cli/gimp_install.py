@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from normstyle_core.atomic import write_bytes_atomically
+
 PLUGIN_NAME = "normstyle_gimp"
 # cli/ and gimp_plugin/ lie side by side (in the repository and in site-packages): the folder that
 # holds both is also what the worker's Python needs on its path to import ``cli.gimp_worker``.
@@ -101,10 +103,8 @@ def remember_plugins_dir(*, plugins_dir: Path, python: str) -> str | None:
     path = record_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"plugins_dir": str(plugins_dir.absolute()), "python": python},
-                                  indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        record = {"plugins_dir": str(plugins_dir.absolute()), "python": python}
+        write_bytes_atomically(path, data=(json.dumps(record, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
         return (f"could not note the plug-ins folder in {path} ({exc.strerror or exc}); "
                 f"give --plugins-dir {plugins_dir} to doctor and uninstall too")
@@ -186,9 +186,7 @@ def install(plugins_dir: Path | None = None, *, python: str | None = None, model
             shutil.copyfile(SOURCE_DIR / name, target / name)
         main = target / "normstyle_gimp.py"
         main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        tmp = target / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, target / CONFIG_NAME)
+        write_bytes_atomically(target / CONFIG_NAME, data=(json.dumps(cfg, indent=2) + "\n").encode("utf-8"))
     except OSError as exc:
         raise InstallError(f"cannot write to {target} ({exc.strerror or exc})") from exc
     return InstallReport(target=target, config=cfg, warnings=warnings)

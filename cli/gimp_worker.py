@@ -308,14 +308,10 @@ class Worker:
             out[..., :3] = (np.clip(rgb, 0, 1) * SCALE[dtype] + 0.5).astype(out.dtype)
         if c == 4:
             out[..., 3] = data[..., 3]
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                out.tofile(fh)
-            os.replace(tmp, dst)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from normstyle_core.atomic import write_atomically
+
+        # the private folder: owner-only like the rest of it
+        write_atomically(dst, write=out.tofile, prefix=".part-", private=True)
         return time.perf_counter() - t0, dst
 
     def preview(self, req: dict, emit: Emit) -> dict:
