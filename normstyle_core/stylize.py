@@ -25,7 +25,8 @@ from .options import DEFAULT_TILE_PIXELS, RendererOptions, RenderOptions
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
 from .renderer import Renderer, TileProgress, compile_key
 from .run_styles import style_bank_of
-from .stroke_scale import guided_coefficients, guided_upsample, luminance, working_size
+from .stroke_scale import (detail_size, fine_detail, guided_coefficients, guided_upsample, luminance,
+                           working_size)
 from .style_code import Provenance, StyleCode
 from .user_styles import did_you_mean, find_user_style, listed, user_style_code, user_style_names
 
@@ -322,9 +323,20 @@ class Stylizer:
         if options.preserve_color:
             out = luminance_transfer(out, content.to(out.device))
         if guided:
+            detail = None
+            fine_size = detail_size(rgb.shape[:2], size)
+            if fine_size is not None:
+                report(0.6, "Painting the fine detail")
+                fine_content = F.interpolate(full, size=fine_size, mode="bilinear", antialias=True,
+                                             align_corners=False).clamp_(0, 1)
+                fine = self.render(fine_content, code)
+                if options.preserve_color:
+                    fine = luminance_transfer(fine, fine_content.to(fine.device))
+                detail = fine_detail(fine)
+                del fine, fine_content
             report(0.8, "Bringing the painting to full size")
             a, base = guided_coefficients(luminance(content.to(out.device)), out)
-            result = guided_upsample(rgb, a, base)
+            result = guided_upsample(rgb, a, base, detail=detail)
         else:
             result = imaging.to_array(out)
         report(1.0, "Rendered")

@@ -11,8 +11,8 @@ from normstyle_core import StyleError, Stylizer
 
 from cli_fixtures import home, run  # noqa: F401  (pytest fixtures)
 from normstyle_core.models import StyleTransferModel
-from normstyle_core.stroke_scale import (REFERENCE_PIXELS, guided_coefficients, guided_upsample,
-                                         luminance, working_size)
+from normstyle_core.stroke_scale import (DETAIL_GAIN, DETAIL_SIGMA, REFERENCE_PIXELS, detail_size, fine_detail,
+                                         guided_coefficients, guided_upsample, luminance, working_size)
 
 
 def test_working_size_keeps_the_aspect_and_scales_the_area():
@@ -96,9 +96,57 @@ def test_stylize_paints_a_large_photo_at_the_working_size(tiny_config):
     assert working_size(600, 800, stroke_scale=scale) == (150, 200)
     got = np.asarray(st.stylize(photo, style=code, feedback=False, stroke_scale=scale), dtype=np.float32) / 255
     small = torch.from_numpy(_down(photo, (150, 200))).permute(2, 0, 1)[None]
-    want = guided_upsample(photo, *guided_coefficients(luminance(small), st.render(small, code)))
+    guided = guided_upsample(photo, *guided_coefficients(luminance(small), st.render(small, code)))
+    # the photo is 4x the working size: the fine-detail band of a render at twice its sides is
+    # added, computed here with torchvision's Gaussian blur and F.interpolate
+    from torchvision.transforms.functional import gaussian_blur
+    twice = torch.from_numpy(_down(photo, (300, 400))).permute(2, 0, 1)[None]
+    fine = st.render(twice, code)
+    band = fine - gaussian_blur(fine, kernel_size=[3, 3], sigma=[DETAIL_SIGMA, DETAIL_SIGMA])
+    band = F.interpolate(band, size=(600, 800), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+    want = np.clip(guided + DETAIL_GAIN * band, 0, 1)
     assert got.shape == photo.shape
     assert np.abs(got - want).max() * 255 <= 1.0
+
+
+def test_fine_detail_is_the_band_above_a_gaussian():
+    from torchvision.transforms.functional import gaussian_blur
+    x = torch.rand(1, 3, 40, 50, generator=torch.Generator().manual_seed(3))
+    want = x - gaussian_blur(x, kernel_size=[3, 3], sigma=[DETAIL_SIGMA, DETAIL_SIGMA])
+    assert torch.allclose(fine_detail(x), want, atol=1e-6)
+
+
+def test_detail_size_only_where_the_photo_holds_a_finer_band():
+    assert detail_size((600, 800), (150, 200)) == (300, 400)
+    assert detail_size((290, 400), (150, 200)) is None  # less than twice the working size
+    big = round((REFERENCE_PIXELS * 4) ** 0.5)  # stroke scale 0.5 on a huge photo: too costly
+    assert detail_size((10_000, 10_000), (big, big)) is None
+
+
+def test_fine_detail_sharpens_without_changing_the_working_size_look():
+    """Added at full size, a painting's finest band makes the output sharper, and brought back to
+    the working size the output is still the working-size painting (the band lies above it)."""
+    photo = _photo(600, 800)
+    small = torch.from_numpy(_down(photo, (150, 200))).permute(2, 0, 1)[None]
+    rng = np.random.default_rng(4)
+    painting = torch.from_numpy(np.clip(_down(photo, (150, 200)) * 0.8 + 0.1, 0, 1)).permute(2, 0, 1)[None]
+    twice = torch.from_numpy(np.clip(_down(photo, (300, 400)) * 0.8 + 0.1
+                                     + 0.1 * rng.standard_normal((300, 400, 1)), 0, 1).astype(np.float32))
+    coeffs = guided_coefficients(luminance(small), painting)
+    plain = guided_upsample(photo, *coeffs)
+
+    def shows_at_working_size(sigma: float) -> tuple[float, np.ndarray]:
+        """Share of the added detail still there at the working size, and the output."""
+        out = guided_upsample(photo, *coeffs, detail=fine_detail(twice.permute(2, 0, 1)[None], sigma=sigma))
+        back = np.abs(_down(out, (150, 200)) - _down(plain, (150, 200))).mean()
+        return back / np.abs(out - plain).mean(), out
+
+    share, detailed = shows_at_working_size(DETAIL_SIGMA)
+    assert _rms_gradient(detailed) > 1.3 * _rms_gradient(plain)
+    # measured 0.2 (clipping keeps a little); a band twice as wide leaks more (the style loss
+    # at 512 px rose with it, EXPERIMENTS.md "Fine detail")
+    assert share < 0.25
+    assert share < shows_at_working_size(2 * DETAIL_SIGMA)[0]
 
 
 def test_stroke_scale_zero_renders_at_the_photos_own_size(tiny_config):
