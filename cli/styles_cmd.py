@@ -172,7 +172,7 @@ def _thumbnail(path: Path, *, side: int):
 @click.option("--force", is_flag=True, help="Replace a user style of the same name.")
 @click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
               help="Fit the style to the image with STEPS gradient steps instead of the one-pass "
-                   "prediction; closer to the painting (20: ~9 s on a 2-core CPU; 50: a bit closer).")
+                   "prediction; closer to the painting (20 steps: about 1 min on a busy 2-core CPU, README; 50: a bit closer).")
 @click.option("--photos", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="Photos or folders to refine on (default: the sample photos of `normstyle demo`).")
 @model_options
