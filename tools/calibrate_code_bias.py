@@ -12,6 +12,12 @@ built-in bank so names and image files agree.
 
 The paintings it uses are the held-out ones that are NOT on the evaluation grid of
 tools/eval_shipped.py: the grid's 10 stay unseen by training and by this calibration.
+
+    python tools/calibrate_code_bias.py --model FILE --artworks extra --max-artworks 30
+
+measures only (writes no model): the same statistics of the correction on the held-out share of
+train/styles-extra (artworks of every kind, neither trained on nor in eval/), to see whether an
+offset fitted on the narrow paintings still points where the model errs on other kinds.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ import torch
 
 from normstyle_core import Stylizer
 from normstyle_core.checkpoint import offset_style_codes
-from normstyle_core.heldout import heldout_styles, refine_photos
+from normstyle_core.heldout import extra_split, heldout_styles, refine_photos
 from normstyle_core.refine import RefineConfig
 
 
@@ -32,15 +38,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="the calibrated model (without: measure only)")
+    ap.add_argument("--artworks", choices=("paintings", "extra"), default="paintings",
+                    help="held-out train/styles paintings off the grid, or the styles-extra development split")
+    ap.add_argument("--max-artworks", type=int, default=0, help="an even spread of at most N (0: all)")
     ap.add_argument("--steps", type=int, default=20, help="refine steps per painting (lr: RefineConfig's)")
     ap.add_argument("--photos", type=int, default=16, help="training photos to refine on")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the mean correction to apply")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    held_out, grid = heldout_styles(args.data)
-    paintings = [p for p in held_out if p not in grid]
+    if args.artworks == "extra":
+        paintings = extra_split(args.data)[1]
+    else:
+        held_out, grid = heldout_styles(args.data)
+        paintings = [p for p in held_out if p not in grid]
+    if args.max_artworks and len(paintings) > args.max_artworks:
+        paintings = paintings[::len(paintings) // args.max_artworks][:args.max_artworks]
     photos = refine_photos(args.data, args.photos)
     stylizer = Stylizer.load(args.model)
     deltas, started = [], time.monotonic()
@@ -57,6 +71,9 @@ def main() -> None:
             "mean_norm": round(float(mean.norm()), 4),
             "single_norm": round(float(d.flatten(1).norm(dim=1).mean()), 4),
             "leave_one_out_cosine": round(sum(loo) / len(loo), 4)}
+    if args.out is None:
+        print(f"measured on {args.artworks} in {time.monotonic() - started:.0f} s (no model written): {note}")
+        return
     offset_style_codes(args.model, args.out, offset=args.scale * mean, note=note)
     print(f"{args.out}: code offset from {len(paintings)} unseen paintings in {time.monotonic() - started:.0f} s: {note}")
 
