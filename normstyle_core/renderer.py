@@ -37,6 +37,10 @@ TileProgress = Callable[[int, int], None]  # (tiles done, tiles in all)
 COMPILED_OVER_EAGER = 0.7
 COLD_COMPILE_SECONDS = 190.0
 WARM_COMPILE_SECONDS = 50.0
+# The background compile traces on a crop of this side: the graph has dynamic shapes, so any
+# size serves, and compiling on the whole picture would render a camera-size photo once more
+# (and hold its activations) only to throw the result away.
+COMPILE_EXAMPLE_SIDE = 128
 
 
 class CompileMode(str, Enum):
@@ -276,7 +280,8 @@ class Renderer:
                 return
             key = self.compile_key
             from .kernels.compile import mark_cache_warm
-            self._background = _BackgroundCompile(self._fast_compiled, x, matrix,
+            example = x[..., :COMPILE_EXAMPLE_SIDE, :COMPILE_EXAMPLE_SIDE]  # x is padded to x4 already
+            self._background = _BackgroundCompile(self._fast_compiled, example, matrix,
                                                   on_success=lambda _seconds: mark_cache_warm(key))
         what = "loading the compiled network from the cache" if warm else "compiling the network for this CPU"
         self.announce(f"{what} in the background (~{cost:.0f} s, once; cached for later runs); "

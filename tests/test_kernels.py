@@ -206,6 +206,35 @@ def test_renderer_compiles_in_the_background_then_switches(tiny_config, monkeypa
     assert r.compile_cache_warm
 
 
+def test_background_compile_traces_on_a_small_crop_not_the_whole_picture(tiny_config, monkeypatch, tmp_path):
+    """A camera-size picture is not rendered a second time just to compile: the compile thread
+    gets a crop (dynamic shapes serve every size), and the picture's own render is the eager one."""
+    from normstyle_core import renderer as rmod
+    from normstyle_core.devices import placement
+    calls = []
+
+    def fake_compile(fn, **kwargs):
+        def run(*a, **k):
+            calls.append(tuple(a[0].shape))
+            return fn(*a, **k)
+        return run
+
+    monkeypatch.setattr(kcompile.torch, "compile", fake_compile)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    monkeypatch.setattr(rmod, "COLD_COMPILE_SECONDS", 0.0)
+    net = _net(tiny_config)
+    r = rmod.Renderer(net, place=placement("cpu", "fp32"), config=tiny_config)
+    code = _code(tiny_config)[0]
+    x = torch.rand(1, 3, 301, 250)  # padded to 304 x 252 before the network
+    r.begin_picture()
+    with torch.inference_mode():
+        ref = net(torch.nn.functional.pad(x, (0, 2, 0, 3), mode="reflect"), code[None])[..., :301, :250]
+    torch.testing.assert_close(r.render(x, code), ref, atol=2e-5, rtol=0)
+    assert r.wait_for_compile(timeout=60)
+    assert calls == [(1, 3, rmod.COMPILE_EXAMPLE_SIDE, rmod.COMPILE_EXAMPLE_SIDE)]
+
+
 @pytest.mark.slow
 def test_renderer_background_compile_for_real(tiny_config, monkeypatch, tmp_path):
     """The real torch.compile in the background thread, then compiled renders equal eager ones."""
