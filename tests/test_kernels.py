@@ -166,11 +166,8 @@ def test_compile_pays_when_the_time_saved_ahead_exceeds_its_cost(per_picture, do
                         compile_seconds=cost) is want
 
 
-def test_renderer_compiles_in_the_background_then_switches(tiny_config, monkeypatch, tmp_path):
-    """Background mode: renders stay eager (and correct) until the compile thread is done, then
-    run compiled; the announcements name the cost and the switch; the cache is marked warm."""
-    from normstyle_core import renderer as rmod
-    from normstyle_core.devices import placement
+def _record_compiles(monkeypatch, tmp_path) -> list:
+    """torch.compile replaced by a pass-through that records each call's input shape."""
     calls = []
 
     def fake_compile(fn, **kwargs):
@@ -182,6 +179,15 @@ def test_renderer_compiles_in_the_background_then_switches(tiny_config, monkeypa
     monkeypatch.setattr(kcompile.torch, "compile", fake_compile)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    return calls
+
+
+def test_renderer_compiles_in_the_background_then_switches(tiny_config, monkeypatch, tmp_path):
+    """Background mode: renders stay eager (and correct) until the compile thread is done, then
+    run compiled; the announcements name the cost and the switch; the cache is marked warm."""
+    from normstyle_core import renderer as rmod
+    from normstyle_core.devices import placement
+    calls = _record_compiles(monkeypatch, tmp_path)
     net = _net(tiny_config)
     r = rmod.Renderer(net, place=placement("cpu", "fp32"), config=tiny_config)
     assert r.mode is rmod.CompileMode.BACKGROUND and not r.compile_cache_warm
@@ -211,17 +217,7 @@ def test_background_compile_traces_on_a_small_crop_not_the_whole_picture(tiny_co
     gets a crop (dynamic shapes serve every size), and the picture's own render is the eager one."""
     from normstyle_core import renderer as rmod
     from normstyle_core.devices import placement
-    calls = []
-
-    def fake_compile(fn, **kwargs):
-        def run(*a, **k):
-            calls.append(tuple(a[0].shape))
-            return fn(*a, **k)
-        return run
-
-    monkeypatch.setattr(kcompile.torch, "compile", fake_compile)
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("NORMSTYLE_COMPILE", raising=False)
+    calls = _record_compiles(monkeypatch, tmp_path)
     monkeypatch.setattr(rmod, "COLD_COMPILE_SECONDS", 0.0)
     net = _net(tiny_config)
     r = rmod.Renderer(net, place=placement("cpu", "fp32"), config=tiny_config)
