@@ -23,6 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from normstyle_core import Stylizer
+from normstyle_core.atomic import write_atomically
 from normstyle_core.data import list_images
 
 METRICS = ("content", "gram", "meanstd", "top1")
@@ -35,9 +36,8 @@ def render(folder: Path, photos: list[Path], styles: list[Path], method) -> None
         for c_path in photos:
             out = folder / f"{c_path.stem}__{s_path.stem}.png"
             if not out.is_file():
-                tmp = out.with_suffix(".part.png")
-                method.render(Image.open(c_path).convert("RGB"), style).save(tmp)
-                tmp.replace(out)
+                picture = method.render(Image.open(c_path).convert("RGB"), style)
+                write_atomically(out, write=lambda f: picture.save(f, format="PNG"))
         print(f"{folder.name}: {s_path.stem}", flush=True)
 
 
