@@ -19,9 +19,9 @@ bands of rows.
 Where the photo has few fine details of its own (an upscaled or soft photo), the guided result
 is still only as sharp as the working-size painting. So a photo at least twice the working size
 also gets the painting's *fine detail*: the same code painted at twice the working size's sides,
-of which only the finest band is kept (that render minus its Gaussian blur), scaled and added at
-full size. That band lies above what the working size can hold, so brought back to the working
-size the output is still its painting; at full size the strokes get their bristle texture.
+of which only the finest band is kept (that render minus its Gaussian blur, less what of it the
+working size can hold), scaled and added at full size. Brought back to the working size the
+output is still its painting; at full size the strokes get their bristle texture.
 """
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ RADIUS = 1
 EPS = 1e-3
 _LUMA = (0.299, 0.587, 0.114)
 # The fine-detail pass, chosen on photos upscaled 4x and artworks held out of training (not eval/;
-# EXPERIMENTS.md, "Fine detail"): painted at 2x the working sides, the band above a Gaussian of
-# sigma 0.5 px, doubled, made the full-size output 1.34x sharper than the working-size painting
-# blown up, at a style loss 3% above the 512 px renders' (no detail: 1.06x, -3%); wider bands
-# (sigma 1) showed at 512 px as a weaker style.
+# EXPERIMENTS.md, "Fine detail" and "The band above the working size"): painted at 2x the working
+# sides, the band above a Gaussian of sigma 0.5 px (wider bands showed at 512 px as a weaker
+# style), less what the working size holds of it (which showed at 512 px as the network's
+# bristle texture laid over smooth paintings), x2.5: the full-size output ~1.4x sharper than the
+# working-size painting blown up, at the style loss and top-1 of the 512 px renders.
 DETAIL_SCALE = 2
 DETAIL_SIGMA = 0.5
-DETAIL_GAIN = 2.0
+DETAIL_GAIN = 2.5
 # Finer strokes (stroke_scale < 1) paint at a larger working size already; a detail render
 # beyond this many pixels would cost more than the painting itself.
 DETAIL_MAX_PIXELS = DETAIL_SCALE * DETAIL_SCALE * REFERENCE_PIXELS
@@ -90,6 +91,15 @@ def fine_detail(painting: Tensor, *, sigma: float = DETAIL_SIGMA) -> Tensor:
     blurred = F.conv2d(blurred, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     blurred = F.conv2d(blurred, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
     return painting - blurred
+
+
+def above_working_size(band: Tensor, working: tuple[int, int]) -> Tensor:
+    """``band`` (B, C, h2, w2) less what of it the working size can hold: its antialiased
+    reduction to ``working``, upsampled back bilinearly. Brought back to the working size, the
+    result is (nearly) zero, so the band sharpens the full-size output without changing the
+    painting a viewer sees when the picture is shown small."""
+    low = F.interpolate(band, size=working, mode="bilinear", antialias=True, align_corners=False)
+    return band - F.interpolate(low, size=band.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def luminance(rgb: Tensor) -> Tensor:
