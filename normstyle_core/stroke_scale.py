@@ -46,7 +46,7 @@ _LUMA = (0.299, 0.587, 0.114)
 # sides, the band above a Gaussian of sigma 0.5 px (wider bands showed at 512 px as a weaker
 # style), less what the working size holds of it (which showed at 512 px as the network's
 # bristle texture laid over smooth paintings), x2.5: the full-size output ~1.4x sharper than the
-# working-size painting blown up, at the style loss and top-1 of the 512 px renders.
+# working-size painting blown up, at about the style loss and top-1 of the 512 px renders.
 DETAIL_SCALE = 2
 DETAIL_SIGMA = 0.5
 DETAIL_GAIN = 2.5

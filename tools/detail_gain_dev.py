@@ -10,9 +10,11 @@ on nor in eval/). Each photo is upscaled FACTOR x (bicubic) and painted once at 
 and once at the detail size; the full-size output is then composed with each variant (which
 band, which gain: :func:`parse_variant`) and brought back to 512 px (bicubic, as evalq does), so
 every variant scores the same painting. The grid is drawn once (OUT/content, OUT/styles); later
-runs add variants to it. OUT/x1 holds the photos rendered at their own size; OUT/stats.json the finest-band
-RMS of both renders and each variant's sharpness (RMS luminance gradient of the full-size output
-over that of the x1 render blown up, as tools/eval_camera.py measures it).
+runs add variants to it. OUT/x1 holds the photos rendered at their own size; OUT/stats.json the
+finest-band RMS of both renders and each variant's sharpness (RMS luminance gradient of the
+full-size output over that of the x1 render blown up, as tools/eval_camera.py measures it).
+With the defaults this draws the grid of EXPERIMENTS.md, "The band above the working size" (the
+DTD texture classes count as kinds of their own, hence 6 textures among 16).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from normstyle_core.data import list_images
 from normstyle_core.heldout import extra_split
 from normstyle_core.stroke_scale import (above_working_size, detail_size, fine_detail, guided_coefficients,
                                          guided_upsample, luminance, working_size)
+
 
 def parse_variant(name: str) -> tuple[bool, float]:
     """"g2" -> the fine-detail band as it is, gain 2; "hp2.5" -> the band above the working size
@@ -56,9 +59,7 @@ def dev_grid(data: Path, *, n_photos: int, n_kinds: int) -> tuple[list[Path], li
     with open(data / "manifest-styles-extra.csv", newline="") as f:
         kind_of = {Path(r["file"]).name: r["kind"] for r in csv.DictReader(f)}
     for p in held_out:
-        kind = kind_of.get(p.name, "?")
-        # the 47 DTD texture classes count as one kind, as eval/ and users' artworks are mostly art
-        kinds.setdefault("texture" if kind.startswith("texture:") else kind, []).append(p)
+        kinds.setdefault(kind_of.get(p.name, "?"), []).append(p)
     rng = random.Random(7)
     picked = sorted(rng.choice(v) for v in kinds.values())
     styles = sorted(rng.sample(picked, min(n_kinds, len(picked))))
