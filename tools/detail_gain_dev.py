@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from eval_camera import rms_gradient  # the sharpness measure of the eval/ camera-size runs (tools/)
 from normstyle_core import Stylizer
 from normstyle_core.data import list_images
 from normstyle_core.heldout import extra_split
@@ -43,6 +42,11 @@ def parse_variant(name: str) -> tuple[bool, float]:
     (stroke_scale.above_working_size), gain 2.5."""
     above = name.startswith("hp")
     return above, float(name[2:] if above else name[1:])
+
+
+def rms_gradient(img: Image.Image) -> float:
+    g = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    return float(np.sqrt(((g[1:, :-1] - g[:-1, :-1]) ** 2 + (g[:-1, 1:] - g[:-1, :-1]) ** 2).mean()))
 
 
 def band_rms(painting: torch.Tensor) -> float:
