@@ -31,6 +31,14 @@ def extra_split(data: Path) -> tuple[list[Path], list[Path]]:
     return split_holdout(list_images([data / "train" / "styles-extra"]), EXTRA_HOLDOUT_FRACTION, HOLDOUT_SEED)
 
 
+def extra_dev_halves(data: Path) -> tuple[list[Path], list[Path]]:
+    """The styles-extra development split in two: (fit, score). A setting fitted on the first half
+    (the code calibration) is judged on the second, artworks it never saw. Alternate names, so
+    every source and kind is in both halves."""
+    _, held_out = extra_split(data)
+    return held_out[0::2], held_out[1::2]
+
+
 def heldout_styles(data: Path, n_styles: int = 10) -> tuple[list[Path], list[Path]]:
     """(every held-out painting, the ``n_styles`` of them on the evaluation grid): an even
     spread of the split that training never sees."""

@@ -18,6 +18,11 @@ tools/eval_shipped.py: the grid's 10 stay unseen by training and by this calibra
 measures only (writes no model): the same statistics of the correction on the held-out share of
 train/styles-extra (artworks of every kind, neither trained on nor in eval/), to see whether an
 offset fitted on the narrow paintings still points where the model errs on other kinds.
+
+    python tools/calibrate_code_bias.py --model FILE --artworks extra-fit --out FILE
+
+fits the offset on one half of that split instead (heldout.extra_dev_halves), so that
+`tools/eval_grid.py --grid extra-dev` can judge it on the other half.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ import torch
 
 from normstyle_core import Stylizer
 from normstyle_core.checkpoint import offset_style_codes
-from normstyle_core.heldout import extra_split, heldout_styles, refine_photos
+from normstyle_core.heldout import extra_dev_halves, extra_split, heldout_styles, refine_photos
 from normstyle_core.refine import RefineConfig
 
 
@@ -39,8 +44,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=None, help="the calibrated model (without: measure only)")
-    ap.add_argument("--artworks", choices=("paintings", "extra"), default="paintings",
-                    help="held-out train/styles paintings off the grid, or the styles-extra development split")
+    ap.add_argument("--artworks", choices=("paintings", "extra", "extra-fit"), default="paintings",
+                    help="held-out train/styles paintings off the grid, the styles-extra development split, "
+                         "or its fitting half (tools/eval_grid.py --grid extra-dev scores the other half)")
     ap.add_argument("--max-artworks", type=int, default=0, help="an even spread of at most N (0: all)")
     ap.add_argument("--steps", type=int, default=20, help="refine steps per painting (lr: RefineConfig's)")
     ap.add_argument("--photos", type=int, default=16, help="training photos to refine on")
@@ -50,6 +56,8 @@ def main() -> None:
 
     if args.artworks == "extra":
         paintings = extra_split(args.data)[1]
+    elif args.artworks == "extra-fit":
+        paintings = extra_dev_halves(args.data)[0]
     else:
         held_out, grid = heldout_styles(args.data)
         paintings = [p for p in held_out if p not in grid]

