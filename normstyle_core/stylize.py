@@ -26,7 +26,7 @@ from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
 from .renderer import Renderer, TileProgress, compile_key
 from .run_styles import style_bank_of
 from .stroke_scale import (above_working_size, detail_size, fine_detail, guided_coefficients, guided_upsample, luminance,
-                           working_size)
+                           soft_limit, working_size)
 from .style_code import Provenance, StyleCode
 from .user_styles import did_you_mean, find_user_style, listed, user_style_code, user_style_names
 
@@ -332,7 +332,7 @@ class Stylizer:
                 fine = self.render(fine_content, code)
                 if options.preserve_color:
                     fine = luminance_transfer(fine, fine_content.to(fine.device))
-                detail = above_working_size(fine_detail(fine), size)
+                detail = soft_limit(above_working_size(fine_detail(fine), size))
                 del fine, fine_content
             report(0.8, "Bringing the painting to full size")
             a, base = guided_coefficients(luminance(content.to(out.device)), out)

@@ -11,8 +11,9 @@ from normstyle_core import StyleError, Stylizer
 
 from cli_fixtures import home, run  # noqa: F401  (pytest fixtures)
 from normstyle_core.models import StyleTransferModel
-from normstyle_core.stroke_scale import (DETAIL_GAIN, DETAIL_SIGMA, REFERENCE_PIXELS, above_working_size, detail_size,
-                                         fine_detail, guided_coefficients, guided_upsample, luminance, working_size)
+from normstyle_core.stroke_scale import (DETAIL_GAIN, DETAIL_LIMIT, DETAIL_SIGMA, REFERENCE_PIXELS, above_working_size, detail_size,
+                                         fine_detail, guided_coefficients, guided_upsample, luminance, soft_limit,
+                                         working_size)
 
 
 def test_working_size_keeps_the_aspect_and_scales_the_area():
@@ -98,14 +99,16 @@ def test_stylize_paints_a_large_photo_at_the_working_size(tiny_config):
     small = torch.from_numpy(_down(photo, (150, 200))).permute(2, 0, 1)[None]
     guided = guided_upsample(photo, *guided_coefficients(luminance(small), st.render(small, code)))
     # the photo is 4x the working size: the fine-detail band of a render at twice its sides, less
-    # what the working size holds of it, is added; computed here with torchvision's Gaussian blur
-    # and F.interpolate
+    # what the working size holds of it, its outliers squashed, is added; computed here with
+    # torchvision's Gaussian blur, F.interpolate and numpy
     from torchvision.transforms.functional import gaussian_blur
     twice = torch.from_numpy(_down(photo, (300, 400))).permute(2, 0, 1)[None]
     fine = st.render(twice, code)
     band = fine - gaussian_blur(fine, kernel_size=[3, 3], sigma=[DETAIL_SIGMA, DETAIL_SIGMA])
     held = F.interpolate(band, size=(150, 200), mode="bilinear", antialias=True, align_corners=False)
     band = band - F.interpolate(held, size=(300, 400), mode="bilinear", align_corners=False)
+    bound = DETAIL_LIMIT * np.sqrt((band.numpy() ** 2).mean(axis=(2, 3), keepdims=True))  # then squashed
+    band = torch.from_numpy(bound * np.tanh(band.numpy() / bound))
     band = F.interpolate(band, size=(600, 800), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
     want = np.clip(guided + DETAIL_GAIN * band, 0, 1)
     assert got.shape == photo.shape
@@ -140,6 +143,18 @@ def test_above_working_size_keeps_what_the_working_size_cannot_hold():
     # white-noise band is the hardest case (real bands lost about 70% of their excess style
     # loss at 512 px, EXPERIMENTS.md "The band above the working size")
     assert np.abs(held(above_working_size(band, (30, 40)))).mean() < 0.85 * np.abs(held(band)).mean()
+
+
+def test_soft_limit_squashes_a_hard_edge_and_passes_fine_texture():
+    band = 0.01 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    band[..., 30:32, :] += 0.5  # what a hard edge leaves in the band
+    out = soft_limit(band, spread=3.0)
+    bound = 3.0 * np.sqrt((band.numpy() ** 2).mean(axis=(2, 3), keepdims=True))
+    assert (np.abs(out.numpy()) <= bound + 1e-7).all()
+    assert (out[..., 30:32, :].numpy() < 0.8 * band[..., 30:32, :].numpy()).all()  # the edge held down
+    texture = np.abs(band.numpy()) < 0.2 * bound  # tanh(x) / x > 0.986 below a fifth of the bound
+    assert np.allclose(out.numpy()[texture], band.numpy()[texture], rtol=0.015, atol=0)
+    assert torch.equal(torch.sign(out), torch.sign(band))
 
 
 def test_detail_size_only_where_the_photo_holds_a_finer_band():

@@ -34,14 +34,17 @@ from normstyle_core import Stylizer
 from normstyle_core.data import list_images
 from normstyle_core.heldout import extra_split
 from normstyle_core.stroke_scale import (above_working_size, detail_size, fine_detail, guided_coefficients,
-                                         guided_upsample, luminance, working_size)
+                                         guided_upsample, luminance, soft_limit, working_size)
 
 
-def parse_variant(name: str) -> tuple[bool, float]:
+def parse_variant(name: str) -> tuple[bool, bool, float]:
     """"g2" -> the fine-detail band as it is, gain 2; "hp2.5" -> the band above the working size
-    (stroke_scale.above_working_size), gain 2.5."""
-    above = name.startswith("hp")
-    return above, float(name[2:] if above else name[1:])
+    (stroke_scale.above_working_size), gain 2.5; "hpl2.5" -> that band soft-limited
+    (stroke_scale.soft_limit), gain 2.5. Returns (above, limited, gain)."""
+    for prefix, above, limited in (("hpl", True, True), ("hp", True, False), ("g", False, False)):
+        if name.startswith(prefix):
+            return above, limited, float(name[len(prefix):])
+    raise ValueError(f"unknown variant {name!r}")
 
 
 def rms_gradient(img: Image.Image) -> float:
@@ -85,7 +88,8 @@ def main() -> None:
     ap.add_argument("--kinds", type=int, default=16)
     ap.add_argument("--factor", type=float, default=4.0)
     ap.add_argument("--variants", nargs="+", default=["g0", "g2", "hp2"], type=str,
-                    help="g<gain>: the fine-detail band; hp<gain>: its part above the working size")
+                    help="g<gain>: the fine-detail band; hp<gain>: its part above the working size; "
+                         "hpl<gain>: that part soft-limited")
     args = ap.parse_args()
     variants = args.variants
     torch.set_grad_enabled(False)
@@ -132,8 +136,9 @@ def main() -> None:
             row = {"e_working": e1, "e_detail": e2}
             above = above_working_size(detail, size)
             for v in variants:
-                is_above, g = parse_variant(v)
+                is_above, limited, g = parse_variant(v)
                 band = above if is_above else detail
+                band = soft_limit(band) if limited else band
                 res = guided_upsample(rgb, a, base, detail=band, detail_gain=g)
                 img = Image.fromarray((res * 255.0 + 0.5).astype(np.uint8))
                 row[v] = {"gain": g, "sharpness": rms_gradient(img) / blown_grad}
