@@ -24,7 +24,13 @@ import numpy as np
 from PIL import Image
 
 from normstyle_core import Stylizer
+from normstyle_core.atomic import write_atomically
 from normstyle_core.data import list_images
+
+
+def save_png(img: Image.Image, path: Path) -> None:
+    """Written whole or not at all: a resumed run takes any file it finds for a finished render."""
+    write_atomically(path, write=lambda f: img.save(f, format="PNG"))
 
 
 def rms_gradient(img: Image.Image) -> float:
@@ -65,13 +71,13 @@ def main() -> None:
                 continue
             photo = Image.open(c_path).convert("RGB")
             small = st.stylize(photo, style=code, stroke_scale=args.stroke_scale)
-            small.save(dirs["x1"] / name)
+            save_png(small, dirs["x1"] / name)
             big_photo = photo.resize((round(photo.width * args.factor), round(photo.height * args.factor)),
                                      Image.Resampling.BICUBIC)
             t0 = time.perf_counter()
             big = st.stylize(big_photo, style=code, stroke_scale=args.stroke_scale)
             seconds.append(time.perf_counter() - t0)
-            big.save(big_dir / name)
+            save_png(big, big_dir / name)
             blown = small.resize(big.size, Image.Resampling.BICUBIC)
             ratios[name] = rms_gradient(big) / rms_gradient(blown)
             if s_path == styles[0] or c_path == photos[0]:
@@ -79,9 +85,9 @@ def main() -> None:
                 crop = Image.new("RGB", (1024, 512))
                 crop.paste(blown.crop(box), (0, 0))
                 crop.paste(big.crop(box), (512, 0))
-                crop.save(dirs["crops"] / name)
+                save_png(crop, dirs["crops"] / name)
             if lite is not None:
-                lite.stylize_with(photo, style_img, max_size=max(photo.size)).save(dirs["lite"] / name)
+                save_png(lite.stylize_with(photo, style_img, max_size=max(photo.size)), dirs["lite"] / name)
             print(f"{name}: sharpness x{ratios[name]:.2f}, {seconds[-1]:.1f} s", flush=True)
     summary = {"factor": args.factor, "stroke_scale": args.stroke_scale,
                "sharpness_median": statistics.median(ratios.values()), "sharpness_min": min(ratios.values()),
