@@ -108,7 +108,7 @@ def above_working_size(band: Tensor, working: tuple[int, int]) -> Tensor:
 
 def soft_limit(band: Tensor, *, spread: float = DETAIL_LIMIT) -> Tensor:
     """``band`` with values beyond ``spread`` times its own RMS (per image and channel) squashed
-    smoothly (tanh): the texture of strokes passes unchanged, the large values a hard edge gives
+    smoothly (tanh): the texture of strokes passes nearly unchanged, the large values a hard edge gives
     (which show at full size as a halo or a ghost line beside the edge) are held near that bound."""
     bound = band.pow(2).mean(dim=(-2, -1), keepdim=True).sqrt().mul(spread).clamp_min(1e-6)
     return bound * torch.tanh(band / bound)
