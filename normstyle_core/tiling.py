@@ -34,7 +34,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .kernels.cin import cin_affine
+from .kernels.cin import channel_stats, cin_affine
 from .kernels.fast_net import FastTransform
 from .options import DEFAULT_TILE_SIZE
 
@@ -57,7 +57,7 @@ class _Stats:
         count = y.shape[2] * y.shape[3]
         if count == 0:
             return
-        var, mean = torch.var_mean(y.float(), dim=(2, 3), correction=0)  # (B, C) float32
+        var, mean = channel_stats(y)  # (B, C) float32
         mean, m2 = mean.double(), var.double() * count
         if self.mean is None:
             self.n, self.mean, self.m2 = count, mean, m2

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from normstyle_core import ModelConfig
 from normstyle_core.kernels import FastTransform, cin_eager, cin_fused
 from normstyle_core.kernels import compile as kcompile
+from normstyle_core.kernels.cin import channel_stats
 from normstyle_core.kernels.fast_net import _up_phase_weight
 from normstyle_core.models.transform_net import ImageTransformNet
 
@@ -29,6 +30,49 @@ def test_cin_eager_matches_instance_norm_plus_affine():
     x, g, b, r = torch.randn(2, 5, 13, 7), torch.randn(2, 5), torch.randn(2, 5), torch.randn(2, 5, 13, 7)
     ref = F.relu(F.instance_norm(x, eps=1e-5) * g[:, :, None, None] + b[:, :, None, None] + r)
     torch.testing.assert_close(cin_eager(x, g, b, r, relu=True), ref, atol=1e-5, rtol=1e-5)
+
+
+def _stats_float64(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and population variance in float64, by their definitions."""
+    xd = x.double()
+    n = xd.shape[2] * xd.shape[3]
+    mean = xd.sum(dim=(2, 3)) / n
+    return ((xd - mean[:, :, None, None]) ** 2).sum(dim=(2, 3)) / n, mean
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_channel_stats_match_float64_even_where_the_mean_dwarfs_the_spread(layout):
+    """Pre-norm activations can have a per-channel mean far above their spread: the variance
+    must not be lost to cancellation (as E[x^2] - E[x]^2 in float32 would lose it)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 37, 53) * torch.tensor([1e-2, 0.1, 1.0, 3.0, 10.0, 1.0]).view(1, 6, 1, 1) \
+        + torch.tensor([300.0, -50.0, 0.0, 2.0, 1e3, 7.0]).view(1, 6, 1, 1)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    var, mean = channel_stats(x)
+    ref_var, ref_mean = _stats_float64(x)
+    assert var.dtype == mean.dtype == torch.float32
+    torch.testing.assert_close(mean.double(), ref_mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(var.double(), ref_var, rtol=1e-4, atol=0)
+    # bf16 input: statistics of exactly the bf16 values, still in float32
+    xb = x.bfloat16()
+    var_b, mean_b = channel_stats(xb)
+    ref_var_b, ref_mean_b = _stats_float64(xb)
+    torch.testing.assert_close(var_b.double(), ref_var_b, rtol=1e-4, atol=0)
+    torch.testing.assert_close(mean_b.double(), ref_mean_b, rtol=1e-6, atol=1e-6)
+
+
+def test_channel_stats_gradient_matches_float64_autograd():
+    """Training backpropagates through the statistics (the CIN of ImageTransformNet)."""
+    torch.manual_seed(1)
+    x = (torch.randn(2, 4, 9, 11) * 2 + 3).requires_grad_()
+    w_var, w_mean = torch.randn(2, 4), torch.randn(2, 4)
+    var, mean = channel_stats(x)
+    (g,) = torch.autograd.grad((var * w_var + mean * w_mean).sum(), x)
+    xd = x.detach().double().requires_grad_()
+    ref_var, ref_mean = _stats_float64(xd)
+    (ref_g,) = torch.autograd.grad((ref_var * w_var.double() + ref_mean * w_mean.double()).sum(), xd)
+    torch.testing.assert_close(g.double(), ref_g, rtol=1e-5, atol=1e-6)
 
 
 def test_cin_fused_matches_eager_on_odd_sizes(monkeypatch):
@@ -130,8 +174,11 @@ def test_compiled_fast_transform_matches_and_does_not_recompile_per_size(tiny_co
     fast = FastTransform.from_net(net)
     compiled = kcompile.safe_compile(fast, name="test net", dynamic=True)
     code = _code(tiny_config)
+    # Odd sizes of at least 128 px, as the Renderer compiles (it traces on a 128 px crop): torch
+    # guards its convolution on the input's size below a few thousand pixels, so a thumbnail
+    # smaller than that would compile once more (not once per size).
     with torch.inference_mode():
-        for size in [(36, 52), (64, 40), (100, 76), (52, 36)]:
+        for size in [(132, 100), (100, 140), (164, 124), (128, 128)]:
             x = torch.rand(1, 3, *size)
             torch.testing.assert_close(compiled(x, code), net(x, code), atol=1e-4, rtol=0)
     assert compiled.failed is None

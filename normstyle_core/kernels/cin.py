@@ -21,6 +21,27 @@ from torch import Tensor
 from .compile import safe_compile
 
 
+def channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel ``(var, mean)`` of ``x`` (B, C, H, W) over space, both (B, C) float32: what
+    ``torch.var_mean(x.float(), dim=(2, 3), correction=0)`` returns.
+
+    Eagerly in two passes, the mean and then the mean of the squared deviations from it: on the
+    CPU var_mean's one-pass kernel runs several times slower than both passes together, a sixth
+    of an eager render's time (benchmarks/RESULTS.md), and deviations from the mean keep a large
+    mean from cancelling the variance, as var_mean does. Under torch.compile var_mean itself:
+    Inductor fuses it into one loop, and its plain sums would add a guard on the reduction's
+    size (a recompile when the first photo is larger than the crop the graph was traced on).
+    """
+    xf = x.float()
+    if torch.compiler.is_compiling():
+        return torch.var_mean(xf, dim=(2, 3), correction=0)
+    mean = xf.mean(dim=(2, 3))
+    dev = xf - mean[:, :, None, None]
+    # squared in place when autograd does not keep the deviations (every render)
+    squared = dev.square() if dev.requires_grad else dev.square_()
+    return squared.mean(dim=(2, 3)), mean
+
+
 def cin_affine(gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     """Fold statistics and the style's gamma/beta into ``y = x * scale + shift`` (all (B, C), float32)."""
     scale = gamma.float() * torch.rsqrt(var.float() + eps)
@@ -43,7 +64,7 @@ def cin_eager(
     in bf16 loses the mean entirely.
     """
     xf = x.float()
-    var, mean = torch.var_mean(xf, dim=(2, 3), correction=0)  # (B, C)
+    var, mean = channel_stats(xf)  # (B, C)
     scale, shift = cin_affine(gamma, beta, mean, var, eps)
     y = xf * scale[:, :, None, None] + shift[:, :, None, None]
     if residual is not None:

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .cin import cin_affine
+from .cin import channel_stats, cin_affine
 
 # Phase matrices for the nearest-x2 + 3x3 rewrite: kernel rows (3 taps over the replicate-
 # padded low-res input) as combinations of the original 3 taps, for even / odd output rows.
@@ -206,7 +206,7 @@ class FastTransform(nn.Module):
         for i, spec in enumerate(self.specs):
             inputs.append(x)
             y = self.conv(i, x)
-            var, mean = torch.var_mean(y.float(), dim=(2, 3), correction=0)  # (B, C) float32
+            var, mean = channel_stats(y)  # (B, C) float32
             scale, shift = cin_affine(gammas[i], betas[i], mean, var, self.eps)
             res = inputs[spec.residual_from] if spec.residual_from is not None else None
             x = self.apply(i, y, scale, shift, res)

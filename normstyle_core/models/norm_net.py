@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import ModelConfig
+from ..kernels.cin import channel_stats
 from .vgg import VGG19, layer_names, mean_std, resize_for_vgg
 
 
@@ -37,7 +38,7 @@ def encoder_activation(config: ModelConfig, x: Tensor) -> Tensor:
 
 def rgb_stats(style: Tensor) -> Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, 6): per-channel mean then std."""
-    var, mean = torch.var_mean(style.float(), dim=(2, 3), correction=0)
+    var, mean = channel_stats(style)
     return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import WeightsUnavailableError
+from ..kernels.cin import channel_stats
 from ..safe_load import load_failure_reason, load_tensors_only
 
 log = logging.getLogger(__name__)
@@ -222,8 +223,7 @@ def gram_matrix(features: Tensor) -> Tensor:
 
 def mean_std(features: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
     """Per-channel mean and std over space: (B, C, H, W) -> two (B, C) tensors."""
-    f = features.float()
-    var, mean = torch.var_mean(f, dim=(2, 3), correction=0)
+    var, mean = channel_stats(features)
     return mean, (var + eps).sqrt()
 
 
