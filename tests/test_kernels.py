@@ -174,7 +174,7 @@ def test_compiled_fast_transform_matches_and_does_not_recompile_per_size(tiny_co
     fast = FastTransform.from_net(net)
     compiled = kcompile.safe_compile(fast, name="test net", dynamic=True)
     code = _code(tiny_config)
-    # Odd sizes of at least 128 px, as the Renderer compiles (it traces on a 128 px crop): torch
+    # Sizes of at least 128 px, as the Renderer compiles (it traces on a 128 px crop): torch
     # guards its convolution on the input's size below a few thousand pixels, so a thumbnail
     # smaller than that would compile once more (not once per size).
     with torch.inference_mode():

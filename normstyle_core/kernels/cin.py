@@ -26,9 +26,10 @@ def channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
     ``torch.var_mean(x.float(), dim=(2, 3), correction=0)`` returns.
 
     Eagerly in two passes, the mean and then the mean of the squared deviations from it: on the
-    CPU var_mean's one-pass kernel runs several times slower than both passes together, a sixth
-    of an eager render's time (benchmarks/RESULTS.md), and deviations from the mean keep a large
-    mean from cancelling the variance, as var_mean does. Under torch.compile var_mean itself:
+    CPU var_mean's one-pass kernel runs several times slower than both passes together (it took
+    a sixth of the eager network's time; benchmarks/RESULTS.md). Like var_mean, the deviations
+    are taken from the mean, so a large mean does not cancel the variance. Under torch.compile
+    var_mean itself:
     Inductor fuses it into one loop, and its plain sums would add a guard on the reduction's
     size (a recompile when the first photo is larger than the crop the graph was traced on).
     """
