@@ -29,9 +29,9 @@ def channel_stats(x: Tensor) -> tuple[Tensor, Tensor]:
     CPU var_mean's one-pass kernel runs several times slower than both passes together (it took
     a sixth of the eager network's time; benchmarks/RESULTS.md). Like var_mean, the deviations
     are taken from the mean, so a large mean does not cancel the variance. Under torch.compile
-    var_mean itself:
-    Inductor fuses it into one loop, and its plain sums would add a guard on the reduction's
-    size (a recompile when the first photo is larger than the crop the graph was traced on).
+    var_mean itself: Inductor fuses it into one loop, and plain sums would add a guard on the
+    reduction's size (a recompile when the first photo is larger than the crop the graph was
+    traced on).
     """
     xf = x.float()
     if torch.compiler.is_compiling():
