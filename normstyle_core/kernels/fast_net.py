@@ -181,15 +181,18 @@ class FastTransform(nn.Module):
         """``y * scale + shift`` (+ residual) (+ ReLU), float32 math, result in the compute dtype.
 
         The last layer returns the pastiche in [0, 1] (hard tanh, paper 3.2) in float32.
+        Overwrites ``y`` where it is float32 already (a conv output nobody reads again): new
+        tensors for each step cost 2-4x the arithmetic on the CPU (benchmarks/RESULTS.md).
         """
         spec = self.specs[i]
-        z = y.float() * scale[:, :, None, None] + shift[:, :, None, None]
+        z = y.float()  # y itself in float32, a fresh copy in bf16: either way ours to overwrite
+        z = z.mul_(scale[:, :, None, None]).add_(shift[:, :, None, None])
         if residual is not None:
-            z = z + residual.float()
+            z.add_(residual)
         if spec.kind == "out":
-            return (F.hardtanh(z) + 1.0) * 0.5
+            return z.clamp_(-1.0, 1.0).add_(1.0).mul_(0.5)
         if spec.relu:
-            z = F.relu(z)
+            z.relu_()
         return z.to(y.dtype)
 
     def prepare(self, content: Tensor) -> Tensor:
