@@ -57,6 +57,10 @@ DETAIL_LIMIT = 3.0
 # Finer strokes (stroke_scale < 1) paint at a larger working size already; a detail render
 # beyond this many pixels would cost more than the painting itself.
 DETAIL_MAX_PIXELS = DETAIL_SCALE * DETAIL_SCALE * REFERENCE_PIXELS
+# Pixels per band of the full-size output: each band's maps and their products are a handful of
+# float tensors of 6 x this many values (~24 MB each), about 0.1 GB whatever the photo's width,
+# which keeps the 48 MP CLI run under its 3 GB bound with room to spare (benchmarks/RESULTS.md).
+BAND_PIXELS = 1_000_000
 
 
 def working_size(height: int, width: int, *, stroke_scale: float,
@@ -154,11 +158,11 @@ def _bilinear_rows(maps: Tensor, taps: tuple[Tensor, Tensor, Tensor, Tensor, Ten
 
 
 def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tensor | None = None,
-                    detail_gain: float = DETAIL_GAIN, band_rows: int = 512) -> np.ndarray:
+                    detail_gain: float = DETAIL_GAIN, band_pixels: int = BAND_PIXELS) -> np.ndarray:
     """Full-size painting (H, W, C) float32 in [0, 1] from ``photo`` (H, W, 3) float32 in [0, 1]
     and the low-res maps of :func:`guided_coefficients` (1, C, h, w), plus ``detail_gain`` times
-    ``detail`` (1, C, h2, w2; :func:`fine_detail`) upsampled bilinearly, built ``band_rows`` rows
-    at a time so that no full-size float map but the result is ever held."""
+    ``detail`` (1, C, h2, w2; :func:`fine_detail`) upsampled bilinearly, built in bands of rows
+    at a time (``band_pixels`` pixels each) so that no full-size float map but the result is ever held."""
     h_out, w_out = photo.shape[:2]
     _, c, h, w = a.shape
     maps = torch.cat([a, base], 1)[0].float().cpu()  # (2C, h, w)
@@ -168,8 +172,9 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
         fine_taps = (*_bilinear_taps(h_out, fine.shape[1]), *_bilinear_taps(w_out, fine.shape[2]))
     luma = torch.tensor(_LUMA)
     out = np.empty((h_out, w_out, c), dtype=np.float32)
-    for top in range(0, h_out, band_rows):
-        sl = slice(top, min(top + band_rows, h_out))
+    rows = max(1, band_pixels // w_out)
+    for top in range(0, h_out, rows):
+        sl = slice(top, min(top + rows, h_out))
         full = _bilinear_rows(maps, taps, sl)  # (2C, band, W)
         guide = torch.from_numpy(photo[sl]) @ luma  # (band, W)
         band = (full[:c] * guide + full[c:]).clamp_(0, 1)
