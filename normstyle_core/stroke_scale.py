@@ -161,8 +161,8 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
                     detail_gain: float = DETAIL_GAIN, band_pixels: int = BAND_PIXELS) -> np.ndarray:
     """Full-size painting (H, W, C) float32 in [0, 1] from ``photo`` (H, W, 3) float32 in [0, 1]
     and the low-res maps of :func:`guided_coefficients` (1, C, h, w), plus ``detail_gain`` times
-    ``detail`` (1, C, h2, w2; :func:`fine_detail`) upsampled bilinearly, built in bands of rows
-    at a time (``band_pixels`` pixels each) so that no full-size float map but the result is ever held."""
+    ``detail`` (1, C, h2, w2; :func:`fine_detail`) upsampled bilinearly, built in bands of whole
+    rows of about ``band_pixels`` pixels so that no full-size float map but the result is ever held."""
     h_out, w_out = photo.shape[:2]
     _, c, h, w = a.shape
     maps = torch.cat([a, base], 1)[0].float().cpu()  # (2C, h, w)
