@@ -56,3 +56,24 @@ def default_render(megapixels: float):
     photo = synthetic_photo(megapixels)
     style = Image.effect_mandelbrot((256, 256), (-2.0, -1.2, 0.8, 1.2), 60).convert("RGB")
     return st, photo, st.encode(style, name="bench")
+
+
+def compare_ways(ways: dict[str, object], install: Callable[[object], None], *, megapixels: float,
+                 repeats: int, keep: str) -> dict[str, float]:
+    """The default render (:func:`default_render`) with each of ``ways`` put in place by
+    ``install`` before each call, interleaved with lite; prints the table, leaves ``ways[keep]``
+    installed and returns the medians."""
+    st, photo, code = default_render(megapixels)
+    runs: dict[str, Callable[[], object]] = {}
+    for name, way in ways.items():
+        def run(way=way) -> None:
+            install(way)
+            st.stylize(photo, style=code)
+        runs[name] = run
+    add_lite(runs, photo)
+    try:
+        med = interleaved_medians(runs, repeats=repeats)
+    finally:
+        install(ways[keep])
+    print_table(med, photo=photo, dtype=st.place.dtype, repeats=repeats)
+    return med

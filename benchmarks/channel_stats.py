@@ -12,13 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ab import add_lite, default_render, interleaved_medians, print_table  # noqa: E402
+from ab import compare_ways  # noqa: E402
 
 
 def var_mean_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,22 +36,15 @@ def main() -> None:
     from normstyle_core.models import norm_net, vgg
 
     users = (cin, fast_net, tiling, vgg, norm_net)  # every module that imported channel_stats
-    ways = {"torch.var_mean": var_mean_stats, "channel_stats (two passes)": cin.channel_stats}
+    keep = "channel_stats (two passes)"
+    ways = {"torch.var_mean": var_mean_stats, keep: cin.channel_stats}
 
-    st, photo, code = default_render(args.mp)
-    runs: dict[str, Callable[[], None]] = {}
-    for name, fn in ways.items():
-        def run(fn=fn) -> None:
-            for m in users:
-                m.channel_stats = fn
-            st.stylize(photo, style=code)
-        runs[name] = run
-    add_lite(runs, photo)
-    med = interleaved_medians(runs, repeats=args.repeats)
-    for m in users:
-        m.channel_stats = ways["channel_stats (two passes)"]
-    print_table(med, photo=photo, dtype=st.place.dtype, repeats=args.repeats)
-    print(f"\ntwo passes / var_mean: {med['channel_stats (two passes)'] / med['torch.var_mean']:.2f}")
+    def install(fn) -> None:
+        for m in users:
+            m.channel_stats = fn
+
+    med = compare_ways(ways, install, megapixels=args.mp, repeats=args.repeats, keep=keep)
+    print(f"\ntwo passes / var_mean: {med[keep] / med['torch.var_mean']:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from ab import add_lite, default_render, interleaved_medians, print_table  # noqa: E402
+from ab import compare_ways  # noqa: E402
 
 
 def apply_new_tensors(self, i, y, scale, shift, residual=None):
@@ -42,21 +41,15 @@ def main() -> None:
 
     from normstyle_core.kernels.fast_net import FastTransform
 
-    ways = {"new tensors": apply_new_tensors, "in place (FastTransform.apply)": FastTransform.apply}
-    st, photo, code = default_render(args.mp)
-    runs = {}
-    for name, fn in ways.items():
-        def run(fn=fn) -> None:
-            FastTransform.apply = fn
-            st.stylize(photo, style=code)
-        runs[name] = run
-    add_lite(runs, photo)
-    med = interleaved_medians(runs, repeats=args.repeats)
-    FastTransform.apply = ways["in place (FastTransform.apply)"]
-    print_table(med, photo=photo, dtype=st.place.dtype, repeats=args.repeats)
-    print(f"\nin place / new tensors: {med['in place (FastTransform.apply)'] / med['new tensors']:.2f}")
+    keep = "in place (FastTransform.apply)"
+    ways = {"new tensors": apply_new_tensors, keep: FastTransform.apply}
+
+    def install(fn) -> None:
+        FastTransform.apply = fn
+
+    med = compare_ways(ways, install, megapixels=args.mp, repeats=args.repeats, keep=keep)
+    print(f"\nin place / new tensors: {med[keep] / med['new tensors']:.2f}")
 
 
 if __name__ == "__main__":
-    torch.set_grad_enabled(False)
     main()
