@@ -217,13 +217,16 @@ def to_array(image: Tensor) -> np.ndarray:
     return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def to_uint8(values: np.ndarray, *, band_rows: int = 256) -> np.ndarray:
-    """Floats in [0, 1] -> 8-bit levels, rounded to the nearest (values outside are clipped).
+def to_uint8(values: np.ndarray, *, band_rows: int = 256, out: np.ndarray | None = None) -> np.ndarray:
+    """Floats in [0, 1] -> 8-bit levels, rounded to the nearest (values outside are clipped);
+    written into ``out`` (uint8, same shape) when given. 8-bit input is returned as it is.
 
     Converted ``band_rows`` rows at a time: the whole-array expression would hold two float
     temporaries of the picture's size, 1.2 GB more at the peak of a 48 MP photo."""
     values = np.asarray(values)
-    out = np.empty(values.shape, dtype=np.uint8)
+    if values.dtype == np.uint8:
+        return values
+    out = np.empty(values.shape, dtype=np.uint8) if out is None else out
     if values.ndim == 0:
         return (np.clip(values, 0, 1) * 255.0 + 0.5).astype(np.uint8)
     for top in range(0, values.shape[0], band_rows):

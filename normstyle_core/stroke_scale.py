@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .imaging import to_uint8
+
 # The working size for stroke_scale 1, chosen on photos upscaled 4x and artworks held out of
 # training (not eval/): painted at 0.4 MP the 4x photos scored the style loss of their 512 px
 # renders; at 0.6 MP 15% higher, at 1 MP 40% (EXPERIMENTS.md, "Stroke scale").
@@ -158,11 +160,14 @@ def _bilinear_rows(maps: Tensor, taps: tuple[Tensor, Tensor, Tensor, Tensor, Ten
 
 
 def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tensor | None = None,
-                    detail_gain: float = DETAIL_GAIN, band_pixels: int = BAND_PIXELS) -> np.ndarray:
+                    detail_gain: float = DETAIL_GAIN, band_pixels: int = BAND_PIXELS,
+                    dtype: type = np.float32) -> np.ndarray:
     """Full-size painting (H, W, C) float32 in [0, 1] from ``photo`` (H, W, 3) float32 in [0, 1]
     and the low-res maps of :func:`guided_coefficients` (1, C, h, w), plus ``detail_gain`` times
     ``detail`` (1, C, h2, w2; :func:`fine_detail`) upsampled bilinearly, built in bands of whole
-    rows of about ``band_pixels`` pixels so that no full-size float map but the result is ever held."""
+    rows of about ``band_pixels`` pixels so that no full-size float map but the result is ever held.
+    ``dtype=np.uint8`` gives 8-bit levels (:func:`~normstyle_core.imaging.to_uint8`) band by band,
+    for a caller that saves an 8-bit picture: not even the float result is held then."""
     h_out, w_out = photo.shape[:2]
     _, c, h, w = a.shape
     maps = torch.cat([a, base], 1)[0].float().cpu()  # (2C, h, w)
@@ -171,7 +176,7 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
         fine = detail[0].float().cpu() * detail_gain
         fine_taps = (*_bilinear_taps(h_out, fine.shape[1]), *_bilinear_taps(w_out, fine.shape[2]))
     luma = torch.tensor(_LUMA)
-    out = np.empty((h_out, w_out, c), dtype=np.float32)
+    out = np.empty((h_out, w_out, c), dtype=dtype)
     rows = max(1, band_pixels // w_out)
     for top in range(0, h_out, rows):
         sl = slice(top, min(top + rows, h_out))
@@ -180,5 +185,8 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
         band = (full[:c] * guide + full[c:]).clamp_(0, 1)
         if detail is not None:  # on the valid painting: saturated areas get their texture too
             band = band.add_(_bilinear_rows(fine, fine_taps, sl)).clamp_(0, 1)
-        out[sl] = band.permute(1, 2, 0).numpy()
+        if out.dtype == np.uint8:
+            to_uint8(band.permute(1, 2, 0).numpy(), out=out[sl])
+        else:
+            out[sl] = band.permute(1, 2, 0).numpy()
     return out

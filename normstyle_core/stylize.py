@@ -290,7 +290,8 @@ class Stylizer:
         rgb, alpha = loaded.rgb, loaded.alpha
         if opts.max_size is not None and max(rgb.shape[:2]) > opts.max_size:
             rgb, alpha = _downscale(rgb, alpha, opts.max_size)
-        result = self._stylize_array(rgb, style=style, options=opts, report=None, tiles=progress)
+        result = self._stylize_array(rgb, style=style, options=opts, report=None, tiles=progress,
+                                     dtype=np.uint8)
         return imaging.compose(result, alpha)
 
     def stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
@@ -305,7 +306,10 @@ class Stylizer:
         return self._stylize_array(rgb, style=style, options=opts, report=progress, tiles=None)
 
     def _stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions,
-                       report: Callable[[float, str], None] | None, tiles: TileProgress | None) -> np.ndarray:
+                       report: Callable[[float, str], None] | None, tiles: TileProgress | None,
+                       dtype: type = np.float32) -> np.ndarray:
+        """The painting of ``rgb`` as floats in [0, 1], or as 8-bit levels with ``dtype=np.uint8``
+        (for a PIL image: a photo painted at the working size then gets no full-size float copy)."""
         report = report or (lambda _f, _msg: None)
         code = self.style(style)
         self.renderer.begin_picture()
@@ -336,9 +340,11 @@ class Stylizer:
                 del fine, fine_content
             report(0.8, "Bringing the painting to full size")
             a, base = guided_coefficients(luminance(content.to(out.device)), out)
-            result = guided_upsample(rgb, a, base, detail=detail)
+            result = guided_upsample(rgb, a, base, detail=detail, dtype=dtype)
         else:
             result = imaging.to_array(out)
+            if dtype == np.uint8:
+                result = imaging.to_uint8(result)
         report(1.0, "Rendered")
         return result
 

@@ -115,6 +115,21 @@ def test_stylize_paints_a_large_photo_at_the_working_size(tiny_config):
     assert np.abs(got - want).max() * 255 <= 1.0
 
 
+def test_an_8_bit_result_is_the_float_result_rounded(tiny_config):
+    """The PIL path builds its 8-bit picture band by band; it must be the float path's result
+    rounded as imaging.to_uint8 rounds a whole picture."""
+    from normstyle_core.imaging import compose, to_uint8
+    st = Stylizer(StyleTransferModel(tiny_config), compile=False)
+    code = st.encode(np.random.default_rng(1).random((64, 64, 3), dtype=np.float32))
+    photo = _photo(600, 800)
+    scale = (REFERENCE_PIXELS / (150 * 200)) ** 0.5  # painted at 150x200, with the fine detail
+    floats = st.stylize_array(photo, style=code, feedback=False, stroke_scale=scale)
+    assert floats.dtype == np.float32
+    got = np.asarray(st.stylize(photo, style=code, feedback=False, stroke_scale=scale))
+    np.testing.assert_array_equal(got, np.asarray(compose(floats)))
+    assert to_uint8(got) is got  # 8-bit input passes through
+
+
 def test_fine_detail_is_the_band_above_a_gaussian():
     from torchvision.transforms.functional import gaussian_blur
     x = torch.rand(1, 3, 40, 50, generator=torch.Generator().manual_seed(3))
