@@ -180,7 +180,9 @@ def from_pil(img: Image.Image) -> LoadedImage:
         gray = np.clip(arr / top, 0, 1).astype(np.float32)
         rgb = np.repeat(gray[..., None], 3, axis=2)
     elif mode == "F":
-        gray = np.clip(np.asarray(img, dtype=np.float32), 0, 1)
+        gray = np.asarray(img, dtype=np.float32)
+        check_finite(gray)
+        gray = np.clip(gray, 0, 1)
         rgb = np.repeat(gray[..., None], 3, axis=2)
         bit_depth = 32
     else:
@@ -193,6 +195,16 @@ def from_pil(img: Image.Image) -> LoadedImage:
                        bit_depth=bit_depth, grayscale=grayscale)
 
 
+def check_finite(pixels: np.ndarray) -> None:
+    """Raise ImageError if a float picture holds NaN or infinity: clipping keeps NaN, and the network
+    spreads it over every pixel, so the render would fail later with a message blaming the model."""
+    if pixels.dtype.kind != "f" or (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
+        return  # min and max are NaN or infinite exactly when some value is: no full-size mask
+    bad = sum(int(np.count_nonzero(~np.isfinite(band))) for band in pixels.reshape(pixels.shape[0], -1))
+    raise ImageError(f"the picture holds {bad} NaN or infinite pixel value{'s' if bad != 1 else ''}: "
+                     "replace them (for example with 0) first")
+
+
 def _unit_float(img: Image.Image) -> np.ndarray:
     """8-bit image -> float32 in [0, 1], with one float copy (load_bytes counts on it)."""
     arr = np.asarray(img).astype(np.float32)
@@ -202,7 +214,10 @@ def _unit_float(img: Image.Image) -> np.ndarray:
 
 def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     with open_image(path) as img:
-        return from_pil(img)
+        try:
+            return from_pil(img)
+        except ImageError as exc:  # from_pil does not know the file's name
+            raise ImageError(f"{path}: {exc}") from None
 
 
 def to_tensor(rgb: np.ndarray) -> Tensor:

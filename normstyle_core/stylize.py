@@ -37,7 +37,7 @@ DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.pt"
 # on every load; beyond this many that wait is not worth it (`normstyle export` names them all).
 MAX_PREDICTED_STYLES = 64
 ImageInput = Union[Image.Image, np.ndarray, LoadedImage, str, os.PathLike]
-StyleInput = Union[StyleCode, str, os.PathLike, Image.Image, LoadedImage]
+StyleInput = Union[StyleCode, str, os.PathLike, Image.Image, LoadedImage, np.ndarray]
 __all__ = ["DEFAULT_TILE_PIXELS", "Stylizer", "compile_key", "default_model_path", "luminance_transfer"]
 
 
@@ -66,6 +66,7 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
             arr = np.repeat(arr, 3, axis=2)
         if arr.shape[2] != 3:
             raise StyleError(f"an image array must have 1-4 channels, got shape {image.shape}")
+        imaging.check_finite(arr)
         return LoadedImage(rgb=np.clip(arr, 0, 1), alpha=alpha)
     return imaging.load_image(image)
 
@@ -162,7 +163,8 @@ class Stylizer:
 
     def style(self, spec: StyleInput, *,
               from_image_file: Callable[[Path], StyleCode] | None = None) -> StyleCode:
-        """A built-in or user style name, a style-code file (.pt), an image file, or an image.
+        """A built-in or user style name, a style-code file (.pt), an image file, or an image
+        (PIL, LoadedImage, or an array as :meth:`stylize_array` takes).
 
         Names are looked up as the CLI does: the model's built-in styles first, then the user's
         saved styles (``normstyle styles add``; :mod:`normstyle_core.user_styles`), then files.
@@ -171,7 +173,7 @@ class Stylizer:
         if isinstance(spec, StyleCode):
             self._check_code(spec)
             return spec
-        if isinstance(spec, (Image.Image, LoadedImage)):
+        if isinstance(spec, (Image.Image, LoadedImage, np.ndarray)):
             return self.encode(spec)
         text = str(spec)
         if text in self.style_bank:
@@ -311,6 +313,7 @@ class Stylizer:
         """The painting of ``rgb`` as floats in [0, 1], or as 8-bit levels with ``dtype=np.uint8``
         (for a PIL image: a photo painted at the working size then gets no full-size float copy)."""
         report = report or (lambda _f, _msg: None)
+        imaging.check_finite(rgb)
         code = self.style(style)
         self.renderer.begin_picture()
         size = working_size(*rgb.shape[:2], stroke_scale=options.stroke_scale)

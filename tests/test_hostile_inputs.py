@@ -14,6 +14,7 @@ import time
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -310,3 +311,26 @@ def test_temp_of_a_killed_write_is_removed_by_the_next_run_and_live_ones_are_kep
     assert set(after) - set(before) == {out / "a_red.jpg"}
     assert all(after[p] == data for p, data in before.items() if p != killed)
     assert (out / ".link.qrst7890.normstyle-tmp.png").is_symlink()
+
+
+def _float_tiff_with_nan(path: Path) -> Path:
+    """A 32-bit float grey TIFF (scientific and HDR tools write them) with a masked-out NaN patch."""
+    values = np.linspace(0, 1, 40 * 30, dtype=np.float32).reshape(30, 40)
+    values[5:9, 10:15] = np.nan
+    Image.fromarray(values, mode="F").save(path)
+    return path
+
+
+@pytest.mark.parametrize("role", ["photo", "style"])
+def test_a_float_image_holding_nan_is_one_line_naming_file_and_count(run, tmp_path, role):
+    """Clipping keeps NaN, so such a photo used to fail after rendering, blaming the model's weights."""
+    bad = _float_tiff_with_nan(tmp_path / "masked.tif")
+    good = photo(tmp_path / "a.jpg")
+    args = [bad, "--style", "red"] if role == "photo" else [good, "--style", bad]
+    before = snapshot(tmp_path)
+    r = run("stylize", *args, "-o", tmp_path / "out.png")
+    lines = _error_lines(r)
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert lines[0] == f"Error: {bad}: the picture holds 20 NaN or infinite pixel values: replace them " \
+                       "(for example with 0) first", lines
+    assert "weights" not in r.output and snapshot(tmp_path) == before

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from normstyle_core import StyleCode, StyleError, Stylizer
+from normstyle_core import ImageError, StyleCode, StyleError, Stylizer
 from normstyle_core.stylize import luminance_transfer
 
 
@@ -169,3 +169,18 @@ def test_refine_reports_its_steps(tiny_config):
                      progress=lambda i, n, loss: seen.append((i, n, np.isfinite(loss))))
     assert seen == [(i, 4, True) for i in range(1, 5)]
     assert code.provenance is Provenance.REFINED
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("role", ["photo", "style"])
+def test_an_array_holding_nan_or_inf_is_refused_before_rendering(stylizer, role, bad):
+    """The GIMP plug-in passes float layers, which may hold them; the render would spread one over
+    the whole picture and fail blaming the model."""
+    good = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+    broken = good.copy()
+    broken[3, 4, 1] = bad
+    broken[7, 0, :] = bad
+    photo, style = (broken, "red") if role == "photo" else (good, broken)
+    with pytest.raises(ImageError, match=r"^the picture holds 4 NaN or infinite pixel values"):
+        stylizer.stylize_array(photo, style=style)
+    assert stylizer.stylize_array(good, style=good).shape == good.shape  # an array is a style too
