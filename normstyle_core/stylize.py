@@ -305,6 +305,7 @@ class Stylizer:
         gets (fraction, what is happening). ``options.max_size`` is not applied here."""
         opts = _merged(options, strength=strength, preserve_color=preserve_color, feedback=feedback,
                        stroke_scale=stroke_scale)
+        imaging.check_finite(rgb)  # files and other inputs are checked where they are loaded
         return self._stylize_array(rgb, style=style, options=opts, report=progress, tiles=None)
 
     def _stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions,
@@ -313,7 +314,6 @@ class Stylizer:
         """The painting of ``rgb`` as floats in [0, 1], or as 8-bit levels with ``dtype=np.uint8``
         (for a PIL image: a photo painted at the working size then gets no full-size float copy)."""
         report = report or (lambda _f, _msg: None)
-        imaging.check_finite(rgb)
         code = self.style(style)
         self.renderer.begin_picture()
         size = working_size(*rgb.shape[:2], stroke_scale=options.stroke_scale)
