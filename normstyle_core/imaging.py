@@ -200,7 +200,7 @@ def check_finite(pixels: np.ndarray) -> None:
     spreads it over every pixel, so the render would fail later with a message blaming the model."""
     if pixels.dtype.kind != "f" or (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
         return  # min and max are NaN or infinite exactly when some value is: no full-size mask
-    bad = sum(int(np.count_nonzero(~np.isfinite(band))) for band in pixels.reshape(pixels.shape[0], -1))
+    bad = int(np.count_nonzero(~np.isfinite(pixels)))
     raise ImageError(f"the picture holds {bad} NaN or infinite pixel value{'s' if bad != 1 else ''}: "
                      "replace them (for example with 0) first")
 

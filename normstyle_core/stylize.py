@@ -57,6 +57,7 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
         elif arr.dtype == np.uint16:
             arr = arr.astype(np.float32) / 65535.0
         arr = np.asarray(arr, dtype=np.float32)
+        imaging.check_finite(arr)  # alpha too: clipping keeps NaN
         if arr.ndim == 2:
             arr = arr[..., None]
         alpha = None
@@ -66,7 +67,6 @@ def _as_loaded(image: ImageInput) -> LoadedImage:
             arr = np.repeat(arr, 3, axis=2)
         if arr.shape[2] != 3:
             raise StyleError(f"an image array must have 1-4 channels, got shape {image.shape}")
-        imaging.check_finite(arr)
         return LoadedImage(rgb=np.clip(arr, 0, 1), alpha=alpha)
     return imaging.load_image(image)
 
