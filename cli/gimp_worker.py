@@ -112,8 +112,8 @@ SCALE = {"u8": 255.0, "u16": 65535.0, "float": 1.0}
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_IDLE_TIMEOUT = 900.0
 PREVIEW_MAX_SIDE = 256  # pixels: the dialog's preview area
-# The largest preview render: the working size of brush size 1 (stroke_scale.REFERENCE_PIXELS),
-# so the default brush is always previewed as it will be rendered.
+# The largest preview render: twice the working size of brush size 1 (stroke_scale.REFERENCE_PIXELS),
+# so brush sizes down to 0.7 are previewed as they will be rendered.
 PREVIEW_MAX_PIXELS = 400_000
 # The plug-in sends its request as soon as it connects and reads every event; a connection
 # silent this long is a client that hung or forgot to close.

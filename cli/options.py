@@ -96,7 +96,7 @@ render_options = _grouped([
                  "code files are used as they are."),
     click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
                  help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
-                 "any size as its 0.4 MP render looks (brush strokes, not grain, on a 24 MP photo); "
+                 "any size as its 0.2 MP render looks (brush strokes, not grain, on a 24 MP photo); "
                  "2 = strokes twice as large, 0.5 = finer; 0 = the model's own pixel size."),
     click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
     click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",

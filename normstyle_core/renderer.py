@@ -33,7 +33,8 @@ TileProgress = Callable[[int, int], None]  # (tiles done, tiles in all)
 # per render 0.78-0.79 at 512 px and 0.62-0.64 at 1024 px wall (0.65 and 0.59 in CPU time); the
 # first compile with an empty cache 159 s and 220 s wall; a later process loading it from the
 # persistent cache still paid 56 s and 42 s on its first call (Dynamo traces again). The default
-# stroke scale renders large photos at 0.4 MP, between the two sizes: 0.7.
+# stroke scale paints photos at 0.2 MP and a camera photo's finest band at 0.8 MP, about these two
+# sizes: 0.7.
 COMPILED_OVER_EAGER = 0.7
 COLD_COMPILE_SECONDS = 190.0
 WARM_COMPILE_SECONDS = 50.0

@@ -2,7 +2,7 @@
 
 The transform network paints marks of a fixed size in *pixels* (it learned them on photos of a
 few hundred pixels). Run on a 24 MP photo, the same marks cover a tiny share of the picture and
-read as grain. So a large photo is painted at a *working size* (0.4 MP, divided by the square
+read as grain. So a photo is painted at a *working size* (0.2 MP, divided by the square
 of ``stroke_scale``), and the painting is brought back to full resolution by guided upsampling
 (He et al.'s guided filter used as an upsampler, as in Wu et al.'s "fast guided filter"):
 
@@ -35,10 +35,13 @@ from torch import Tensor
 
 from .imaging import to_uint8
 
-# The working size for stroke_scale 1, chosen on photos upscaled 4x and artworks held out of
-# training (not eval/): painted at 0.4 MP the 4x photos scored the style loss of their 512 px
-# renders; at 0.6 MP 15% higher, at 1 MP 40% (EXPERIMENTS.md, "Stroke scale").
-REFERENCE_PIXELS = 400_000
+# The working size for stroke_scale 1, chosen on test photos of 0.26-0.39 MP and artworks held out
+# of training (not eval/). Painted larger the marks shrink to grain (4x photos at 1 MP: a 40%
+# higher style loss than at 0.4 MP). Painted smaller and guided back up, the network's pixel-level
+# grain is gone and the photo's edges come back from the guide: at 0.2 MP the style loss was 31%
+# and the content loss 10% below the photos painted at their own size, 0.4 MP (EXPERIMENTS.md,
+# "Stroke scale" and "The working size"). Below 0.2 MP the full-size output turns soft.
+REFERENCE_PIXELS = 200_000
 # Guided filter window radius (working-size pixels) and regulariser (luminance variance units):
 # below a local contrast of ~sqrt(EPS) the photo's fine texture is not copied into the painting.
 RADIUS = 1

@@ -279,7 +279,7 @@ class Stylizer:
         ``options``: what to do to the picture (:class:`RenderOptions`: strength, stroke scale,
         max size, colours, feedback); the keywords of the same names override it one by one.
         ``stroke_scale``: the size of the painting's marks relative to the whole picture
-        (:mod:`normstyle_core.stroke_scale`). 1 paints a photo of any size as its 0.4 MP render
+        (:mod:`normstyle_core.stroke_scale`). 1 paints a photo of any size as its 0.2 MP render
         looks; 2 gives strokes twice as large, 0.5 finer ones; 0 paints at the photo's own
         pixel size (marks of a fixed pixel size: fine grain on a camera photo).
         ``feedback``: correct a code predicted from a style image on this photo first

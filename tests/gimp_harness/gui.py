@@ -19,7 +19,7 @@ import numpy as np
 from . import harness
 
 HERE = Path(__file__).resolve().parent
-# The test picture is larger than the 0.4 MP working size, so the brush size changes what the
+# The test picture is larger than the 0.2 MP working size, so the brush size changes what the
 # preview and the render paint, and a render at brush size 0 (its own 3 MP) lasts long enough
 # to be cancelled.
 SIZE = (1500, 2000)  # h, w
