@@ -38,9 +38,10 @@ from .imaging import to_uint8
 # The working size for stroke_scale 1, chosen on test photos of 0.26-0.39 MP and artworks held out
 # of training (not eval/). Painted larger the marks shrink to grain (4x photos at 1 MP: a 40%
 # higher style loss than at 0.4 MP). Painted smaller and guided back up, the network's pixel-level
-# grain is gone and the photo's edges come back from the guide: at 0.2 MP the style loss was 31%
-# and the content loss 10% below the photos painted at their own size, 0.4 MP (EXPERIMENTS.md,
-# "Stroke scale" and "The working size"). Below 0.2 MP the full-size output turns soft.
+# grain is gone and the photo's edges come back from the guide: painted at 0.2 MP, 512 px photos
+# scored a 31% lower style loss and a 10% lower content loss than painted at their own size. At
+# 0.13 MP both were lower still, but faces went soft at 100% (EXPERIMENTS.md, "Stroke scale" and
+# "The working size").
 REFERENCE_PIXELS = 200_000
 # Guided filter window radius (working-size pixels) and regulariser (luminance variance units):
 # below a local contrast of ~sqrt(EPS) the photo's fine texture is not copied into the painting.
