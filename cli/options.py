@@ -90,10 +90,11 @@ style_options = _grouped([
 render_options = _grouped([
     click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
                  help="0 keeps the photo's own look, 1 is the full style."),
-    click.option("--feedback/--no-feedback", default=True, show_default=True,
+    click.option("--feedback/--no-feedback", default=False, show_default=True,
                  help="Correct a style IMAGE's predicted code on each photo with one look at a small "
-                 "render (~0.3 s on a 2-core CPU); closer to the painting. Built-in styles and "
-                 "code files are used as they are."),
+                 "render (~0.4 s on a 2-core CPU). Off by default: at the default stroke scale it "
+                 "no longer brings the render closer to the painting. Built-in styles and code "
+                 "files are used as they are."),
     click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
                  help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
                  "any size as its 0.2 MP render looks (brush strokes, not grain, on a 24 MP photo); "
@@ -131,7 +132,7 @@ class OutputOptions:
 output_options = _grouped([
     click.option("--name", "template", default=DEFAULT_TEMPLATE, show_default=True,
                  help="Output file name template: {stem} {style} {ext} {name} {index} {strength} "
-                 "{settings} (the settings that are not the default, e.g. _refine20 or _onepass; "
+                 "{settings} (the settings that are not the default, e.g. _refine20 or _feedback; "
                  "empty for the defaults)."),
     click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="same", show_default=True,
                  help="Output format (same: the input's, PNG if it cannot be written)."),

@@ -185,8 +185,8 @@ def color_transfer_method(content: Image.Image, style: Image.Image, style_path: 
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def normstyle_method(stylizer, *, feedback: bool = True, stroke_scale: float = 1.0) -> Method:
-    """What `normstyle stylize --style painting.jpg` does; ``feedback=False``: the prediction alone."""
+def normstyle_method(stylizer, *, feedback: bool = False, stroke_scale: float = 1.0) -> Method:
+    """What `normstyle stylize --style painting.jpg` does; ``feedback=True``: with the feedback step."""
     def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
         return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem), feedback=feedback,
                                 stroke_scale=stroke_scale)

@@ -150,7 +150,7 @@ class Stylizer:
 
     @torch.inference_mode()
     def code_for(self, code: StyleCode, content: Tensor, *, strength: float = 1.0,
-                 feedback: bool = True) -> StyleCode:
+                 feedback: bool = False) -> StyleCode:
         """The code photo ``content`` (B=1, 3, H, W in [0, 1]) is rendered with: ``code``
         corrected by :meth:`feedback` where :func:`~normstyle_core.feedback.corrects` says so (a
         prediction, with ``feedback`` on), then, for ``strength`` < 1, interpolated from the
@@ -283,8 +283,8 @@ class Stylizer:
         looks; 2 gives strokes twice as large, 0.5 finer ones; 0 paints at the photo's own
         pixel size (marks of a fixed pixel size: fine grain on a camera photo).
         ``feedback``: correct a code predicted from a style image on this photo first
-        (:meth:`feedback`; built-in, refined and user codes are never corrected). False renders
-        the prediction as it is: one pass, a little faster.
+        (:meth:`feedback`; built-in, refined and user codes are never corrected). Off by default:
+        the prediction is rendered as it is, in one pass.
         ``progress``: called with (tiles done, tiles in all) as the network renders."""
         opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
                        feedback=feedback, stroke_scale=stroke_scale)

@@ -95,17 +95,17 @@ def test_eval_grid_table_json_and_sheet(run, tmp_path):
     assert sheet.size[1] == head + 1 * block  # written by the second run: normstyle alone
 
 
-def test_eval_scores_refined_and_one_pass_codes_as_their_own_rows(run, tmp_path):
+def test_eval_scores_refined_and_feedback_codes_as_their_own_rows(run, tmp_path):
     for i in range(2):
         photo(tmp_path / "c" / f"c{i}.png", 32, 32, seed=i)
         photo(tmp_path / "s" / f"s{i}.png", 32, 32, seed=10 + i)
     out = tmp_path / "ev"
     result = run("eval", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", out, "--size", "64",
-                 "--vgg-weights", "random", "--no-baselines", "--refine", "2", "--one-pass", "--json")
+                 "--vgg-weights", "random", "--no-baselines", "--refine", "2", "--feedback", "--json")
     assert result.exit_code == 0, result.output
     rows = {r["method"]: r for r in json.loads((out / "eval.json").read_text())["results"]}
-    assert set(rows) == {"normstyle", "normstyle, refined 2 steps", "normstyle, one pass (no feedback)"}
+    assert set(rows) == {"normstyle", "normstyle, refined 2 steps", "normstyle, feedback step"}
     assert rows["normstyle, refined 2 steps"]["n"] == 4
-    # Refined codes, and predictions without the feedback step, render differently.
-    for other in ("normstyle, refined 2 steps", "normstyle, one pass (no feedback)"):
+    # Refined codes, and predictions corrected by the feedback step, render differently.
+    for other in ("normstyle, refined 2 steps", "normstyle, feedback step"):
         assert rows[other]["style_loss"] != rows["normstyle"]["style_loss"]

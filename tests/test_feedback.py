@@ -57,16 +57,17 @@ def test_stylize_corrects_predicted_codes_only(stylizer, tmp_path):
     content = to_tensor(np.asarray(img, dtype=np.float32) / 255)
     painting = tmp_path / "painting.png"
     _picture(40, 40, seed=5).save(painting)
-    by_path = np.asarray(stylizer.stylize(img, style=painting))
+    by_path = np.asarray(stylizer.stylize(img, style=painting, feedback=True))
     code = stylizer.style(painting)
     by_hand = np.asarray(stylizer.stylize(img, style=stylizer.feedback(code, content)))
     np.testing.assert_array_equal(by_path, by_hand)
-    one_pass = np.asarray(stylizer.stylize(img, style=painting, feedback=False))
+    one_pass = np.asarray(stylizer.stylize(img, style=painting))  # the default: the prediction as it is
+    np.testing.assert_array_equal(one_pass, np.asarray(stylizer.stylize(img, style=code)))
     assert np.abs(by_path.astype(int) - one_pass.astype(int)).max() > 0
     # built-in codes, and mixes with them, are used as they are
     for style in ("red", stylizer.blend([painting, "red"])):
-        np.testing.assert_array_equal(np.asarray(stylizer.stylize(img, style=style)),
-                                      np.asarray(stylizer.stylize(img, style=style, feedback=False)))
+        np.testing.assert_array_equal(np.asarray(stylizer.stylize(img, style=style, feedback=True)),
+                                      np.asarray(stylizer.stylize(img, style=style)))
 
 
 @pytest.mark.parametrize("size", [(1, 9), (5, 3), (300, 40)])
@@ -117,7 +118,7 @@ def test_feedback_brings_the_shipped_model_closer_to_unseen_paintings(shared_dat
     styles = [p for p in held if p not in grid][:3]
     photos = [shared_data / "content" / "test" / f"{n}.jpg" for n in ("chicago", "tabby-cat")]
     st = Stylizer.load(device="cpu")
-    methods = {"feedback": ev.normstyle_method(st), "one pass": ev.normstyle_method(st, feedback=False)}
+    methods = {"feedback": ev.normstyle_method(st, feedback=True), "one pass": ev.normstyle_method(st)}
     results = {r.method: r for r in ev.Evaluator(VGG19.load("auto", last_layer="relu5_1"), size=256)
                .run(methods, photos, styles)}
     assert results["feedback"].style_loss < 0.97 * results["one pass"].style_loss

@@ -221,14 +221,14 @@ def test_readme_commands_in_a_row_do_not_collide(run, tmp_path):
     """The README's runs on one photo and style image: each setting writes its own file; the
     default settings keep the plain name."""
     src, paint = photo(tmp_path / "photo.jpg"), photo(tmp_path / "painting.png", 48, 48, seed=3)
-    for extra in ([], ["--no-feedback"], ["--refine", "1"], ["--strength", "0.5", "--preserve-color"]):
+    for extra in ([], ["--feedback"], ["--refine", "1"], ["--strength", "0.5", "--preserve-color"]):
         r = run("stylize", src, "--style", paint, *extra)
         assert r.exit_code == 0, (extra, r.output)
     assert sorted(p.name for p in tmp_path.glob("photo_*")) == [
-        "photo_painting.jpg", "photo_painting_onepass.jpg", "photo_painting_refine1.jpg",
+        "photo_painting.jpg", "photo_painting_feedback.jpg", "photo_painting_refine1.jpg",
         "photo_painting_strength0.5_keepcolor.jpg"]
-    r = run("batch", src, "--style", paint, "--no-feedback", "-o", tmp_path / "out")
-    assert r.exit_code == 0 and (tmp_path / "out" / "photo_painting_onepass.jpg").is_file()
+    r = run("batch", src, "--style", paint, "--feedback", "-o", tmp_path / "out")
+    assert r.exit_code == 0 and (tmp_path / "out" / "photo_painting_feedback.jpg").is_file()
 
 
 def test_dry_run_says_what_it_would_write_and_loads_and_writes_nothing(run, tmp_path, monkeypatch):

