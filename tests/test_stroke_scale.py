@@ -172,9 +172,13 @@ def test_soft_limit_squashes_a_hard_edge_and_passes_fine_texture():
     assert torch.equal(torch.sign(out), torch.sign(band))
 
 
-def test_detail_size_only_where_the_photo_holds_a_finer_band():
-    assert detail_size((600, 800), (150, 200)) == (300, 400)
-    assert detail_size((290, 400), (150, 200)) is None  # less than twice the working size
+def test_detail_size_only_for_camera_size_photos():
+    assert detail_size((600, 800), (150, 200)) == (300, 400)  # four times the working sides
+    assert detail_size((599, 800), (150, 200)) is None
+    assert detail_size((300, 400), (150, 200)) is None  # twice: seen whole, the band costs style
+    # the default stroke scale: a 1 MP photo gets none, a 12 MP one does
+    assert detail_size((1024, 1024), working_size(1024, 1024, stroke_scale=1.0)) is None
+    assert detail_size((3000, 4000), working_size(3000, 4000, stroke_scale=1.0)) is not None
     big = round((REFERENCE_PIXELS * 4) ** 0.5)  # stroke scale 0.5 on a huge photo: too costly
     assert detail_size((10_000, 10_000), (big, big)) is None
 
