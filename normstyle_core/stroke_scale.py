@@ -162,13 +162,14 @@ def _bilinear_taps(n_out: int, n_in: int) -> tuple[Tensor, Tensor, Tensor]:
     return i0, i1, (src - i0).float()
 
 
-def _bilinear_rows(maps: Tensor, taps: tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor],
-                   rows: slice) -> Tensor:
-    """Rows ``rows`` of ``maps`` (C, h, w) upsampled bilinearly, as F.interpolate would."""
-    y0s, y1s, wy, x0s, x1s, wx = taps
+def _bilinear_rows(maps: Tensor, taps: tuple[Tensor, Tensor, Tensor], rows: slice, width: int) -> Tensor:
+    """Rows ``rows`` of ``maps`` (C, h, w) upsampled bilinearly to ``width`` columns, as
+    F.interpolate would: the rows from ``taps`` (the band's few low-res rows), the columns by
+    F.interpolate itself (its kernel is 3x faster than indexing the full-width band)."""
+    y0s, y1s, wy = taps
     t = wy[rows].view(1, -1, 1)
     band = maps[:, y0s[rows]] * (1 - t) + maps[:, y1s[rows]] * t  # (C, band, w)
-    return band[:, :, x0s] * (1 - wx) + band[:, :, x1s] * wx  # (C, band, W)
+    return F.interpolate(band[None], size=(band.shape[1], width), mode="bilinear", align_corners=False)[0]
 
 
 def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tensor | None = None,
@@ -181,22 +182,22 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
     ``dtype=np.uint8`` gives 8-bit levels (:func:`~normstyle_core.imaging.to_uint8`) band by band,
     for a caller that saves an 8-bit picture: not even the float result is held then."""
     h_out, w_out = photo.shape[:2]
-    _, c, h, w = a.shape
+    _, c, h, _ = a.shape
     maps = torch.cat([a, base], 1)[0].float().cpu()  # (2C, h, w)
-    taps = (*_bilinear_taps(h_out, h), *_bilinear_taps(w_out, w))
+    taps = _bilinear_taps(h_out, h)
     if detail is not None:
         fine = detail[0].float().cpu() * detail_gain
-        fine_taps = (*_bilinear_taps(h_out, fine.shape[1]), *_bilinear_taps(w_out, fine.shape[2]))
+        fine_taps = _bilinear_taps(h_out, fine.shape[1])
     luma = torch.tensor(_LUMA)
     out = np.empty((h_out, w_out, c), dtype=dtype)
     rows = max(1, band_pixels // w_out)
     for top in range(0, h_out, rows):
         sl = slice(top, min(top + rows, h_out))
-        full = _bilinear_rows(maps, taps, sl)  # (2C, band, W)
+        full = _bilinear_rows(maps, taps, sl, w_out)  # (2C, band, W)
         guide = torch.from_numpy(photo[sl]) @ luma  # (band, W)
         band = (full[:c] * guide + full[c:]).clamp_(0, 1)
         if detail is not None:  # on the valid painting: saturated areas get their texture too
-            band = band.add_(_bilinear_rows(fine, fine_taps, sl)).clamp_(0, 1)
+            band = band.add_(_bilinear_rows(fine, fine_taps, sl, w_out)).clamp_(0, 1)
         if out.dtype == np.uint8:
             to_uint8(band.permute(1, 2, 0).numpy(), out=out[sl])
         else:
