@@ -4,7 +4,8 @@
 
 The photo is upscaled to --width (6000 px by default), rendered with marks at the network's own
 pixel size (stroke scale 0: the network paints the whole camera photo; the default stroke scale
-paints at most 1.6 MP and never reaches the tiles), eagerly, once untiled and once in tiles with whole-image statistics. Writes the difference
+paints at most 0.8 MP and never reaches the tiles), eagerly, once untiled and once in tiles with
+whole-image statistics. Writes the difference
 statistics (8-bit levels, overall and on the rows/columns where tiles meet against the rest),
 and crops around a tile corner: tiled | untiled | difference x16, to look at.
 """
