@@ -58,7 +58,8 @@ Where that working size is above ``max_pixels`` (a brush size below 1, or 0, on 
 it paints at ``max_pixels`` instead, and says so (``reduced``: the strokes look larger than in
 the full render). Without ``reduced``, scaling the full render down gives the preview up to
 the guided upsampling's residual, the fine detail of a layer four times the working size or more
-(a band too fine to show at the working size) and the 8-bit rounding.
+(a band too fine to show at the working size) and the 8-bit rounding; such a layer's preview is
+painted with the code the full render uses (corrected by the feedback step).
 
 ``{"event": "progress", "fraction": 0..1, "message": str}`` reports progress;
 ``{"event": "error", "kind": str, "message": str}`` ends a failed request with one line for
@@ -322,7 +323,8 @@ class Worker:
         import torch.nn.functional as F
 
         from normstyle_core import imaging
-        from normstyle_core.stroke_scale import working_size
+        from normstyle_core.feedback import wanted
+        from normstyle_core.stroke_scale import detail_size, working_size
 
         t0 = time.perf_counter()
         r = _render_fields(req)
@@ -336,6 +338,10 @@ class Worker:
             work = working_size(h, w, stroke_scale=r["options"].stroke_scale)
         except ValueError as exc:
             raise ProtocolError(f"bad request: {exc}") from None
+        # the code the full render will use: corrected by the feedback step where the layer is
+        # camera size (the small render alone would not say so)
+        options = dataclasses.replace(r["options"], feedback=wanted(
+            r["options"].feedback, camera_size=detail_size((h, w), work) is not None))
         # (working_size rounds each side: brush size 1 may land a few pixels above the budget)
         reduced = work[0] * work[1] > max_pixels * 1.01
         if reduced:  # paint at the budget instead: strokes relatively larger than the render's
@@ -347,7 +353,8 @@ class Worker:
             content = self._preview_content(r, work)
             # at the working size the core paints as is (working_size(work) == work), so this is
             # the painting that stylize_array guides back up to the layer's size
-            options = dataclasses.replace(r["options"], stroke_scale=0.0) if reduced else r["options"]
+            if reduced:
+                options = dataclasses.replace(options, stroke_scale=0.0)
             painting = st.stylize_array(content, style=r["style"], options=options)
         scale = min(1.0, max_side / max(work))
         size = (max(1, round(work[0] * scale)), max(1, round(work[1] * scale)))

@@ -96,7 +96,7 @@ def check_template(template: str) -> None:
 
 
 def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.0, refine_steps: int = 0,
-                 feedback: bool = False, preserve_color: bool = False, max_size: int | None = None,
+                 feedback: bool | None = None, preserve_color: bool = False, max_size: int | None = None,
                  stroke_scale: float = 1.0) -> str:
     """The {settings} part of output names: "_refine20", "_feedback", ... for each setting that is
     not the default, "" for the defaults. Two runs on the same photo and style with different
@@ -108,8 +108,8 @@ def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.
         parts.append(f"strength{strength:g}")
     if refine_steps:
         parts.append(f"refine{refine_steps}")
-    if feedback:
-        parts.append("feedback")
+    if feedback is not None:  # forced either way: the default decides by the photo's size
+        parts.append("feedback" if feedback else "nofeedback")
     if preserve_color:
         parts.append("keepcolor")
     if max_size is not None:

@@ -185,8 +185,9 @@ def color_transfer_method(content: Image.Image, style: Image.Image, style_path: 
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def normstyle_method(stylizer, *, feedback: bool = False, stroke_scale: float = 1.0) -> Method:
-    """What `normstyle stylize --style painting.jpg` does; ``feedback=True``: with the feedback step."""
+def normstyle_method(stylizer, *, feedback: bool | None = None, stroke_scale: float = 1.0) -> Method:
+    """What `normstyle stylize --style painting.jpg` does; ``feedback=True``: with the feedback step
+    on every photo (``None``: as the product decides, on camera-size photos only)."""
     def run(content: Image.Image, style: Image.Image, style_path: Path) -> Image.Image:
         return stylizer.stylize(content, style=stylizer.encode(style, name=style_path.stem), feedback=feedback,
                                 stroke_scale=stroke_scale)

@@ -32,6 +32,16 @@ from .style_code import Provenance, StyleCode
 FEEDBACK_RATE = 0.75
 
 
+def wanted(requested: bool | None, *, camera_size: bool) -> bool:
+    """Whether the step runs for one photo: as the caller asked (``--feedback`` / ``--no-feedback``)
+    or, by default (``None``), only for camera-size photos, those that get the fine detail
+    (:func:`normstyle_core.stroke_scale.detail_size`). There the step brings the painting closer
+    (EXPERIMENTS.md, "The feedback step at camera size") for a few percent of the render's time;
+    a photo of about 1 MP and less is painted whole at the working size, where the step buys next to
+    no style loss, costs content, and would double an interactive render's time."""
+    return camera_size if requested is None else requested
+
+
 def corrects(code: StyleCode, *, enabled: bool) -> bool:
     """Whether the feedback step runs on ``code``: only on a prediction from a style image, and
     not when the caller turned the step off (``--no-feedback``). Built-in codes are what the

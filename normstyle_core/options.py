@@ -24,15 +24,14 @@ class RenderOptions:
     to the whole picture (:mod:`normstyle_core.stroke_scale`; 0 = the model's own pixel size).
     ``max_size``: the longer side is shrunk to this first. ``preserve_color``: the photo's
     colours with the style's texture. ``feedback``: correct a code predicted from a style image
-    on this photo first (:mod:`normstyle_core.feedback`); off by default: at the 0.2 MP working
-    size it no longer lowers the style loss and costs content (EXPERIMENTS.md, "The feedback step
-    at the 0.2 MP working size")."""
+    on this photo first (:mod:`normstyle_core.feedback`); ``None``, the default, does it for
+    camera-size photos only (:func:`normstyle_core.feedback.wanted`)."""
 
     strength: float = 1.0
     stroke_scale: float = 1.0
     max_size: int | None = None
     preserve_color: bool = False
-    feedback: bool = False
+    feedback: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:

@@ -17,7 +17,7 @@ from . import imaging
 from .checkpoint import load_model
 from .devices import Placement, placement
 from .errors import CheckpointError, StyleError
-from .feedback import corrects
+from .feedback import corrects, wanted
 from .imaging import LoadedImage
 from .model_files import resolve_model_path
 from .models.style_transfer import StyleTransferModel
@@ -283,8 +283,8 @@ class Stylizer:
         looks; 2 gives strokes twice as large, 0.5 finer ones; 0 paints at the photo's own
         pixel size (marks of a fixed pixel size: fine grain on a camera photo).
         ``feedback``: correct a code predicted from a style image on this photo first
-        (:meth:`feedback`; built-in, refined and user codes are never corrected). Off by default:
-        the prediction is rendered as it is, in one pass.
+        (:meth:`feedback`; built-in, refined and user codes are never corrected). By default
+        (``None``) only on camera-size photos (:func:`normstyle_core.feedback.wanted`).
         ``progress``: called with (tiles done, tiles in all) as the network renders."""
         opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
                        feedback=feedback, stroke_scale=stroke_scale)
@@ -324,14 +324,15 @@ class Stylizer:
             content = content.contiguous().clamp_(0, 1)
         else:
             content = imaging.to_tensor(rgb)
-        code = self.code_for(code, content, strength=options.strength, feedback=options.feedback)
+        fine_size = detail_size(rgb.shape[:2], size) if guided else None
+        feedback = wanted(options.feedback, camera_size=fine_size is not None)
+        code = self.code_for(code, content, strength=options.strength, feedback=feedback)
         report(0.1, "Rendering")
         out = self.render(content, code, progress=tiles)
         if options.preserve_color:
             out = luminance_transfer(out, content.to(out.device))
         if guided:
             detail = None
-            fine_size = detail_size(rgb.shape[:2], size)
             if fine_size is not None:
                 report(0.6, "Painting the fine detail")
                 fine_content = F.interpolate(full, size=fine_size, mode="bilinear", antialias=True,

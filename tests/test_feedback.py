@@ -70,6 +70,29 @@ def test_stylize_corrects_predicted_codes_only(stylizer, tmp_path):
                                       np.asarray(stylizer.stylize(img, style=style)))
 
 
+def test_by_default_only_camera_size_photos_get_the_step(stylizer, tmp_path, monkeypatch):
+    """The default (``feedback=None``) renders a 1 MP photo as ``--no-feedback`` does and a
+    camera-size one (it gets the fine detail) as ``--feedback`` does; either flag overrides it."""
+    from normstyle_core.feedback import wanted
+    assert [wanted(r, camera_size=c) for r in (None, True, False) for c in (True, False)] == [
+        True, False, True, True, False, False]
+    painting = tmp_path / "painting.png"
+    _picture(40, 40, seed=7).save(painting)
+    code = stylizer.style(painting)
+    calls = []
+    real = Stylizer.feedback
+    monkeypatch.setattr(Stylizer, "feedback", lambda self, c, x: calls.append(x.shape) or real(self, c, x))
+    for (w, h), camera in (((1024, 768), False), ((2400, 1800), True)):
+        img = _picture(w, h, seed=w)
+        calls.clear()
+        default = np.asarray(stylizer.stylize(img, style=code))
+        assert len(calls) == int(camera)
+        forced = np.asarray(stylizer.stylize(img, style=code, feedback=camera))
+        np.testing.assert_array_equal(default, forced)
+        other = np.asarray(stylizer.stylize(img, style=code, feedback=not camera))
+        assert np.abs(default.astype(int) - other.astype(int)).max() > 0
+
+
 @pytest.mark.parametrize("size", [(1, 9), (5, 3), (300, 40)])
 def test_feedback_on_odd_photo_sizes(stylizer, tmp_path, size):
     painting = tmp_path / "painting.png"

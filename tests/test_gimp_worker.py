@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cli import gimp_install as install
 from cli import gimp_worker as worker
@@ -605,7 +606,7 @@ def test_renders_take_turns_on_the_model(tmp_path, tiny_model_file, monkeypatch)
 
 
 # ---------------------------------------------------------------------- preview, cancel, serve
-def _core_preview(st, rgb, *, style, stroke_scale, size):
+def _core_preview(st, rgb, *, style, stroke_scale, size, feedback=None):
     """Computed here: the core's painting at the working size for stroke_scale, resized."""
     import torch
     import torch.nn.functional as F
@@ -619,7 +620,7 @@ def _core_preview(st, rgb, *, style, stroke_scale, size):
                              align_corners=False)[0].permute(1, 2, 0).numpy()
 
     work = working_size(*rgb.shape[:2], stroke_scale=stroke_scale)
-    painting = st.stylize_array(resize(rgb, work), style=style, stroke_scale=stroke_scale)
+    painting = st.stylize_array(resize(rgb, work), style=style, stroke_scale=stroke_scale, feedback=feedback)
     return to_uint8(resize(painting, size)), work
 
 
@@ -646,6 +647,35 @@ def test_preview_is_the_cores_painting_at_the_renders_working_size(tmp_path, tin
     assert tuple(ev["render_size"]) == work and not ev["reduced"]
     assert work == ((394, 507) if stroke_scale == 1 else (263, 338))  # 0.2 MP, 0.089 MP
     assert np.abs(got.astype(int) - expected).max() <= 1
+
+
+def test_a_camera_size_layers_preview_has_the_full_renders_code(tmp_path, tiny_model_file):
+    """A layer that gets the fine detail also gets the feedback step (by default); its preview is
+    painted with the code corrected the same way, so it shows the full render's colours."""
+    from normstyle_core import Stylizer
+
+    a = np.random.default_rng(5).integers(0, 256, (1800, 2400, 3), dtype=np.uint8)
+    a.tofile(tmp_path / "in.raw")
+    painting = tmp_path / "painting.png"
+    Image.fromarray(np.random.default_rng(6).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(painting)
+    w = worker.Worker(temp_root=tmp_path)
+    try:
+        events = []
+        w.handle({"op": "preview", "input": str(tmp_path / "in.raw"), "width": 2400, "height": 1800,
+                  "channels": 3, "dtype": "u8", "style": str(painting), "model": str(tiny_model_file),
+                  "device": "cpu"}, events.append)
+        ev = events[-1]
+        got = np.fromfile(ev["output"], np.uint8).reshape(ev["height"], ev["width"], 3)
+    finally:
+        w.close()
+    st = Stylizer.load(tiny_model_file, device="cpu")
+    rgb = a / np.float32(255)
+    size = (ev["height"], ev["width"])
+    corrected, _ = _core_preview(st, rgb, style=painting, stroke_scale=1.0, size=size, feedback=True)
+    as_is, _ = _core_preview(st, rgb, style=painting, stroke_scale=1.0, size=size, feedback=False)
+    # the tiny model's correction is small (a tenth of a level on average): compare the means
+    assert np.abs(got.astype(int) - corrected).max() <= 1
+    assert np.abs(got.astype(int) - corrected).mean() < 0.5 * np.abs(got.astype(int) - as_is).mean()
 
 
 def test_preview_says_when_it_paints_smaller_than_the_render(tmp_path, tiny_model_file):
