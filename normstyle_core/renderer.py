@@ -240,7 +240,9 @@ class Renderer:
         matrix = matrix.to(self.place.device)
         if x.shape[-2] * x.shape[-1] > self.tile_pixels:
             from .tiling import TiledRenderer
-            out = TiledRenderer(fast, tile=self.tile_size)(x, matrix, progress=progress)
+            # compiled as the untiled network is: when the run compiles up front (--compile, CUDA)
+            out = TiledRenderer(fast, tile=self.tile_size, compiled=self.mode is CompileMode.NOW)(
+                x, matrix, progress=progress)
         else:
             if progress:
                 progress(0, 1)

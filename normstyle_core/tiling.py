@@ -24,7 +24,9 @@ Scheme (a layer-by-layer pass over tiles, "streaming with recompute"):
 Cost: the front is recomputed 3x for its first layer, the back 4x for its first (low-res)
 layer, 3x / 2x for the next ones; about 1.8x the FLOPs of one untiled pass. Only used above
 ``Renderer.tile_pixels`` (default 4 MP), where the untiled forward would need several GB.
-Numbers: benchmarks/RESULTS.md.
+When the Renderer compiles up front (``--compile``; the default on CUDA) each tile's statistics
+and CIN run through torch.compile, fused around the convolutions; otherwise eagerly, as the
+untiled network does before a background compile pays. Numbers: benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .kernels.cin import channel_stats, cin_affine
+from .kernels.cin import channel_stats, cin_affine, compiled_channel_stats, compiled_cin_apply
 from .kernels.fast_net import FastTransform
 from .options import DEFAULT_TILE_SIZE
 
@@ -48,7 +50,8 @@ DEFAULT_TILE = DEFAULT_TILE_SIZE
 class _Stats:
     """Per-(sample, channel) count / mean / M2 merged in float64 across tiles."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: Callable[[Tensor], tuple[Tensor, Tensor]] = channel_stats) -> None:
+        self.stats = stats
         self.n = 0
         self.mean: Tensor | None = None
         self.m2: Tensor | None = None
@@ -57,7 +60,7 @@ class _Stats:
         count = y.shape[2] * y.shape[3]
         if count == 0:
             return
-        var, mean = channel_stats(y)  # (B, C) float32
+        var, mean = self.stats(y)  # (B, C) float32
         mean, m2 = mean.double(), var.double() * count
         if self.mean is None:
             self.n, self.mean, self.m2 = count, mean, m2
@@ -86,9 +89,13 @@ def _align(a: int, b: int, k: int, n: int) -> tuple[int, int]:
 class TiledRenderer:
     """Renders ``FastTransform`` at any size with a bounded working set (see module doc)."""
 
-    def __init__(self, fast: FastTransform, *, tile: int = DEFAULT_TILE) -> None:
+    def __init__(self, fast: FastTransform, *, tile: int = DEFAULT_TILE, compiled: bool = False) -> None:
+        """``compiled``: each tile's statistics and CIN run through torch.compile (fused loops
+        around the oneDNN / cuDNN convolutions; eager if compiling fails), as the Renderer's
+        untiled network does when it compiles."""
         self.fast = fast
         self.tile = tile
+        self.compiled = compiled
         specs = fast.specs
         self.front_end = max(i for i, s in enumerate(specs) if s.stride > 1)  # last stride-2 conv
         self.back_start = min(i for i, s in enumerate(specs) if s.kind == "up")
@@ -129,7 +136,7 @@ class TiledRenderer:
             y = y[:, :, want[0] - y0:want[1] - y0, want[2] - x0:want[3] - x0]
             if j == last:
                 return y
-            x = fast.apply(j, y, *affines[j])
+            x = self._apply(j, y, *affines[j])
         raise AssertionError("unreachable")
 
     def _pass(self, src: Tensor, first: int, last: int, affines, sizes, tile: int,
@@ -152,9 +159,15 @@ class TiledRenderer:
         passes = sum(len(_grid(*sizes[j + 1], self._pass_tile(j, sizes, h))) for j in range(len(self.fast.specs)))
         return passes + len(_grid(h, w, self.tile))
 
+    def _apply(self, j: int, y: Tensor, scale: Tensor, shift: Tensor, residual: Tensor | None = None) -> Tensor:
+        if not self.compiled:
+            return self.fast.apply(j, y, scale, shift, residual)
+        spec = self.fast.specs[j]
+        return compiled_cin_apply(y, scale, shift, residual, relu=spec.relu, out=spec.kind == "out")
+
     def _stats_pass(self, src, first, last, affines, sizes, tile, gammas, betas,
                     store: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        stats = _Stats()
+        stats = _Stats(compiled_channel_stats if self.compiled else channel_stats)
 
         def sink(r: Region, y: Tensor) -> None:
             stats.add(y)
@@ -168,7 +181,7 @@ class TiledRenderer:
         for y0 in range(0, t.shape[2], band):
             sl = (slice(None), slice(None), slice(y0, y0 + band))
             res = residual[sl] if residual is not None else None
-            t[sl] = self.fast.apply(j, t[sl], *affine, res)
+            t[sl] = self._apply(j, t[sl], *affine, res)
 
     # ----------------------------------------------------------------- render
     @torch.inference_mode()
@@ -236,13 +249,13 @@ class TiledRenderer:
         out = torch.empty(b, 3, h, w, dtype=torch.float32, device=cur.device)
 
         def write(r: Region, y: Tensor) -> None:
-            out[:, :, r[0]:r[1], r[2]:r[3]] = fast.apply(last, y, *affines[last])
+            out[:, :, r[0]:r[1], r[2]:r[3]] = self._apply(last, y, *affines[last])
 
         self._pass(cur, bs, last, affines, sizes, tile, write)
         return out
 
 
 def render_tiled(fast: FastTransform, content: Tensor, code: Tensor, *, tile: int = DEFAULT_TILE,
-                 progress: Callable[[int, int], None] | None = None) -> Tensor:
-    """Convenience wrapper: ``TiledRenderer(fast, tile=tile)(content, code)``."""
-    return TiledRenderer(fast, tile=tile)(content, code, progress=progress)
+                 compiled: bool = False, progress: Callable[[int, int], None] | None = None) -> Tensor:
+    """Convenience wrapper: ``TiledRenderer(fast, tile=tile, compiled=compiled)(content, code)``."""
+    return TiledRenderer(fast, tile=tile, compiled=compiled)(content, code, progress=progress)

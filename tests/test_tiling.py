@@ -70,6 +70,32 @@ def test_stylizer_switches_to_tiles_above_the_threshold(tiny_config):
     assert (a - b).abs().max().item() * 255 < 0.05
 
 
+def test_a_compiling_stylizer_renders_tiles_compiled_with_the_same_result(tiny_config, monkeypatch):
+    """``--compile`` (the Renderer compiling up front) runs each tile's statistics and CIN
+    through torch.compile; the tiles still agree with the untiled reference network."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    from normstyle_core.kernels import cin
+    monkeypatch.setenv("NORMSTYLE_COMPILE", "1")
+    torch._dynamo.reset()
+    counters.clear()
+    model = StyleTransferModel(tiny_config)
+    for p in model.transform.parameters():
+        p.data.normal_(0.0, 0.2)
+    code = torch.randn(tiny_config.code_rows, 2 * tiny_config.num_cin) * 0.3 + 1
+    tiled = Stylizer(model, compile=True, tile_pixels=0, tile_size=32)
+    with torch.inference_mode():
+        for h, w in [(72, 100), (61, 97)]:  # the odd one is reflect-padded to x4, as render does
+            x = torch.rand(1, 3, h, w)
+            padded = torch.nn.functional.pad(x, (0, -w % 4, 0, -h % 4), mode="reflect")
+            ref = model.transform(padded, code=code[None])[..., :h, :w]
+            assert (tiled.render(x, code) - ref).abs().max().item() * 255 < 0.05
+    assert counters["stats"]["unique_graphs"] > 0  # it did compile
+    for kernel in (cin.compiled_channel_stats, cin.compiled_cin_apply):
+        assert kernel._compiled is not None and kernel.failed is None
+
+
 @pytest.mark.slow
 def test_2048_tiled_within_a_few_levels_of_untiled_shipped_widths():
     """fp32, random weights: tiling itself must be exact. (In bf16 with *random* weights tiled and

@@ -78,6 +78,28 @@ def cin_eager(
 _compiled_cin = safe_compile(cin_eager, name="fused CIN kernel", dynamic=True, fullgraph=True)
 
 
+def cin_apply(y: Tensor, scale: Tensor, shift: Tensor, residual: Tensor | None = None, *,
+              relu: bool = False, out: bool = False) -> Tensor:
+    """The CIN's second half once its statistics are folded into ``scale`` / ``shift`` (B, C)
+    (:func:`cin_affine`): ``y * scale + shift`` (+ residual) (+ ReLU) in float32, back in ``y``'s
+    dtype; ``out``: the output layer's hard tanh to [0, 1] in float32 instead. What
+    ``FastTransform.apply`` does in place, written without in-place steps for Inductor, which
+    fuses it into one loop (the tiled path, :mod:`normstyle_core.tiling`, runs it per tile)."""
+    z = y.float() * scale[:, :, None, None] + shift[:, :, None, None]
+    if residual is not None:
+        z = z + residual.float()
+    if out:
+        return (z.clamp(-1.0, 1.0) + 1.0) * 0.5
+    if relu:
+        z = z.relu()
+    return z.to(y.dtype)
+
+
+# The tiled path's per-tile steps, compiled when the Renderer compiles (tiling.TiledRenderer).
+compiled_channel_stats = safe_compile(channel_stats, name="tile statistics kernel", dynamic=True, fullgraph=True)
+compiled_cin_apply = safe_compile(cin_apply, name="tile CIN kernel", dynamic=True, fullgraph=True)
+
+
 def cin_fused(
     x: Tensor,
     gamma: Tensor,
