@@ -94,8 +94,8 @@ render_options = _grouped([
                  help="Correct a style IMAGE's predicted code on each photo with one look at a small "
                  "render (~0.4 s on a 2-core CPU; a little closer to the painting, a little less of "
                  "the photo). Default: on for camera-size photos (about 3 MP and up at the default "
-                 "stroke scale), where it is a few percent of the time; off for smaller ones, where "
-                 "it would double it. Built-in styles and code files are used as they are."),
+                 "stroke scale), where it adds a fifth of the time or less; off for smaller ones, "
+                 "where it would double it. Built-in styles and code files are used as they are."),
     click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
                  help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
                  "any size as its 0.2 MP render looks (brush strokes, not grain, on a 24 MP photo); "

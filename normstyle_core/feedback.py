@@ -37,8 +37,9 @@ def wanted(requested: bool | None, *, camera_size: bool) -> bool:
     or, by default (``None``), only for camera-size photos, those that get the fine detail
     (:func:`normstyle_core.stroke_scale.detail_size`). On development photos the step lowers the
     style loss by about 1% at 512 px and at 4x alike, and at 4x it put two more pairs nearest their
-    own artwork (EXPERIMENTS.md, "The feedback step at camera size"); its fixed ~0.4 s is a few
-    percent of a camera-size render, but would double a 1 MP photo's."""
+    own artwork (EXPERIMENTS.md, "The feedback step at camera size"). Its cost is fixed, ~0.4 s on
+    a 2-core CPU: a fifth of a 5 MP photo's render and less above, but it would double a 1 MP
+    photo's."""
     return camera_size if requested is None else requested
 
 
