@@ -35,11 +35,25 @@ def gimp() -> None:
               help="Seconds a daemon worker waits for the next call before it exits.")
 @click.option("--no-check", is_flag=True,
               help="Do not start the worker to check it and read the model's style list.")
-def install_cmd(plugins_dir, python, model, device, worker, idle_timeout, no_check) -> None:
-    """Install the plug-in into GIMP 3 and record which Python it calls."""
+@click.option("--force", is_flag=True,
+              help="Install even where no GIMP 3 is found (e.g. one installed later, or in a place "
+                   "not searched).")
+def install_cmd(plugins_dir, python, model, device, worker, idle_timeout, no_check, force) -> None:
+    """Install the plug-in into GIMP 3 and record which Python it calls.
+
+    Refuses (exit 1) where no GIMP 3 is found, naming where it looked, unless --force."""
     from . import gimp_install as inst
 
     plugins_dir = inst.plugins_dir_for(given=plugins_dir)
+    # Asked first, before anything is written: an install "succeeding" on a machine without GIMP
+    # leaves the user waiting for a filter that never appears.
+    gimp_exe, looked = inst.locate_gimp3()
+    if gimp_exe is None:
+        where = "; ".join(looked)
+        if not force:
+            raise click.ClickException(f"no GIMP 3 found (looked in: {where}); install GIMP 3 first, "
+                                       "or pass --force to install the plug-in anyway")
+        click.echo(f"warning: no GIMP 3 found (looked in: {where}); installing anyway (--force)", err=True)
     try:
         report = inst.install(plugins_dir, python=python, model=model, device=device,
                               worker=worker, idle_timeout=idle_timeout, check=not no_check)

@@ -219,16 +219,59 @@ class Check:
     detail: str
 
 
-def find_gimp() -> str | None:
-    for exe in ("gimp-3.0", "gimp-3", "gimp", "gimp-console-3.0"):
-        found = shutil.which(exe)
+# Where GIMP 3 is looked for: its executables on PATH (gimp-3.0 and gimp-3 are GIMP 3 by their
+# names; a plain `gimp` may be GIMP 2.10, so its --version is asked), the usual install places of
+# the platforms, the Flatpak exports, and GIMP 3's own user folder (a GIMP 3 that ran once for
+# this user, wherever it is installed).
+GIMP3_EXECUTABLES = ("gimp-3.0", "gimp-3", "gimp-console-3.0", "gimp-console-3")
+GIMP_ANY_EXECUTABLES = ("gimp", "gimp-console")
+GIMP_PLACES = ("/Applications/GIMP.app/Contents/MacOS/gimp", r"C:\Program Files\GIMP 3\bin\gimp-3.0.exe",
+               "/var/lib/flatpak/exports/bin/org.gimp.GIMP", "~/.local/share/flatpak/exports/bin/org.gimp.GIMP")
+
+
+def gimp_major_version(exe: str, *, timeout: float = 20.0) -> int | None:
+    """The major version `exe --version` prints ("GNU Image Manipulation Program version 2.10.34"),
+    or None when it cannot say (it does not start, or prints something else)."""
+    import re
+    import subprocess
+    try:
+        done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"version\s+(\d+)\.", done.stdout + done.stderr)
+    return int(found.group(1)) if found else None
+
+
+def locate_gimp3(*, env: dict | None = None) -> tuple[str | None, list[str]]:
+    """(where GIMP 3 was found, or None; the places looked, for the message that says it was not)."""
+    env = os.environ if env is None else env
+    path = env.get("PATH", "")
+    looked = [f"PATH for {', '.join(GIMP3_EXECUTABLES + GIMP_ANY_EXECUTABLES)}"]
+    for exe in GIMP3_EXECUTABLES:
+        found = shutil.which(exe, path=path)
         if found:
-            return found
-    for p in ("/Applications/GIMP.app/Contents/MacOS/gimp",
-              r"C:\Program Files\GIMP 3\bin\gimp-3.0.exe", "/var/lib/flatpak/exports/bin/org.gimp.GIMP"):
-        if Path(p).exists():
-            return p
-    return None
+            return found, looked
+    for exe in GIMP_ANY_EXECUTABLES:
+        found = shutil.which(exe, path=path)
+        if found:
+            major = gimp_major_version(found)
+            if major is None or major >= 3:  # cannot tell: given the benefit of the doubt
+                return found, looked
+            looked.append(f"{found} is GIMP {major}, not 3")
+    for place in GIMP_PLACES:
+        looked.append(place)
+        if Path(place).expanduser().exists():
+            return place, looked
+    user = default_plugins_dir(env=env).parent
+    looked.append(f"GIMP 3's user folder {user}")
+    if user.is_dir():
+        return str(user), looked
+    return None, looked
+
+
+def find_gimp() -> str | None:
+    return locate_gimp3()[0]
 
 
 def doctor(plugins_dir: Path | None = None, *, query: bool = True) -> list[Check]:

@@ -25,6 +25,77 @@ def _own_data_home(tmp_path, monkeypatch):
     monkeypatch.setenv("NORMSTYLE_HOME", str(tmp_path / "normstyle-home"))
 
 
+def _fake_gimp(folder: Path, name: str, version: str) -> Path:
+    """An executable called ``name`` that prints GIMP's --version line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / name
+    exe.write_text(f"#!/bin/sh\necho 'GNU Image Manipulation Program version {version}'\n")
+    exe.chmod(0o755)
+    return exe
+
+
+@pytest.fixture(autouse=True)
+def _gimp3_on_path(tmp_path, monkeypatch):
+    """The installs below mean a machine with GIMP 3: a fake gimp-3.0 first on PATH."""
+    _fake_gimp(tmp_path / "gimp-bin", "gimp-3.0", "3.0.4")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'gimp-bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+@pytest.fixture
+def no_gimp(tmp_path, monkeypatch):
+    """A machine without GIMP: nothing on PATH, no install places, no GIMP user folder."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(install, "GIMP_PLACES", (str(tmp_path / "Applications" / "GIMP.app"),))
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return empty
+
+
+def test_install_without_gimp3_refuses_and_says_where_it_looked(runner, tmp_path, no_gimp):
+    plugins = tmp_path / "plug-ins"
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--no-check"])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: no GIMP 3 found"), res.output
+    for place in ("PATH for gimp-3.0", str(tmp_path / "Applications" / "GIMP.app"),
+                  str(tmp_path / "config" / "GIMP")):
+        assert place in lines[0]
+    assert "--force" in lines[0]
+    assert not plugins.exists()  # nothing written
+
+
+def test_install_without_gimp3_with_force_installs_and_warns(runner, tmp_path, no_gimp):
+    plugins = tmp_path / "plug-ins"
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--no-check", "--force"])
+    assert res.exit_code == 0, res.output
+    assert "warning: no GIMP 3 found" in res.output and "installing anyway" in res.output
+    assert (plugins / "normstyle_gimp" / "normstyle_gimp.py").is_file()
+
+
+def test_a_gimp_2_on_path_is_not_gimp_3(runner, tmp_path, no_gimp):
+    _fake_gimp(no_gimp, "gimp", "2.10.34")
+    res = runner.invoke(gimp, ["install", "--plugins-dir", str(tmp_path / "p"), "--no-check"])
+    assert res.exit_code == 1 and f"{no_gimp / 'gimp'} is GIMP 2, not 3" in res.output
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("name,version", [("gimp", "3.0.4"), ("gimp-3", "3.0.0"), ("gimp-console-3.0", "3.0.4")])
+def test_a_gimp_3_on_path_is_found(tmp_path, no_gimp, name, version):
+    exe = _fake_gimp(no_gimp, name, version)
+    assert install.locate_gimp3()[0] == str(exe)
+
+
+def test_gimp_3s_user_folder_counts_as_gimp_3(tmp_path, no_gimp):
+    # a GIMP 3 that ran once for this user, installed where no search looks
+    (tmp_path / "config" / "GIMP" / "3.0").mkdir(parents=True)
+    assert install.locate_gimp3()[0] == str(tmp_path / "config" / "GIMP" / "3.0")
+    (tmp_path / "config" / "GIMP" / "3.0").rmdir()
+    (tmp_path / "config" / "GIMP" / "2.10").mkdir(parents=True)  # GIMP 2's folder is not GIMP 3
+    assert install.locate_gimp3()[0] is None
+
+
 def test_install_copies_plugin_and_writes_config(runner, tmp_path, tiny_model_file):
     plugins = tmp_path / "plug-ins"
     res = runner.invoke(gimp, ["install", "--plugins-dir", str(plugins), "--model", str(tiny_model_file)])
