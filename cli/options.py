@@ -87,9 +87,19 @@ style_options = _grouped([
 
 
 # ------------------------------------------------------------------ render
+def _finite_strength(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets NaN through (every comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number between 0 and 1", ctx=ctx, param=param)
+    return value
+
+
 render_options = _grouped([
     click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-                 help="0 keeps the photo's own look, 1 is the full style."),
+                 callback=_finite_strength,
+                 help="Fade from the photo to the painting: 0 = the photo itself, 1 = the full painting; "
+                 "the steps between look even. Works with --preserve-color (colour and strength are "
+                 "separate)."),
     click.option("--feedback/--no-feedback", default=None,
                  help="Correct a style IMAGE's predicted code on each photo with one look at a small "
                  "render (~0.4 s on a 2-core CPU; a little closer to the painting, a little less of "

@@ -4,6 +4,7 @@ the network runs (:class:`RendererOptions`). Built once by a front-end (the CLI'
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -15,12 +16,23 @@ DEFAULT_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE_SIZE = 1024  # full-resolution tile side; memory per tile ~ w0 * tile^2 * a few bytes
 
 
+def check_strength(strength: object) -> float:
+    """``strength`` as a float in [0, 1]; StyleError (one line) for anything else, NaN included."""
+    # a string or a bool is a caller's mistake, not a number to convert
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
+        raise StyleError(f"strength must be a number between 0 and 1, got {strength!r}")
+    value = float(strength)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise StyleError(f"strength must be a number between 0 and 1, got {strength!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class RenderOptions:
     """What is done to one picture; the defaults are ``normstyle stylize``'s.
 
-    ``strength``: 0 keeps the photo's own look, 1 is the full style (codes interpolated from the
-    photo's own code, Ghiasi et al.). ``stroke_scale``: the size of the painting's marks relative
+    ``strength``: a fade from the photo (0: the photo itself) to the full painting (1)
+    (:mod:`normstyle_core.fade`); separate from ``preserve_color``. ``stroke_scale``: the size of the painting's marks relative
     to the whole picture (:mod:`normstyle_core.stroke_scale`; 0 = the model's own pixel size).
     ``max_size``: the longer side is shrunk to this first. ``preserve_color``: the photo's
     colours with the style's texture. ``feedback``: correct a code predicted from a style image
@@ -34,8 +46,7 @@ class RenderOptions:
     feedback: bool | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:
-            raise StyleError(f"strength must be between 0 and 1, got {self.strength}")
+        object.__setattr__(self, "strength", check_strength(self.strength))
         if not math.isfinite(self.stroke_scale) or self.stroke_scale < 0:
             raise StyleError(f"stroke scale must be a finite number >= 0, got {self.stroke_scale}")
 

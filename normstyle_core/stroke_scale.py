@@ -27,6 +27,7 @@ size the strokes get their bristle texture.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -174,13 +175,17 @@ def _bilinear_rows(maps: Tensor, taps: tuple[Tensor, Tensor, Tensor], rows: slic
 
 def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tensor | None = None,
                     detail_gain: float = DETAIL_GAIN, band_pixels: int = BAND_PIXELS,
-                    dtype: type = np.float32) -> np.ndarray:
+                    dtype: type = np.float32,
+                    mix: Callable[[Tensor, Tensor], Tensor] | None = None) -> np.ndarray:
     """Full-size painting (H, W, C) float32 in [0, 1] from ``photo`` (H, W, 3) float32 in [0, 1]
     and the low-res maps of :func:`guided_coefficients` (1, C, h, w), plus ``detail_gain`` times
     ``detail`` (1, C, h2, w2; :func:`fine_detail`) upsampled bilinearly, built in bands of whole
     rows of about ``band_pixels`` pixels so that no full-size float map but the result is ever held.
     ``dtype=np.uint8`` gives 8-bit levels (:func:`~normstyle_core.imaging.to_uint8`) band by band,
-    for a caller that saves an 8-bit picture: not even the float result is held then."""
+    for a caller that saves an 8-bit picture: not even the float result is held then.
+    ``mix(photo_band, painting_band)`` (channel-last (rows, W, 3) floats) replaces each band of
+    the painting before it is stored: the strength's fade into the photo, at full size and in
+    bands like the rest (:mod:`normstyle_core.fade`)."""
     h_out, w_out = photo.shape[:2]
     _, c, h, _ = a.shape
     maps = torch.cat([a, base], 1)[0].float().cpu()  # (2C, h, w)
@@ -198,8 +203,11 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
         band = (full[:c] * guide + full[c:]).clamp_(0, 1)
         if detail is not None:  # on the valid painting: saturated areas get their texture too
             band = band.add_(_bilinear_rows(fine, fine_taps, sl, w_out)).clamp_(0, 1)
+        band = band.permute(1, 2, 0)
+        if mix is not None:
+            band = mix(torch.from_numpy(np.ascontiguousarray(photo[sl], dtype=np.float32)), band)
         if out.dtype == np.uint8:
-            to_uint8(band.permute(1, 2, 0).numpy(), out=out[sl])
+            to_uint8(band.numpy(), out=out[sl])
         else:
-            out[sl] = band.permute(1, 2, 0).numpy()
+            out[sl] = band.numpy()
     return out

@@ -17,6 +17,7 @@ from . import imaging
 from .checkpoint import load_model
 from .devices import Placement, placement
 from .errors import CheckpointError, StyleError
+from .fade import fade
 from .feedback import corrects, wanted
 from .imaging import LoadedImage
 from .model_files import resolve_model_path
@@ -86,7 +87,7 @@ class Stylizer:
     them with its :class:`~normstyle_core.renderer.Renderer` (network, precision, compile, tiles).
 
     >>> s = Stylizer.load()                    # the packaged model
-    >>> out = s.stylize(Image.open("photo.jpg"), style="candy", strength=0.8)
+    >>> out = s.stylize(Image.open("photo.jpg"), style="candy", strength=0.8)  # 0: the photo
     """
 
     def __init__(self, model: StyleTransferModel, *, place: Placement | None = None,
@@ -149,16 +150,13 @@ class Stylizer:
         return StyleCode(corrected_code(code.matrix, seen), code.name, Provenance.CORRECTED)
 
     @torch.inference_mode()
-    def code_for(self, code: StyleCode, content: Tensor, *, strength: float = 1.0,
-                 feedback: bool = False) -> StyleCode:
+    def code_for(self, code: StyleCode, content: Tensor, *, feedback: bool = False) -> StyleCode:
         """The code photo ``content`` (B=1, 3, H, W in [0, 1]) is rendered with: ``code``
         corrected by :meth:`feedback` where :func:`~normstyle_core.feedback.corrects` says so (a
-        prediction, with ``feedback`` on), then, for ``strength`` < 1, interpolated from the
-        photo's own code (Ghiasi et al.)."""
+        prediction, with ``feedback`` on). Strength is not a code: it fades the finished painting
+        into the photo (:mod:`normstyle_core.fade`)."""
         if corrects(code, enabled=feedback):
             code = self.feedback(code, content)
-        if strength < 1.0:
-            code = self._encode_tensor(content, "custom").lerp(code, strength)
         return code
 
     def style(self, spec: StyleInput, *,
@@ -315,6 +313,9 @@ class Stylizer:
         (for a PIL image: a photo painted at the working size then gets no full-size float copy)."""
         report = report or (lambda _f, _msg: None)
         code = self.style(style)
+        if options.strength == 0.0:  # the photo itself: nothing of the painting would show
+            report(1.0, "Rendered")
+            return imaging.to_uint8(rgb) if dtype == np.uint8 else np.array(rgb, dtype=np.float32)
         self.renderer.begin_picture()
         size = working_size(*rgb.shape[:2], stroke_scale=options.stroke_scale)
         guided = size != rgb.shape[:2]
@@ -326,7 +327,7 @@ class Stylizer:
             content = imaging.to_tensor(rgb)
         fine_size = detail_size(rgb.shape[:2], size) if guided else None
         feedback = wanted(options.feedback, camera_size=fine_size is not None)
-        code = self.code_for(code, content, strength=options.strength, feedback=feedback)
+        code = self.code_for(code, content, feedback=feedback)
         report(0.1, "Rendering")
         out = self.render(content, code, progress=tiles)
         if options.preserve_color:
@@ -344,13 +345,24 @@ class Stylizer:
                 del fine, fine_content
             report(0.8, "Bringing the painting to full size")
             a, base = guided_coefficients(luminance(content.to(out.device)), out)
-            result = guided_upsample(rgb, a, base, detail=detail, dtype=dtype)
+            # the fade is mixed band by band at full size, with the full-size photo
+            result = guided_upsample(rgb, a, base, detail=detail, dtype=dtype, mix=_fader(options.strength))
         else:
             result = imaging.to_array(out)
+            if options.strength < 1.0:
+                result = fade(torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)),
+                              torch.from_numpy(result), strength=options.strength).numpy()
             if dtype == np.uint8:
                 result = imaging.to_uint8(result)
         report(1.0, "Rendered")
         return result
+
+
+def _fader(strength: float) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """The band mix of :func:`guided_upsample` for ``strength``; None at full strength."""
+    if strength >= 1.0:
+        return None
+    return lambda photo, painting: fade(photo, painting, strength=strength)
 
 
 def _merged(options: RenderOptions | None, **given) -> RenderOptions:

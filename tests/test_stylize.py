@@ -1,4 +1,4 @@
-"""Stylizer round trips: odd sizes, grayscale, RGBA, strength, preserve colour, codes."""
+"""Stylizer round trips: odd sizes, grayscale, RGBA, preserve colour, codes (strength: test_strength.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -55,16 +55,6 @@ def test_style_from_image_file_and_blend(stylizer, tmp_path):
 def test_unknown_style_is_a_clear_error(stylizer):
     with pytest.raises(StyleError, match="neither a built-in style"):
         stylizer.style("no-such-style")
-
-
-def test_strength_zero_uses_the_contents_own_code(stylizer):
-    img = _photo(32, 32)
-    own = stylizer.encode(img)
-    a = stylizer.stylize(img, style="red", strength=0.0)
-    b = stylizer.stylize(img, style=own, feedback=False)  # the code as it is, not corrected
-    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    with pytest.raises(StyleError):
-        stylizer.stylize(img, style="red", strength=1.5)
 
 
 def test_preserve_color_keeps_content_chroma():

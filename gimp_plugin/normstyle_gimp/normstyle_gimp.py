@@ -108,7 +108,9 @@ class NormstyleGimp(Gimp.PlugIn):
                                   "to the painting (about 10 s on a CPU), 50 = a bit closer still",
                                   0, 1000, 0, GObject.ParamFlags.READWRITE)
         proc.add_menu_path(MENU)  # after set_menu_label (GIMP asserts the order)
-        proc.add_double_argument("strength", "S_trength", "0 = the content's own look, 1 = full style",
+        proc.add_double_argument("strength", "S_trength",
+                                 "Fade from the layer to the painting: 0 = the layer as it is, "
+                                 "1 = the full painting (separate from Preserve colors)",
                                  0.0, 1.0, 1.0, GObject.ParamFlags.READWRITE)
         proc.add_double_argument("brush-size", "_Brush size",
                                  "Size of the painting's strokes relative to the whole picture: 1 = "
