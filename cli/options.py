@@ -4,7 +4,7 @@ per group instead of twenty loose parameters:
 * ``style``  (:class:`StyleRequest`): --style, --weights, --refine;
 * ``render`` (:class:`normstyle_core.RenderOptions`): --strength, --stroke-scale, --feedback,
   --preserve-color, --max-size, what the library does to each picture;
-* ``output`` (:class:`OutputOptions`): --name, --format, --quality, --strip-metadata,
+* ``output`` (:class:`OutputOptions`): --name, --format, --quality, --bit-depth, --strip-metadata,
   --overwrite, --skip-existing, --json, --dry-run;
 * ``engine`` (:class:`EngineOptions`): --model, --device, --precision, --compile.
 
@@ -129,11 +129,15 @@ class OutputOptions:
     skip_existing: bool = False
     as_json: bool = False
     dry_run: bool = False
+    bit_depth: int | None = None  # 8, 16, or None: the photo's own where the output format holds it
 
     def check(self) -> None:
         """Raise a click error for contradicting flags or an unusable --name template."""
         if self.overwrite and self.skip_existing:
             raise click.UsageError("--overwrite and --skip-existing exclude each other")
+        if self.bit_depth == 16 and self.fmt in ("jpg", "webp"):
+            raise click.UsageError(f"--bit-depth 16 needs PNG or TIFF output; --format {self.fmt} holds "
+                                   "8 bits per channel only")
         try:
             check_template(self.template)
         except ValueError as exc:
@@ -149,6 +153,12 @@ output_options = _grouped([
                  help="Output format (same: the input's, PNG if it cannot be written)."),
     click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True,
                  help="JPEG/WebP quality."),
+    click.option("--bit-depth", type=click.Choice(["8", "16"]), default=None,
+                 callback=lambda ctx, param, value: None if value is None else int(value),
+                 help="Bits per channel of the outputs. Default: the photo's own, where the output "
+                 "format holds it (a 16-bit PNG or TIFF gives a 16-bit PNG or TIFF; JPEG and WebP are "
+                 "always 8-bit). 16 for a JPEG or WebP output: that file fails with one line, nothing "
+                 "written."),
     click.option("--strip-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to outputs."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten)."),
     click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone and skip those files."),

@@ -72,6 +72,7 @@ class Options:
     quality: int = 95
     keep_metadata: bool = True
     overwrite: bool = False
+    bit_depth: int | None = None  # 8, 16, or None: the photo's own where the output format holds it
 
 
 # ---------------------------------------------------------------- templates
@@ -346,7 +347,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
     Stop reasons: "disk full: <message>" or "interrupted" (KeyboardInterrupt; the jobs
     not finished are reported as not run, finished writes are complete files).
     """
-    from normstyle_core.imaging import load_image, save_image
+    from normstyle_core.imaging import load_image, output_bit_depth, save_image
 
     results: dict[int, Result] = {}
     todo: Iterable[Job] = iter([j for j in jobs if j.status is None])
@@ -404,10 +405,16 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             t0 = time.perf_counter()
             try:
                 loaded = fut.result()
-                # as keywords: the stylize signature every Stylizer version (and test double) has
-                image = stylizer.stylize(loaded, style=code, **asdict(opts.render))
-                if loaded.grayscale and opts.render.preserve_color and image.mode == "RGB":
-                    image = image.convert("L")  # a gray photo with its own colours stays gray
+                # 16 bits: the render's float result, never an 8-bit one scaled up (a bad
+                # request fails here, before the render)
+                if output_bit_depth(opts.bit_depth, source_bit_depth=getattr(loaded, "bit_depth", 8),
+                                    path=job.out) == 16:
+                    image = stylizer.stylize_16bit(loaded, style=code, options=opts.render)
+                else:
+                    # as keywords: the stylize signature every Stylizer version (and test double) has
+                    image = stylizer.stylize(loaded, style=code, **asdict(opts.render))
+                    if loaded.grayscale and opts.render.preserve_color and image.mode == "RGB":
+                        image = image.convert("L")  # a gray photo with its own colours stays gray
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
                 results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src),
                                             time.perf_counter() - t0)

@@ -153,7 +153,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         code, _ = resolve_styles(styles, weight_list, stylizer, UserStyleBank(), reporter.line,
                                  refine)  # once per run
     opts = Options(render=render, quality=output.quality, keep_metadata=not output.strip_metadata,
-                   overwrite=output.overwrite)
+                   overwrite=output.overwrite, bit_depth=output.bit_depth)
     with reporter:
         results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
                                  on_result=reporter.result if not single else lambda j, r: None)

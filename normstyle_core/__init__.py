@@ -22,6 +22,7 @@ _EXPORTS = {
     "Provenance": "style_code", "StyleCode": "style_code", "Stylizer": "stylize",
     "default_model_path": "stylize", "Renderer": "renderer",
     "RenderOptions": "options", "RendererOptions": "options",
+    "Picture16": "imaging", "load_image": "imaging", "save_image": "imaging",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

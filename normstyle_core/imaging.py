@@ -5,6 +5,7 @@ line; saving is atomic and keeps EXIF/ICC.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -215,9 +216,164 @@ def _unit_float(img: Image.Image) -> np.ndarray:
 def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     with open_image(path) as img:
         try:
+            deep = _deep_pixels(Path(path), img)
+            if deep is not None:
+                return _from_deep(deep, img)
             return from_pil(img)
         except ImageError as exc:  # from_pil does not know the file's name
             raise ImageError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------- 16 bits per channel
+# Pillow has no 16-bit RGB mode: it reads a 48- or 64-bit PNG or TIFF as 8-bit RGB(A), and writes
+# none. Those pixels are read and written with imagecodecs (PNG: libpng's codec) and tifffile,
+# both by the same maintainer, kept in step with each other; Pillow still reads their metadata.
+DEEP_FORMATS = ("PNG", "TIFF")  # the output formats that hold 16 bits per channel
+_PNG_DEEP_COLOR_TYPES = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels
+
+
+def _deep_pixels(path: Path, img: Image.Image) -> np.ndarray | None:
+    """The uint16 pixels (H, W, C) of a 16-bit-per-channel PNG or TIFF that Pillow reads at 8 bits
+    (RGB, RGBA, gray+alpha); None for every other file (Pillow's own reading is exact for them)."""
+    if img.mode not in ("RGB", "RGBA", "LA"):
+        return None
+    try:
+        if img.format == "PNG":
+            with open(path, "rb") as fh:
+                head = fh.read(26)
+            if len(head) < 26 or head[24] != 16 or head[25] not in _PNG_DEEP_COLOR_TYPES:
+                return None
+            import imagecodecs
+            arr = imagecodecs.png_decode(path.read_bytes())
+        elif img.format == "TIFF":
+            import tifffile
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                if page.bitspersample != 16 or page.samplesperpixel not in (2, 3, 4):
+                    return None
+                arr = page.asarray()
+        else:
+            return None
+    except ImportError as exc:
+        raise ImageError(f"reading 16-bit {img.format} needs the {exc.name} package "
+                         f"(pip install {exc.name})") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file: one line, as Pillow's errors
+        raise ImageError(f"corrupt or truncated 16-bit {img.format} ({exc})") from None
+    if arr.ndim != 3 or arr.dtype != np.uint16 or arr.shape[2] not in (2, 3, 4):
+        return None
+    return arr
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """``arr`` (H, W, ...) turned as EXIF orientation ``orientation`` asks (ImageOps.exif_transpose)."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 1)[::-1],
+           8: lambda a: np.rot90(a, 1)}
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _from_deep(arr: np.ndarray, img: Image.Image) -> LoadedImage:
+    exif = img.info.get("exif")
+    try:
+        orientation = int(img.getexif().get(0x0112, 1))
+    except Exception:  # broken EXIF must not make a good image unusable
+        orientation = 1
+    arr = _orient(arr, orientation)
+    alpha = None
+    if arr.shape[2] in (2, 4):
+        alpha = arr[..., -1].astype(np.float32) / 65535.0
+        arr = arr[..., :-1]
+    grayscale = arr.shape[2] == 1
+    rgb = arr.astype(np.float32)
+    np.divide(rgb, 65535.0, out=rgb)
+    if grayscale:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, exif=exif,
+                       icc_profile=img.info.get("icc_profile"), bit_depth=16, grayscale=grayscale)
+
+
+@dataclass
+class Picture16:
+    """A picture at 16 bits per channel, which Pillow cannot hold: (H, W, 3) uint16 RGB and an
+    optional (H, W) uint16 alpha. :func:`save_image` writes it as PNG or TIFF."""
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rgb.shape[1], self.rgb.shape[0]  # (W, H), PIL convention
+
+    @property
+    def mode(self) -> str:
+        return "RGBA;16" if self.alpha is not None else "RGB;16"
+
+    @classmethod
+    def from_float(cls, rgb: np.ndarray, alpha: np.ndarray | None = None) -> "Picture16":
+        """Floats in [0, 1] -> 16-bit levels, rounded to the nearest."""
+        return cls(to_uint16(rgb), None if alpha is None else to_uint16(alpha))
+
+
+def to_uint16(values: np.ndarray, *, band_rows: int = 256) -> np.ndarray:
+    """Floats in [0, 1] -> 16-bit levels, rounded to the nearest (outside values clipped), in bands
+    of rows (as :func:`to_uint8`: no full-size float temporaries)."""
+    values = np.asarray(values)
+    if values.dtype == np.uint16:
+        return values
+    out = np.empty(values.shape, dtype=np.uint16)
+    for top in range(0, values.shape[0], band_rows):
+        band = np.clip(values[top:top + band_rows], 0, 1).astype(np.float64)
+        band *= 65535.0
+        band += 0.5
+        out[top:top + band_rows] = band
+    return out
+
+
+def output_bit_depth(requested: int | None, *, source_bit_depth: int, path: str | os.PathLike[str]) -> int:
+    """Bits per channel to write ``path`` with: ``requested`` (8 or 16), or with None the
+    source's own depth where the format holds it (a 16-bit PNG or TIFF stays 16-bit, everything
+    else is 8-bit). ImageError for another value, or for 16 bits in a format that holds 8 only."""
+    fmt = WRITE_FORMATS.get(Path(path).suffix.lower())
+    if requested is None:
+        return 16 if source_bit_depth >= 16 and fmt in DEEP_FORMATS else 8
+    if isinstance(requested, bool) or requested not in (8, 16):
+        raise ImageError(f"bit depth must be 8 or 16, got {requested!r}")
+    if requested == 16 and fmt not in DEEP_FORMATS:
+        raise ImageError(f"{path}: {fmt or Path(path).suffix or 'this format'} holds 8 bits per channel "
+                         "only; 16-bit output needs .png or .tif (--format png or tiff)")
+    return int(requested)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import zlib
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+def _encode_png16(pic: Picture16, *, exif: bytes | None, icc_profile: bytes | None) -> bytes:
+    """16-bit PNG bytes, with the ICC profile (iCCP) and EXIF (eXIf) chunks after the header."""
+    import zlib
+
+    import imagecodecs
+    arr = pic.rgb if pic.alpha is None else np.dstack([pic.rgb, pic.alpha])
+    data = bytes(imagecodecs.png_encode(np.ascontiguousarray(arr), level=6))
+    extra = b""
+    if icc_profile:
+        extra += _png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc_profile))
+    if exif:
+        extra += _png_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\0\0") else exif)
+    end_of_header = 8 + 8 + 13 + 4  # signature, IHDR's length+type, its 13 bytes, its CRC
+    return data[:end_of_header] + extra + data[end_of_header:]
+
+
+def _write_tiff16(fh, pic: Picture16, *, icc_profile: bytes | None) -> None:
+    import tifffile
+    arr = pic.rgb if pic.alpha is None else np.dstack([pic.rgb, pic.alpha])
+    buffer = io.BytesIO()  # tifffile wants a named file or a buffer, not the temp file's descriptor
+    tifffile.imwrite(buffer, np.ascontiguousarray(arr), photometric="rgb", compression="zlib",
+                     extrasamples=("unassalpha",) if pic.alpha is not None else None,
+                     iccprofile=icc_profile or None, metadata=None)
+    fh.write(buffer.getbuffer())
 
 
 def to_tensor(rgb: np.ndarray) -> Tensor:
@@ -261,12 +417,14 @@ def compose(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bit_depth: int 
     return Image.fromarray(np.dstack([rgb8, a8]), "RGBA")
 
 
-def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int = 95,
+def save_image(img: "Image.Image | Picture16", path: str | os.PathLike[str], *, quality: int = 95,
                exif: bytes | None = None, icc_profile: bytes | None = None,
                overwrite: bool = True) -> Path:
     """Atomically write ``img`` (temp file in the same folder + rename).
 
     The format follows the extension. JPEG cannot hold alpha: it is flattened onto white.
+    A :class:`Picture16` is written at 16 bits per channel, as PNG (EXIF and ICC kept) or TIFF
+    (ICC kept; tifffile writes no EXIF directory); other formats refuse it (ImageError).
     ``overwrite=False`` refuses (ImageError) if ``path`` exists, atomically.
     """
     path = Path(path)
@@ -274,6 +432,14 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
     if fmt is None:
         raise ImageError(f"{path}: unsupported output extension {path.suffix!r} "
                          f"(use one of {', '.join(sorted(WRITE_FORMATS))})")
+    if isinstance(img, Picture16):
+        output_bit_depth(16, source_bit_depth=16, path=path)  # the format must hold 16 bits
+        if fmt == "PNG":
+            data = _encode_png16(img, exif=_reset_orientation(exif) if exif else None, icc_profile=icc_profile)
+            write = lambda fh: fh.write(data)  # noqa: E731
+        else:
+            write = lambda fh: _write_tiff16(fh, img, icc_profile=icc_profile)  # noqa: E731
+        return _commit_image(path, write=write, overwrite=overwrite)
     if fmt in ("JPEG", "BMP") and img.mode == "RGBA":
         bg = Image.new("RGB", img.size, (255, 255, 255))
         bg.paste(img, mask=img.getchannel("A"))
@@ -285,6 +451,11 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
         kwargs["exif"] = _reset_orientation(exif)
     if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = icc_profile
+    return _commit_image(path, write=lambda fh: img.save(fh, format=fmt, **kwargs), overwrite=overwrite)
+
+
+def _commit_image(path: Path, *, write, overwrite: bool) -> Path:
+    """``write(file)`` into a temp file beside ``path``, then renamed (or linked) into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     created = False
 
@@ -294,7 +465,7 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], *, quality: int =
         _hold(fd)  # held until the rename or link, so a cleanup never sees a live temp unlocked
 
     try:
-        write_atomically(path, write=lambda fh: img.save(fh, format=fmt, **kwargs),
+        write_atomically(path, write=write,
                          prefix=f".{_short(path.stem)}.", suffix=f"{TEMP_MARK}{path.suffix}",
                          overwrite=overwrite, lock=hold)
     except OSError as exc:

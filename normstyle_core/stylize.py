@@ -16,9 +16,10 @@ from torch import Tensor
 from . import imaging
 from .checkpoint import load_model
 from .devices import Placement, placement
-from .errors import CheckpointError, StyleError
+from .errors import CheckpointError, ImageError, StyleError
 from .fade import fade
 from .feedback import corrects, wanted
+from .formats import WRITE_FORMATS
 from .imaging import LoadedImage
 from .model_files import resolve_model_path
 from .models.style_transfer import StyleTransferModel
@@ -294,6 +295,64 @@ class Stylizer:
                                      dtype=np.uint8)
         return imaging.compose(result, alpha)
 
+    def stylize_16bit(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
+                      strength: float | None = None, preserve_color: bool | None = None,
+                      max_size: int | None = None, feedback: bool | None = None,
+                      stroke_scale: float | None = None, progress: TileProgress | None = None) -> imaging.Picture16:
+        """:meth:`stylize` at 16 bits per channel (:class:`~normstyle_core.imaging.Picture16`,
+        which :func:`~normstyle_core.imaging.save_image` writes as PNG or TIFF): the render's float
+        result at full size, so a smooth 16-bit gradient keeps its thousands of levels (an 8-bit
+        result scaled up would keep 256). ``max_size`` shrinks the photo in floats too."""
+        opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                       feedback=feedback, stroke_scale=stroke_scale)
+        loaded = _as_loaded(image)
+        rgb, alpha = loaded.rgb, loaded.alpha
+        if opts.max_size is not None and max(rgb.shape[:2]) > opts.max_size:
+            rgb, alpha = _downscale_float(rgb, alpha, opts.max_size)
+        result = self._stylize_array(rgb, style=style, options=opts, report=None, tiles=progress)
+        return imaging.Picture16.from_float(result, alpha)
+
+    def stylize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
+                     style: StyleInput | StyleCode, options: RenderOptions | None = None,
+                     bit_depth: int | None = None, quality: int = 95, keep_metadata: bool = True,
+                     overwrite: bool = False, strength: float | None = None,
+                     preserve_color: bool | None = None, max_size: int | None = None,
+                     feedback: bool | None = None, stroke_scale: float | None = None) -> Path:
+        """Stylize the photo file ``src`` and write ``dst`` as ``normstyle stylize`` does: the
+        photo turned upright by its EXIF orientation, its EXIF (orientation tag reset) and ICC
+        profile copied (unless ``keep_metadata=False``), the format from ``dst``'s extension,
+        written atomically (a temp file renamed into place: never a half-written file).
+
+        ``bit_depth``: 8 or 16 bits per channel; None follows the photo (a 16-bit PNG or TIFF
+        stays 16-bit where ``dst`` is PNG or TIFF; JPEG and WebP are 8-bit). ``overwrite``: replace
+        an existing ``dst`` (never ``src`` itself). Returns ``dst``; ImageError/StyleError with one
+        line for anything wrong, checked before the render where it can be."""
+        src, dst = Path(src), Path(dst)
+        opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                       feedback=feedback, stroke_scale=stroke_scale)
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
+            raise ImageError(f"quality must be a whole number from 1 to 100, got {quality!r}")
+        if src.exists() and dst.exists() and os.path.samefile(src, dst):
+            raise ImageError(f"{dst}: is the input photo itself; refusing to overwrite an input")
+        if not overwrite and (dst.exists() or dst.is_symlink()):
+            raise ImageError(f"{dst}: already exists (not overwritten; pass overwrite=True to replace it)")
+        if dst.suffix.lower() not in WRITE_FORMATS:
+            raise ImageError(f"{dst}: unsupported output extension {dst.suffix!r} "
+                             f"(use one of {', '.join(sorted(WRITE_FORMATS))})")
+        imaging.output_bit_depth(bit_depth, source_bit_depth=16, path=dst)  # a bad value or format: now
+        loaded = imaging.load_image(src)
+        depth = imaging.output_bit_depth(bit_depth, source_bit_depth=loaded.bit_depth, path=dst)
+        if depth == 16:
+            picture = self.stylize_16bit(loaded, style=style, options=opts)
+        else:
+            picture = self.stylize(loaded, style=style, options=opts)
+            if loaded.grayscale and opts.preserve_color and picture.mode == "RGB":
+                picture = picture.convert("L")  # a gray photo with its own colours stays gray
+        return imaging.save_image(picture, dst, quality=quality,
+                                  exif=loaded.exif if keep_metadata else None,
+                                  icc_profile=loaded.icc_profile if keep_metadata else None,
+                                  overwrite=overwrite)
+
     def stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
                       strength: float | None = None, preserve_color: bool | None = None,
                       feedback: bool | None = None, stroke_scale: float | None = None,
@@ -370,6 +429,19 @@ def _merged(options: RenderOptions | None, **given) -> RenderOptions:
     base = options or RenderOptions()
     changes = {k: v for k, v in given.items() if v is not None}
     return replace(base, **changes) if changes else base
+
+
+def _downscale_float(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
+    """:func:`_downscale` in floats (Pillow's "F" mode, channel by channel): keeps 16-bit levels."""
+    h, w = rgb.shape[:2]
+    scale = max_size / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+
+    def shrink(channel: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), "F")
+        return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    out = np.clip(np.stack([shrink(rgb[..., i]) for i in range(3)], axis=-1), 0, 1)
+    return out, None if alpha is None else np.clip(shrink(alpha), 0, 1)
 
 
 def _downscale(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
