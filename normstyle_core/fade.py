@@ -20,8 +20,8 @@ from .errors import StyleError
 from .options import check_strength
 
 SPACES = ("srgb", "linear", "lab")
-FADE_SPACE = "srgb"
-FADE_GAMMA = 1.0
+FADE_SPACE = "linear"
+FADE_GAMMA = 0.8
 
 # sRGB <-> CIE XYZ (D65), IEC 61966-2-1
 _RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375),
