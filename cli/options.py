@@ -158,7 +158,7 @@ output_options = _grouped([
                  help="Bits per channel of the outputs. Default: the photo's own, where the output "
                  "format holds it (a 16-bit PNG or TIFF gives a 16-bit PNG or TIFF; JPEG and WebP are "
                  "always 8-bit). 16 for a JPEG or WebP output: that file fails with one line, nothing "
-                 "written."),
+                 "written. A 16-bit TIFF keeps the ICC profile but not EXIF; a 16-bit PNG keeps both."),
     click.option("--strip-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to outputs."),
     click.option("--overwrite", is_flag=True, help="Replace existing outputs (inputs are never overwritten)."),
     click.option("--skip-existing", is_flag=True, help="Leave existing outputs alone and skip those files."),
