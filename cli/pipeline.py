@@ -98,7 +98,7 @@ def check_template(template: str) -> None:
 
 def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.0, refine_steps: int = 0,
                  feedback: bool | None = None, preserve_color: bool = False, max_size: int | None = None,
-                 stroke_scale: float = 1.0) -> str:
+                 stroke_scale: float = 1.0, bit_depth: int | None = None) -> str:
     """The {settings} part of output names: "_refine20", "_feedback", ... for each setting that is
     not the default, "" for the defaults. Two runs on the same photo and style with different
     settings then write different files instead of the second one failing on the first's."""
@@ -117,6 +117,8 @@ def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.
         parts.append(f"max{max_size}")
     if stroke_scale != 1.0:
         parts.append(f"strokes{stroke_scale:g}")
+    if bit_depth is not None:  # asked for: a 16-bit photo's default output is 16-bit, 8 otherwise
+        parts.append(f"{bit_depth}bit")
     return "".join(f"_{p}" for p in parts)
 
 

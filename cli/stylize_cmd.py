@@ -107,7 +107,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     style_name = "+".join(safe_name(Path(s).stem if Path(s).suffix else s) for s in styles)
     settings = settings_tag(weights=weight_list, strength=render.strength, refine_steps=refine_steps,
                             feedback=render.feedback, preserve_color=render.preserve_color,
-                            max_size=render.max_size, stroke_scale=render.stroke_scale)
+                            max_size=render.max_size, stroke_scale=render.stroke_scale,
+                            bit_depth=output.bit_depth)
     jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=output.template, style=style_name,
                 fmt=output.fmt, strength=render.strength, overwrite=output.overwrite,
                 skip_existing=output.skip_existing, settings=settings)

@@ -142,9 +142,21 @@ def test_cli_bit_depth_16_for_jpeg_is_one_error_line(run, tmp_path):
     assert r.exit_code == 1
     errors = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "8 bits per channel only" in errors[0] and "png" in errors[0], r.stderr
-    assert not (tmp_path / "p_red.jpg").exists() and not leftovers(tmp_path)
+    assert not list(tmp_path.glob("p_red*")) and not leftovers(tmp_path)
     r = run("stylize", src, "--style", "red", "--bit-depth", "16", "--format", "jpg", "-o", f"{tmp_path}/o/")
     assert r.exit_code == 2 and "--bit-depth 16 needs PNG or TIFF" in r.stderr
+
+
+def test_an_asked_bit_depth_is_in_the_default_name(run, tmp_path):
+    from cli.pipeline import settings_tag
+    assert settings_tag() == "" and settings_tag(bit_depth=8) == "_8bit" and settings_tag(bit_depth=16) == "_16bit"
+    src = _write16(tmp_path / "g.png", _gradient16(64, 48))
+    assert run("stylize", src, "--style", "red").exit_code == 0  # 16-bit, the default: no tag
+    r = run("stylize", src, "--style", "red", "--bit-depth", "8")  # does not collide with it
+    assert r.exit_code == 0, r.output
+    (deep,) = [p for p in tmp_path.glob("g_red*.png") if "8bit" not in p.name]
+    (flat,) = tmp_path.glob("g_red*_8bit.png")
+    assert _read_raw(deep).dtype == np.uint16 and _read_raw(flat).dtype == np.uint8
 
 
 @pytest.mark.parametrize("bad", ["12", "0", "sixteen", ""])
