@@ -114,6 +114,11 @@ def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], 
     """(StyleCode, display name) for one ``--style`` value; ``refine(path)``, when given, turns a
     style image into a refined code (`--refine STEPS`; names and code files are used as they are)."""
     errors = _core_errors()
+    from normstyle_core.builtin_styles import renamed
+    current = renamed(spec, stylizer.info.get("path"))
+    if spec not in stylizer.style_bank and current in stylizer.style_bank and bank.get(spec) is None:
+        warn(f"note: the built-in style {spec!r} is now called {current!r}; the old name still works for now")
+        return stylizer.style_bank[current], current
     if spec in stylizer.style_bank:
         if bank.get(spec) is not None:
             warn(f"warning: the built-in style {spec!r} is used; your user style of the same name is "

@@ -34,7 +34,7 @@ def styles() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--sheet", is_flag=True,
               help="Also write a gallery: every style applied to one photo, labelled, with the painting "
-                   "in the corner where its image is on this machine (38 styles: 12 s on a busy 2-core CPU).")
+                   "in the corner where its image is on this machine (33 styles: 12 s on a busy 2-core CPU).")
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=Path("styles.png"),
               show_default=True, help="Gallery file (with --sheet; .png, .jpg or .webp).")
 @click.option("--photo", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -62,15 +62,25 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
                                      ("--columns", columns, None)):
             if value != default:
                 raise click.UsageError(f"{name} is only used with --sheet")
-    # Listing only reads the bank (CPU, fp32); the gallery renders, on the device asked for.
-    stylizer, why = (_try_stylizer(model_path, device, precision, required=True) if sheet
-                     else _try_stylizer(model_path, "cpu", "fp32", required=False))
+    from normstyle_core.builtin_styles import style_notes
+    notes = style_notes(model_path)
+    # Listing the shipped model's styles reads their notes (no torch, no model: a second instead
+    # of five); another model's bank is read from the model (CPU, fp32). The gallery renders, on
+    # the device asked for.
+    stylizer, why = None, None
+    if sheet:
+        stylizer, why = _try_stylizer(model_path, device, precision, required=True)
+    elif not notes.styles:
+        stylizer, why = _try_stylizer(model_path, "cpu", "fp32", required=False)
     bank = UserStyleBank()
-    builtin = sorted(stylizer.style_bank) if stylizer is not None else []
-    rows = [{"name": n, "kind": "built-in", "source": "model", "shadowed": False} for n in builtin]
+    builtin = sorted(stylizer.style_bank) if stylizer is not None else sorted(notes.styles)
+    rows = [{"name": n, "kind": "built-in", "source": "model", "shadowed": False,
+             "description": notes.styles[n].line if n in notes.styles else None,
+             "default_strength": notes.styles[n].default_strength if n in notes.styles else None}
+            for n in builtin]
     for s in bank.all():
         rows.append({"name": s.name, "kind": f"user ({s.kind})", "source": s.source,
-                     "shadowed": s.name in builtin})
+                     "shadowed": s.name in builtin, "description": None, "default_strength": None})
     written, tiles = None, []
     if sheet:
         written, tiles = _write_gallery(stylizer, bank, out=out, photo=photo, tile_size=tile_size, columns=columns,
@@ -93,10 +103,13 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
     table = Table(show_edge=False)
     table.add_column("name", no_wrap=True)
     table.add_column("kind")
-    table.add_column("source", overflow="fold")
+    table.add_column("what it is / source", overflow="fold")
     for r in rows:
         note = ", SHADOWED by the built-in style of this name" if r["shadowed"] else ""
-        table.add_row(r["name"], r["kind"] + note, r["source"])
+        about = r["description"] or r["source"]
+        if r["default_strength"] is not None:
+            about += f" (default strength {r['default_strength']:g}: at 1 little of the photo is left)"
+        table.add_row(r["name"], r["kind"] + note, about)
     stdout_console().print(table)
 
 
@@ -134,7 +147,7 @@ def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | No
     with Progress(console=stderr_console(), transient=True, disable=is_quiet()) as bar:
         task = bar.add_task("rendering the gallery", total=len(names))
         for name in names:
-            # max_size: the gallery shows styles, not detail; a tile-sized render keeps 38 styles
+            # max_size: the gallery shows styles, not detail; a tile-sized render keeps 33 styles
             # to seconds on a CPU. Stroke scale 0: the render at tile size is what a tile shows.
             image = stylizer.stylize(picture, style=stylizer.style(name) if name in stylizer.style_bank
                                      else bank.code(name, stylizer), max_size=tile_size, stroke_scale=0)
@@ -275,9 +288,15 @@ def show_style(name, export, as_json, model_path, device, precision):
 
     from .style_bank import resolve_one
 
+    from normstyle_core.builtin_styles import renamed, style_notes
+
     stylizer = load_stylizer(model_path, "cpu", "fp32")
     bank = UserStyleBank()
     user = bank.get(name)
+    current = renamed(name, stylizer.info.get("path"))
+    if name not in stylizer.style_bank and user is None and current in stylizer.style_bank:
+        error_line(f"note: {name!r} is now called {current!r}; the old name still works for now")
+        name = current
     if name not in stylizer.style_bank and user is None:
         known = sorted(stylizer.style_bank) + bank.names()
         raise StyleError(f"no style named {name!r} (known: {listed(known)})" + did_you_mean(name, names=known))
@@ -299,12 +318,19 @@ def show_style(name, export, as_json, model_path, device, precision):
     model_file = stylizer.info.get("path")
     painting = style_image_files(model_file=Path(model_file) if model_file else None, root=bank.root).get(name)
     info["painting"] = str(painting) if painting is not None else None
+    note = style_notes(model_file).styles.get(name) if kind == "built-in" else None
+    info["description"] = note.description if note else None
+    info["image_source"] = note.source if note else None
+    info["default_strength"] = note.default_strength if note else None
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
     # People want to know what the style is and looks like; the code's statistics mean nothing
     # to them, so they stay in --json.
-    lines = {"name": name, "kind": kind, "painting": info["painting"] or "not on this machine",
+    lines = {"name": name, "kind": kind, "what": info["description"], "image": info["image_source"],
+             "strength": (f"{note.default_strength:g} by default (at 1 little of the photo is left)"
+                          if note is not None and note.default_strength is not None else None),
+             "painting": info["painting"] or "not on this machine",
              "source": info["source"], "model": info["model"], "exported": info.get("exported")}
     for key, value in lines.items():
         if value is not None:

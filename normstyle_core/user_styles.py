@@ -134,6 +134,12 @@ def style_image_files(*, model_file: Path | None, root: Path | None = None) -> d
         own = data.get("style_files")
         if isinstance(own, dict):
             named.update({str(k): str(v) for k, v in own.items()})
+        # A built-in style renamed after training (a misspelt file name corrected) keeps its painting.
+        renames = data.get("style_renames")
+        if isinstance(renames, dict):
+            for old, new in renames.items():
+                if str(old) in named:
+                    named.setdefault(str(new), named.pop(str(old)))
         for name, text in named.items():
             path = Path(text).expanduser()
             if path.is_file():
