@@ -108,7 +108,7 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
         note = ", SHADOWED by the built-in style of this name" if r["shadowed"] else ""
         about = r["description"] or r["source"]
         if r["default_strength"] is not None:
-            about += f" (default strength {r['default_strength']:g}: at 1 little of the photo is left)"
+            about += f" (use strength {r['default_strength']:g}: at 1 little of the photo is left)"
         table.add_row(r["name"], r["kind"] + note, about)
     stdout_console().print(table)
 
@@ -328,7 +328,7 @@ def show_style(name, export, as_json, model_path, device, precision):
     # People want to know what the style is and looks like; the code's statistics mean nothing
     # to them, so they stay in --json.
     lines = {"name": name, "kind": kind, "what": info["description"], "image": info["image_source"],
-             "strength": (f"{note.default_strength:g} by default (at 1 little of the photo is left)"
+             "strength": (f"{note.default_strength:g} suggested (at 1 little of the photo is left)"
                           if note is not None and note.default_strength is not None else None),
              "painting": info["painting"] or "not on this machine",
              "source": info["source"], "model": info["model"], "exported": info.get("exported")}

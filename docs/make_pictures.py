@@ -26,9 +26,9 @@ def photo(name: str) -> Path:
     return found[name]
 
 
-def render(stylizer: Stylizer, path: Path, *, style: str, size: int) -> Image.Image:
+def render(stylizer: Stylizer, path: Path, *, style: str, size: int, strength: float = 1.0) -> Image.Image:
     # stroke scale 0 at the picture's own size: what the tile shows is the render itself
-    return stylizer.stylize(load_image(path), style=style, max_size=size, stroke_scale=0)
+    return stylizer.stylize(load_image(path), style=style, max_size=size, stroke_scale=0, strength=strength)
 
 
 def gallery(stylizer: Stylizer) -> Path:
@@ -55,9 +55,11 @@ def before_after(stylizer: Stylizer) -> Path:
 def limits(stylizer: Stylizer) -> Path:
     """The failure cases MODEL_CARD.md names, on the cat and the rocket."""
     sections = [
-        GridSection(title="strong patterns swallow the photo: brushstrokes, en-campo-gris, impronte-d-artista", rows=[GridRow(label="", cells=[
-            Image.open(photo("chelsea.png"))] + [render(stylizer, photo("chelsea.png"), style=s, size=320)
-                                                for s in ("brushstrokes", "en-campo-gris", "impronte-d-artista")])]),
+        # the two built-in styles whose notes suggest strength 0.8 (assets/styles.json), at 1 and at 0.8
+        GridSection(title="strong patterns swallow the photo: brushstrokes, en-campo-gris; en-campo-gris at strength 0.8", rows=[GridRow(label="", cells=[
+            Image.open(photo("chelsea.png"))] + [render(stylizer, photo("chelsea.png"), style=s, size=320, strength=k)
+                                                for s, k in (("brushstrokes", 1.0), ("en-campo-gris", 1.0),
+                                                             ("en-campo-gris", 0.8))])]),
         GridSection(title="a night photo; three different paintings, one shattered-glass texture: candy, mosaic, la-muse", rows=[GridRow(label="", cells=[
             Image.open(photo("rocket.jpg"))] + [render(stylizer, photo("rocket.jpg"), style=s, size=320)
                                                for s in ("candy", "mosaic", "la-muse")])]),

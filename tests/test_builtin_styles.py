@@ -39,7 +39,7 @@ def default_model(monkeypatch):
 def test_every_built_in_style_has_a_note_and_no_leftover_is_left(shipped, notes):
     assert sorted(shipped.style_bank) == sorted(notes["styles"])
     for name in ("trial", "the-resevoir-at-poitiers", "starry-night-crop", "the-great-wave-crop",
-                 "rain-princess-cropped", "en-campo-gris"):
+                 "rain-princess-cropped", "impronte-d-artista"):
         assert name not in shipped.style_bank
     assert not [n for n in shipped.style_bank if "resevoir" in n or "trial" in n]
     for name, entry in notes["styles"].items():

@@ -9,8 +9,13 @@ the layers the encoder reads; no weights to download):
   the photos. 0 = the same look; the pairs the issue named as look-alikes set the scale.
 - code distance: ||ca - cb|| / mean ||c|| of the stored codes (free: no render), to see whether
   the codes alone would do.
-- photo kept: relu4_1 content distance of each render from its photo,
-  ||F(render) - F(photo)||^2 / ||F(photo)||^2 (0 = the photo itself), per style.
+- photo kept, three ways per style: the relu4_1 content distance ||F(render) - F(photo)||^2 /
+  ||F(photo)||^2 (0 = the photo itself; it did not single out the styles that erase photos: a
+  near-black render has small features, so a small distance); "structure": SSIM of the
+  luminance at 64 px wide (7x7 windows), 1 = the photo's light and shade; "detail": the share
+  of the photo's detailed 7x7 windows (luminance std > 0.03) where the render keeps at least a
+  third of that contrast. And for the styles at the bottom, both again for the render faded
+  into the photo as `--strength` does (normstyle_core/fade.py) at strengths 0.9 .. 0.5.
 
     python tools/builtin_style_distances.py --photos ../shared/data/content/test --out ../runs/style-dist
     python tools/builtin_style_distances.py --samples --out ../runs/style-dist-samples
@@ -50,6 +55,44 @@ def gram_distance(a: dict, b: dict) -> float:
                             for n in LAYERS)
 
 
+def _luminance(image, width: int = 64):
+    import numpy as np
+    from PIL import Image
+    im = image.convert("L")
+    im = im.resize((width, max(1, round(width * im.height / im.width))), Image.Resampling.BOX)
+    return np.asarray(im, dtype=np.float64) / 255.0
+
+
+def structure_kept(photo, render) -> float:
+    """SSIM (Wang et al. 2004, 7x7 windows) of the two luminances at 64 px wide."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    x, y = sliding_window_view(_luminance(photo), (7, 7)), sliding_window_view(_luminance(render), (7, 7))
+    mx, my = x.mean((-1, -2)), y.mean((-1, -2))
+    vx, vy = x.var((-1, -2)), y.var((-1, -2))
+    cxy = ((x - mx[..., None, None]) * (y - my[..., None, None])).mean((-1, -2))
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    return float((((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean())
+
+
+def detail_kept(photo, render) -> float:
+    from numpy.lib.stride_tricks import sliding_window_view
+    sp = sliding_window_view(_luminance(photo), (7, 7)).std((-1, -2))
+    sr = sliding_window_view(_luminance(render), (7, 7)).std((-1, -2))
+    detailed = sp > 0.03
+    return float((sr[detailed] > sp[detailed] / 3).mean())
+
+
+def faded(photo, render, strength: float):
+    """The render at ``strength`` as `--strength` makes it: normstyle_core.fade.fade."""
+    import numpy as np
+    from PIL import Image
+
+    from normstyle_core.fade import fade
+    a, b = (torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0) for im in (photo, render))
+    out = fade(a, b, strength=strength)  # channel-last
+    return Image.fromarray((out.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=Path, default=None, help="folder of development photos")
@@ -80,11 +123,13 @@ def main() -> None:
     names = sorted(stylizer.style_bank)
     feats: dict[str, list[dict]] = {}
     kept: dict[str, float] = {}
+    renders: dict[str, list] = {}
     for name in names:
         code = stylizer.style(name)
-        feats[name] = []
+        feats[name], renders[name] = [], []
         for photo, pf in zip(photos, photo_feats):
             render = stylizer.stylize(photo, style=code, max_size=args.size, stroke_scale=0)
+            renders[name].append(render)
             f = features(vgg, render)
             feats[name].append(f)
         kept[name] = statistics.fmean(float((f["content"] - pf["content"]).pow(2).sum() / pf["content"].pow(2).sum())
@@ -97,18 +142,28 @@ def main() -> None:
         style = statistics.fmean(gram_distance(x, y) for x, y in zip(feats[a], feats[b]))
         pairs.append({"a": a, "b": b, "style": style, "code": float((codes[a] - codes[b]).norm()) / mean_norm})
     pairs.sort(key=lambda p: p["style"])
+    structure = {n: statistics.fmean(structure_kept(p, r) for p, r in zip(photos, renders[n])) for n in names}
+    detail = {n: statistics.fmean(detail_kept(p, r) for p, r in zip(photos, renders[n])) for n in names}
+    lowest = sorted(names, key=structure.get)[:3] + sorted(names, key=detail.get)[:1]
+    fades = {n: {s: (statistics.fmean(structure_kept(p, faded(p, r, s)) for p, r in zip(photos, renders[n])),
+                     statistics.fmean(detail_kept(p, faded(p, r, s)) for p, r in zip(photos, renders[n])))
+                 for s in (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)} for n in dict.fromkeys(lowest)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "distances.json").write_text(json.dumps(
-        {"photos": [str(f) for f in files], "size": args.size, "pairs": pairs, "content_distance": kept}, indent=1))
+        {"photos": [str(f) for f in files], "size": args.size, "pairs": pairs, "content_distance": kept,
+         "structure_kept": structure, "detail_kept": detail, "faded": fades}, indent=1))
     print("\nclosest pairs (style distance, code distance):")
     for p in pairs[:15]:
         print(f"  {p['a']:26s} {p['b']:26s} {p['style']:.4f} {p['code']:.3f}")
     styles = [p["style"] for p in pairs]
     print(f"all {len(pairs)} pairs: min {min(styles):.4f}, median {statistics.median(styles):.4f}")
     nearest = {n: min(p["style"] for p in pairs if n in (p["a"], p["b"])) for n in names}
-    print("\nper style: content distance (photo kept: lower = more of the photo), nearest other style")
-    for n in sorted(names, key=kept.get):
-        print(f"  {n:28s} {kept[n]:.3f}  {nearest[n]:.4f}")
+    print("\nper style: content distance, structure kept, detail kept, nearest other style")
+    for n in sorted(names, key=structure.get):
+        print(f"  {n:28s} {kept[n]:.3f}  {structure[n]:.3f}  {detail[n]:.3f}  {nearest[n]:.4f}")
+    print("\nfaded into the photo (strength: structure / detail kept):")
+    for n, curve in fades.items():
+        print(f"  {n:28s} " + "  ".join(f"{s:.1f}: {a:.3f}/{b:.3f}" for s, (a, b) in curve.items()))
 
 
 if __name__ == "__main__":
