@@ -62,7 +62,7 @@ def is_shipped_model(model_path: str | os.PathLike[str] | None) -> bool:
 
 def style_notes(model_path: str | os.PathLike[str] | None = None) -> StyleNotes:
     """The notes of the shipped model's styles when ``model_path`` is that model, else empty."""
-    if not is_shipped_model(model_path) or not NOTES_FILE.is_file():
+    if not is_shipped_model(model_path) or not NOTES_FILE.is_file() or not SHIPPED_MODEL.is_file():
         return StyleNotes(styles={}, aliases={}, removed={})
     return _read(NOTES_FILE)
 
