@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch torchvision
-	$(PY) -m pip install -q -e ".[train,test,demo]"
+	$(PY) -m pip install -q -e ".[train,test,demo,ray]"
 	touch $@
 
 demo: setup

@@ -170,6 +170,13 @@ def apply_global_flags(ctx: click.Context, *, verbose: int = 0, quiet: bool = Fa
     apply_thread_policy(threads=flags["threads"])
 
 
+def thread_count() -> int | None:
+    """The --threads (or NORMSTYLE_THREADS) the running command was given, None if none."""
+    ctx = click.get_current_context(silent=True)
+    flags = ctx.meta.get(_FLAGS_KEY) if ctx is not None else None
+    return flags["threads"] if flags else None
+
+
 VERBOSE_HELP = "More log output (-v info, -vv debug)."
 QUIET_HELP = "Only warnings and errors: no progress bars, no 'wrote ...' lines."
 THREADS_HELP = "CPU threads for torch (default: torch's choice, usually one per core)."

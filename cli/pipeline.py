@@ -43,11 +43,23 @@ OK, SKIPPED, FAILED, NOT_RUN = "ok", "skipped", "failed", "not-run"
 @dataclass
 class Job:
     index: int
-    src: Path
+    src: Path  # for a URL input, the path part of the URL (its name and stem name the output)
     rel_dir: Path  # sub-folder (relative to the scanned folder) to mirror under --out
     out: Path | None = None
     status: str | None = None  # decided at planning time: SKIPPED / FAILED, else None = to do
     error: str | None = None
+    url: str | None = None  # an fsspec URL input (remote_inputs.py); None for a local file
+
+    @property
+    def shard_key(self) -> str:
+        """What decides this photo's shard (normstyle_core.sharding): its path relative to the
+        folder it was found in, the same on every machine that sees the folder."""
+        return (self.rel_dir / self.src.name).as_posix()
+
+    @property
+    def source(self) -> str:
+        """The input as the user named it: the URL, or the local path."""
+        return self.url if self.url is not None else str(self.src)
 
 
 @dataclass
@@ -96,12 +108,35 @@ def check_template(template: str) -> None:
                          "or every file would get the same name")
 
 
+def model_tag(model_path: Path | None) -> str | None:
+    """The name a model other than the shipped one gives output names ({settings}: "_model-mine"
+    for runs/mine or mine.pt), None for the shipped model. Read from the path alone: planning
+    happens before the model loads."""
+    if model_path is None:
+        return None
+    import normstyle_core
+    shipped = Path(normstyle_core.__file__).parent / "assets" / "default.pt"
+    path = Path(model_path).expanduser()
+    if _same_file(path, shipped):
+        return None
+    if path.is_dir() or not path.suffix:
+        stem = path.resolve().name  # a training run folder: its name ("." included)
+    else:
+        stem = path.stem
+        if stem.startswith("ckpt_"):  # one of a run's checkpoints: the run's name says more
+            stem = f"{path.resolve().parent.name}-{stem}"
+    safe = "".join(ch if ch.isalnum() or ch in "-." else "-" for ch in stem).strip("-.")
+    return safe[:40] or "model"
+
+
 def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.0, refine_steps: int = 0,
                  feedback: bool | None = None, preserve_color: bool = False, max_size: int | None = None,
-                 stroke_scale: float = 1.0, bit_depth: int | None = None) -> str:
+                 stroke_scale: float = 1.0, model: str | None = None,
+                 bit_depth: int | None = None) -> str:
     """The {settings} part of output names: "_refine20", "_feedback", ... for each setting that is
     not the default, "" for the defaults. Two runs on the same photo and style with different
-    settings then write different files instead of the second one failing on the first's."""
+    settings then write different files instead of the second one failing on the first's; a
+    model other than the shipped one adds "_model-NAME", so its outputs do not collide either."""
     parts = []
     if weights is not None:
         parts.append("w" + "-".join(f"{w:g}" for w in weights))
@@ -119,6 +154,8 @@ def settings_tag(*, weights: Sequence[float] | None = None, strength: float = 1.
         parts.append(f"strokes{stroke_scale:g}")
     if bit_depth is not None:  # asked for: a 16-bit photo's default output is 16-bit, 8 otherwise
         parts.append(f"{bit_depth}bit")
+    if model:
+        parts.append(f"model-{model}")
     return "".join(f"_{p}" for p in parts)
 
 
@@ -247,13 +284,15 @@ def _inside(path: Path, folder: Path) -> bool:
 # ---------------------------------------------------------------- planning
 def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file: Path | None,
          template: str, style: str, fmt: str, strength: float, overwrite: bool,
-         skip_existing: bool, settings: str = "") -> list[Job]:
-    """Output path and pre-decided status for every input; ``settings`` fills {settings}."""
-    all_inputs = {src.resolve() for src, _ in inputs}
+         skip_existing: bool, settings: str = "", urls: Sequence[str | None] | None = None) -> list[Job]:
+    """Output path and pre-decided status for every input; ``settings`` fills {settings};
+    ``urls`` gives the fsspec URL of each input that is not a local file (None for local ones)."""
+    urls = list(urls) if urls is not None else [None] * len(inputs)
+    all_inputs = {src.resolve() for (src, _), url in zip(inputs, urls) if url is None}
     claimed: dict[Path, Path] = {}
     jobs: list[Job] = []
-    for i, (src, rel) in enumerate(inputs):
-        job = Job(index=i, src=src, rel_dir=rel)
+    for i, ((src, rel), url) in enumerate(zip(inputs, urls)):
+        job = Job(index=i, src=src, rel_dir=rel, url=url)
         jobs.append(job)
         try:
             if out_file is not None:
@@ -267,7 +306,7 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
             continue
         job.out = out
         key = out.resolve()
-        if key == src.resolve() or (out.exists() and _same_file(out, src)):
+        if url is None and (key == src.resolve() or (out.exists() and _same_file(out, src))):
             job.status = FAILED
             job.error = (f"output {out} is the input itself; refusing to overwrite an input "
                          "(choose another -o/--out or --name template)")
@@ -279,7 +318,7 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
             job.status = FAILED
             job.error = f"output {out} is also the output of {claimed[key]}; use {{index}} or keep sub-folders"
             continue
-        claimed[key] = src
+        claimed[key] = Path(job.source)
         if out.is_dir():
             job.status, job.error = FAILED, f"output {out} is an existing folder"
         elif out.exists() or out.is_symlink():
@@ -289,6 +328,55 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
                 job.status = FAILED
                 job.error = f"output {out} already exists (use --overwrite to replace it or --skip-existing)"
     return jobs
+
+
+def load_job_image(job: Job):
+    """The job's photo, decoded (normstyle_core.imaging.LoadedImage), from a file or a URL."""
+    if job.url is not None:
+        from .remote_inputs import load_url_image
+        return load_url_image(job.url)
+    from normstyle_core.imaging import load_image
+    return load_image(job.src)
+
+
+def write_job_output(job: Job, image, loaded, opts: Options) -> tuple[int, int]:
+    """Save one rendered photo as every runner does (local threads, Ray actors): metadata kept
+    unless stripped, atomic, and an output that appeared meanwhile is never replaced without
+    --overwrite. Returns the size written."""
+    from normstyle_core.imaging import save_image
+    if not opts.overwrite and (job.out.exists() or job.out.is_symlink()):
+        raise FileExistsError(f"output {job.out} appeared while the batch ran; not overwritten")
+    # overwrite=False: the core links the finished temp file into place, which fails if
+    # another process created the output meanwhile (no race window).
+    save_image(image, job.out, quality=opts.quality,
+               exif=loaded.exif if opts.keep_metadata else None,
+               icc_profile=loaded.icc_profile if opts.keep_metadata else None,
+               overwrite=opts.overwrite)
+    return image.size
+
+
+def render_job(job: Job, stylizer, code, opts: Options, loaded):
+    """The stylized picture of one decoded photo."""
+    from normstyle_core.imaging import output_bit_depth
+    # 16 bits: the render's float result, never an 8-bit one scaled up (a bad request fails here,
+    # before the render)
+    if output_bit_depth(opts.bit_depth, source_bit_depth=getattr(loaded, "bit_depth", 8), path=job.out) == 16:
+        return stylizer.stylize_16bit(loaded, style=code, options=opts.render)
+    # as keywords: the stylize signature every Stylizer version (and test double) has
+    image = stylizer.stylize(loaded, style=code, **asdict(opts.render))
+    if loaded.grayscale and opts.render.preserve_color and image.mode == "RGB":
+        image = image.convert("L")  # a gray photo with its own colours stays gray
+    return image
+
+
+def select_shard(jobs: Sequence[Job], problems: Sequence[tuple[str, str]], shard
+                 ) -> tuple[list[Job], list[tuple[str, str]]]:
+    """The jobs and input problems that ``shard`` (normstyle_core.sharding.Shard) owns, in input
+    order. Jobs are planned for every input first, so {index} names and collisions are the same
+    in every shard; each problem is reported by one shard only."""
+    mine = {id(j) for j in shard.select(jobs, key=lambda j: j.shard_key)}
+    said = {p for p, _ in shard.select(problems, key=lambda p: p[0])}
+    return [j for j in jobs if id(j) in mine], [(p, why) for p, why in problems if p in said]
 
 
 def folder_problem(folder: Path) -> str | None:
@@ -326,7 +414,13 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 # ----------------------------------------------------------------- running
-def _message(exc: BaseException, src: Path) -> str:
+
+def planned_result(job: Job) -> Result:
+    """The result of a job decided at planning time (skipped, or failed before rendering)."""
+    return Result(job.source, str(job.out) if job.out else None, job.status, job.error)
+
+
+def _message(exc: BaseException, src: Path | str) -> str:
     if isinstance(exc, OSError) and exc.errno is not None:
         msg = describe_os_error(exc)
     else:
@@ -349,25 +443,13 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
     Stop reasons: "disk full: <message>" or "interrupted" (KeyboardInterrupt; the jobs
     not finished are reported as not run, finished writes are complete files).
     """
-    from normstyle_core.imaging import load_image, output_bit_depth, save_image
-
     results: dict[int, Result] = {}
     todo: Iterable[Job] = iter([j for j in jobs if j.status is None])
     for job in jobs:
         if job.status is not None:
-            results[job.index] = Result(str(job.src), str(job.out) if job.out else None, job.status, job.error)
+            results[job.index] = planned_result(job)
             on_result(job, results[job.index])
 
-    def write(job: Job, image, loaded) -> tuple[int, int]:
-        if not opts.overwrite and (job.out.exists() or job.out.is_symlink()):
-            raise FileExistsError(f"output {job.out} appeared while the batch ran; not overwritten")
-        # overwrite=False: the core links the finished temp file into place, which fails if
-        # another process created the output meanwhile (no race window).
-        save_image(image, job.out, quality=opts.quality,
-                   exif=loaded.exif if opts.keep_metadata else None,
-                   icc_profile=loaded.icc_profile if opts.keep_metadata else None,
-                   overwrite=opts.overwrite)
-        return image.size
     stop: str | None = None
     read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="normstyle-read")
     write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normstyle-write")
@@ -379,15 +461,15 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             job = next(todo, None)  # type: ignore[call-overload]
             if job is None:
                 return
-            reads.append((job, read_pool.submit(load_image, job.src)))
+            reads.append((job, read_pool.submit(load_job_image, job)))
 
     def finish_write(job: Job, fut: Future, seconds: float) -> None:
         nonlocal stop
         try:
             size = fut.result()
-            results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds, size)
+            results[job.index] = Result(job.source, str(job.out), OK, None, seconds, size)
         except Exception as exc:  # noqa: BLE001 - reported per file
-            results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src), seconds)
+            results[job.index] = Result(job.source, str(job.out), FAILED, _message(exc, job.source), seconds)
             if disk_full(exc):  # the caller reports the stop in one line; no per-file lines
                 if stop is None:
                     stop = f"disk full: {_message(exc, job.out)}"
@@ -407,24 +489,15 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             t0 = time.perf_counter()
             try:
                 loaded = fut.result()
-                # 16 bits: the render's float result, never an 8-bit one scaled up (a bad
-                # request fails here, before the render)
-                if output_bit_depth(opts.bit_depth, source_bit_depth=getattr(loaded, "bit_depth", 8),
-                                    path=job.out) == 16:
-                    image = stylizer.stylize_16bit(loaded, style=code, options=opts.render)
-                else:
-                    # as keywords: the stylize signature every Stylizer version (and test double) has
-                    image = stylizer.stylize(loaded, style=code, **asdict(opts.render))
-                    if loaded.grayscale and opts.render.preserve_color and image.mode == "RGB":
-                        image = image.convert("L")  # a gray photo with its own colours stays gray
+                image = render_job(job, stylizer, code, opts, loaded)
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
-                results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src),
+                results[job.index] = Result(job.source, str(job.out), FAILED, _message(exc, job.source),
                                             time.perf_counter() - t0)
                 on_result(job, results[job.index])
                 drain(max_pending_writes)
                 continue
             seconds = time.perf_counter() - t0
-            writes.append((job, write_pool.submit(write, job, image, loaded), seconds))
+            writes.append((job, write_pool.submit(write_job_output, job, image, loaded, opts), seconds))
             drain(max_pending_writes)
         while writes:
             finish_write(*writes.popleft())
@@ -437,9 +510,9 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             job, fut, seconds = writes.popleft()
             try:
                 fut.result()
-                results[job.index] = Result(str(job.src), str(job.out), OK, None, seconds)
+                results[job.index] = Result(job.source, str(job.out), OK, None, seconds)
             except Exception as exc:  # noqa: BLE001
-                results[job.index] = Result(str(job.src), str(job.out), FAILED, _message(exc, job.src))
+                results[job.index] = Result(job.source, str(job.out), FAILED, _message(exc, job.source))
     finally:
         read_pool.shutdown(wait=True, cancel_futures=True)
         write_pool.shutdown(wait=True, cancel_futures=True)
@@ -448,7 +521,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
     for job in jobs:
         r = results.get(job.index)
         if r is None:
-            r = Result(str(job.src), str(job.out) if job.out else None, NOT_RUN,
+            r = Result(job.source, str(job.out) if job.out else None, NOT_RUN,
                        "not processed: the batch stopped early")
         out.append(r)
     return out, stop

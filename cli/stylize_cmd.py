@@ -1,8 +1,10 @@
 """`normstyle stylize` (one image) and `normstyle batch` (thousands), sharing one pipeline."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,11 +13,11 @@ from typing import Callable, Sequence
 import click
 
 from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, error_line, is_quiet, load_stylizer, say,
-                     stderr_console, stdout_console)
+                     stderr_console, stdout_console, thread_count)
 from .options import (EngineOptions, OutputOptions, StyleRequest, engine_options, output_options,
                       render_options, style_options)
 from .pipeline import (FAILED, NOT_RUN, OK, SKIPPED, WRITABLE, Job, Options, Result, collect_inputs,
-                       folder_problem, plan, run_jobs, settings_tag)
+                       folder_problem, model_tag, plan, run_jobs, select_shard, settings_tag)
 
 
 # ------------------------------------------------------------------ display
@@ -61,18 +63,20 @@ class Reporter(ProgressDisplay):
 
 
 def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, style: str,
-              model: str | None, as_json: bool, show_table: bool) -> int:
+              model: str | None, as_json: bool, show_table: bool, skips_existing: bool = False,
+              shard: str | None = None, runner: str = "local") -> int:
     counts = {s: sum(r.status == s for r in results) for s in (OK, SKIPPED, FAILED, NOT_RUN)}
     interrupted = stop == "interrupted"
     if as_json:
         click.echo(json.dumps({
             "written": counts[OK], "skipped": counts[SKIPPED], "failed": counts[FAILED],
             "not_run": counts[NOT_RUN], "total": len(results), "stopped": stop,
-            "seconds": round(seconds, 3), "style": style, "model": model,
+            "seconds": round(seconds, 3), "style": style, "model": model, "shard": shard, "runner": runner,
             "files": [r.as_dict() for r in results]}, indent=2))
     elif show_table:
         from rich.table import Table
-        table = Table(title="normstyle batch", show_edge=False)
+        title = "normstyle batch" + (f", shard {shard}" if shard else "") + (f", on {runner}" if runner != "local" else "")
+        table = Table(title=title, show_edge=False)
         table.add_column("result")
         table.add_column("files", justify="right")
         table.add_row("written", str(counts[OK]))
@@ -87,15 +91,19 @@ def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, st
     if stop and stop != "interrupted":
         error_line(f"Error: {stop}; stopped, {counts[OK]} file(s) written")
     if interrupted:
+        again = "run the same command again" if skips_existing else "run the same command with --skip-existing"
         error_line(f"interrupted: {counts[OK]} file(s) written, {counts[NOT_RUN]} not processed "
-                   "(run the same command with --skip-existing to continue)")
+                   f"({again} to continue)")
         return EXIT_INTERRUPTED
     return EXIT_ERROR if counts[FAILED] or counts[NOT_RUN] else 0
 
 
 def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, style: StyleRequest,
-             render, output: OutputOptions, engine: EngineOptions, single: bool, per_file: bool = False) -> int:
-    """Plan, load the model, resolve the style and render every input; the exit code."""
+             render, output: OutputOptions, engine: EngineOptions, single: bool, per_file: bool = False,
+             urls: Sequence[str | None] | None = None, shard=None, ray_address: str | None = None) -> int:
+    """Plan, load the model, resolve the style and render every input; the exit code.
+    ``shard`` (normstyle_core.sharding.Shard) keeps this copy's part of the inputs; with
+    ``ray_address`` the rendering runs on a Ray cluster (ray_runner.py)."""
     output.check()
     weight_list = style.check()
     styles, refine_steps, as_json = style.specs, style.refine_steps, output.as_json
@@ -108,10 +116,12 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     settings = settings_tag(weights=weight_list, strength=render.strength, refine_steps=refine_steps,
                             feedback=render.feedback, preserve_color=render.preserve_color,
                             max_size=render.max_size, stroke_scale=render.stroke_scale,
-                            bit_depth=output.bit_depth)
+                            model=model_tag(engine.model_path), bit_depth=output.bit_depth)
     jobs = plan(inputs, out_dir=out_dir, out_file=out_file, template=output.template, style=style_name,
                 fmt=output.fmt, strength=render.strength, overwrite=output.overwrite,
-                skip_existing=output.skip_existing, settings=settings)
+                skip_existing=output.skip_existing, settings=settings, urls=urls)
+    if shard is not None:
+        jobs, problems = select_shard(jobs, problems, shard)
     pre = [Result(p, None, FAILED, f"{p}: {why}") for p, why in problems]
     blocked = _check_folders(jobs)
     if output.dry_run:
@@ -133,10 +143,11 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     refine_seconds = 0.0
     if todo:
         stylizer = load_stylizer(engine.model_path, engine.device, engine.precision)  # once per run
-        stylizer.renderer.announce = reporter.info  # "compiling ... in the background" when it starts
-        notice = stylizer.renderer.plan_run(images=len(todo), requested=engine.compile)
-        if notice:
-            reporter.info(notice)
+        if ray_address is None:  # on Ray each actor renders with its own copy
+            stylizer.renderer.announce = reporter.info  # "compiling ... in the background" when it starts
+            notice = stylizer.renderer.plan_run(images=len(todo), requested=engine.compile)
+            if notice:
+                reporter.info(notice)
         from .style_bank import UserStyleBank, resolve_styles
         refine = None
         if refine_steps:  # each style image fitted once on (a spread of) the photos of this run
@@ -156,8 +167,15 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     opts = Options(render=render, quality=output.quality, keep_metadata=not output.strip_metadata,
                    overwrite=output.overwrite, bit_depth=output.bit_depth)
     with reporter:
-        results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
-                                 on_result=reporter.result if not single else lambda j, r: None)
+        if ray_address is not None:
+            from .ray_runner import EngineSpec, run_jobs_on_ray
+            spec = EngineSpec(model_path=str(engine.model_path) if engine.model_path else None, device=engine.device,
+                              precision=engine.precision, threads=thread_count() or 1)
+            results, stop = run_jobs_on_ray(jobs, code, opts, address=ray_address, engine=spec,
+                                            on_result=reporter.result)
+        else:
+            results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
+                                     on_result=reporter.result if not single else lambda j, r: None)
     results = pre + results
     seconds = time.perf_counter() - started
     model_name = stylizer.info.get("path") if stylizer is not None else None
@@ -185,7 +203,9 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         written = sum(r.status == OK for r in results)
         say(f"wrote {written} of {len(results)} file(s) in {seconds:.2f} s")
     return summarize(results, stop=stop, seconds=seconds, style=style_name, model=model_name,
-                     as_json=as_json, show_table=not per_file and not is_quiet())
+                     as_json=as_json, show_table=not per_file and not is_quiet(),
+                     skips_existing=output.skip_existing, shard=str(shard) if shard is not None else None,
+                     runner="ray" if ray_address is not None else "local")
 
 
 def _dry_run(jobs: Sequence[Job], pre: Sequence[Result], *, as_json: bool) -> int:
@@ -300,6 +320,46 @@ def stylize(images: tuple[Path, ...], style: StyleRequest, render, out: str | No
     raise click.exceptions.Exit(code)
 
 
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    from normstyle_core.errors import ConfigError
+    from normstyle_core.sharding import Shard
+    try:
+        return Shard.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_ray(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from .ray_runner import check_address
+    try:
+        return check_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _collect(paths: Sequence[str], *, recursive: bool, out_dir: Path):
+    """Inputs from local paths and fsspec URLs: (inputs, problems, urls), urls[i] None for a
+    local input."""
+    from .remote_inputs import collect_url_inputs, is_url
+    local = [p for p in paths if not is_url(p)]
+    inputs, problems = collect_inputs(local, recursive=recursive, exclude=out_dir) if local else ([], [])
+    urls: list[str | None] = [None] * len(inputs)
+    seen: set[str] = set()
+    for text in (p for p in paths if is_url(p)):
+        found, trouble = collect_url_inputs(text, recursive=recursive)
+        problems += trouble
+        for path, rel, url in found:
+            if url not in seen:
+                seen.add(url)
+                inputs.append((path, rel))
+                urls.append(url)
+    return inputs, problems, urls
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @style_options
@@ -307,25 +367,45 @@ def stylize(images: tuple[Path, ...], style: StyleRequest, render, out: str | No
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder (sub-folders of the inputs are mirrored).")
 @click.option("-r", "--recursive", is_flag=True, help="Descend into sub-folders (and ** in globs).")
+@click.option("--shard", metavar="K/N", default=None, callback=_parse_shard,
+              help="Render only shard K of N (1 <= K <= N): N copies of the same command with "
+                   "--shard 1/N ... N/N write every output once between them (a photo's shard "
+                   "follows from its path, so every copy agrees). For Slurm arrays, Kubernetes "
+                   "indexed jobs or GNU parallel.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              callback=_parse_ray,
+              help="Render on a Ray cluster, one model per actor: --ray alone starts one on this "
+                   "machine; --ray=auto joins the cluster `ray start` runs here; --ray=ray://HOST:PORT "
+                   "or HOST:PORT another. The output folder must be writable from every node. "
+                   "Needs pip install \"normstyle[ray]\".")
 @output_options
 @engine_options
-def batch(paths, style: StyleRequest, render, out_dir: Path, recursive: bool, output: OutputOptions,
-          engine: EngineOptions):
-    """Stylize many images: PATHS are files, folders or glob patterns ("photos/*.jpg").
+def batch(paths, style: StyleRequest, render, out_dir: Path, recursive: bool, shard, ray_address: str | None,
+          output: OutputOptions, engine: EngineOptions):
+    """Stylize many images: PATHS are files, folders, glob patterns ("photos/*.jpg") or fsspec
+    URLs (s3://bucket/photos/, with the matching package installed).
 
-    One bad file is reported in one line and the batch goes on; existing outputs are never
-    replaced unless --overwrite; the exit code is non-zero if any file failed.
+    One bad file is reported in one line and the batch goes on; the exit code is non-zero if any
+    file failed. Outputs that exist already are skipped (so running the same command again
+    finishes an interrupted batch); --overwrite replaces them.
 
     \b
       normstyle batch photos/ --recursive --style candy --out styled/
       normstyle batch "shoot/*.CR2.tif" --style mine --format jpg --quality 90 --out web/ --json
+      normstyle batch photos/ --style candy --out styled/ --shard 2/8
+      normstyle batch photos/ --style candy --out /shared/styled/ --ray=auto
     """
     if out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
-    inputs, problems = collect_inputs(paths, recursive=recursive, exclude=out_dir)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.\-]+:/", str(out_dir)):  # s3://b/x arrives as s3:/b/x (a Path)
+        raise click.BadParameter("outputs go to a folder (on a cluster, one every node can write), not a URL",
+                                 param_hint="--out")
+    if not output.overwrite and not output.skip_existing:
+        output = dataclasses.replace(output, skip_existing=True)  # a batch can always be run again
+    inputs, problems, urls = _collect(paths, recursive=recursive, out_dir=out_dir)
     if not inputs and not problems:
         raise click.UsageError(f"no images found in {', '.join(paths)}"
                                + ("" if recursive else " (use --recursive for sub-folders)"))
     code = _execute(inputs, problems, out_dir=out_dir, out_file=None, style=style, render=render, output=output,
-                    engine=engine, single=False)
+                    engine=engine, single=False, urls=urls, shard=shard, ray_address=ray_address)
     raise click.exceptions.Exit(code)

@@ -21,7 +21,7 @@ _EXPORTS = {
     "VGG19": "models",
     "Provenance": "style_code", "StyleCode": "style_code", "Stylizer": "stylize",
     "default_model_path": "stylize", "Renderer": "renderer",
-    "RenderOptions": "options", "RendererOptions": "options",
+    "RenderOptions": "options", "RendererOptions": "options", "Shard": "sharding",
     "Picture16": "imaging", "load_image": "imaging", "save_image": "imaging",
 }
 

@@ -46,7 +46,7 @@ def test_stylize_default_name_and_builtin_style(run, tmp_path):
     before = src.read_bytes()
     r = run("stylize", src, "--style", "red", "--device", "cpu")
     assert r.exit_code == 0, r.output
-    out = tmp_path / "cat_red.jpg"
+    out = tmp_path / "cat_red_model-tiny.jpg"
     assert out.is_file() and Image.open(out).size == (40, 30)
     assert "wrote" in r.stderr and src.read_bytes() == before
     assert oct(out.stat().st_mode & 0o077) != "0o0"  # not left 0600 by the temp file
@@ -67,7 +67,7 @@ def test_stylize_alpha_exif_icc_and_formats(run, tmp_path):
     jpg = photo(tmp_path / "shot.jpg", exif=exif.tobytes(), icc_profile=icc)
     r = run("stylize", jpg, "--style", "red", "--quality", "80")
     assert r.exit_code == 0, r.output
-    out = Image.open(tmp_path / "shot_red.jpg")
+    out = Image.open(tmp_path / "shot_red_model-tiny.jpg")
     assert out.getexif().get(0x010F) == "TestCam" and out.info.get("icc_profile") == icc
 
     r = run("stylize", jpg, "--style", "red", "--strip-metadata", "--format", "png", "--name", "{stem}_plain.{ext}")
@@ -81,12 +81,12 @@ def test_stylize_16bit_and_grayscale(run, tmp_path):
     assert Image.open(g16).mode.startswith("I")
     r = run("stylize", g16, "--style", "red")
     assert r.exit_code == 0, r.output
-    assert Image.open(tmp_path / "scan_red.png").mode == "RGB"
+    assert Image.open(tmp_path / "scan_red_model-tiny.png").mode == "RGB"
 
     gray = photo(tmp_path / "bw.jpg", mode="L")
     r = run("stylize", gray, "--style", "red", "--preserve-color", "--strength", "0.5")
     assert r.exit_code == 0, r.output
-    assert Image.open(tmp_path / "bw_red_strength0.5_keepcolor.jpg").mode == "L"  # a gray photo stays gray
+    assert Image.open(tmp_path / "bw_red_strength0.5_keepcolor_model-tiny.jpg").mode == "L"  # a gray photo stays gray
 
 
 def test_stylize_max_size_output_folder_blend_and_style_image(run, tmp_path):
@@ -97,7 +97,7 @@ def test_stylize_max_size_output_folder_blend_and_style_image(run, tmp_path):
     r = run("stylize", src, "--style", style_img, "--style", "red", "--weights", "0.7,0.3",
             "--max-size", "40", "-o", outdir)
     assert r.exit_code == 0, r.output
-    out = outdir / "big_paint+red_w0.7-0.3_max40.png"
+    out = outdir / "big_paint+red_w0.7-0.3_max40_model-tiny.png"
     assert Image.open(out).size == (40, 20)
 
 
@@ -108,12 +108,12 @@ def test_stylize_with_exported_style_code(run, tmp_path):
     src = photo(tmp_path / "p.jpg")
     r = run("stylize", src, "--style", code, "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["status"] == "ok" and (tmp_path / "p_blue.jpg").is_file()
+    assert json.loads(r.stdout)["status"] == "ok" and (tmp_path / "p_blue_model-tiny.jpg").is_file()
 
 
 def test_existing_output_is_refused_skipped_or_replaced(run, tmp_path):
     src = photo(tmp_path / "a.jpg")
-    out = tmp_path / "a_red.jpg"
+    out = tmp_path / "a_red_model-tiny.jpg"
     out.write_bytes(b"precious")
     r = run("stylize", src, "--style", "red")
     assert r.exit_code == 1 and "already exists" in r.stderr and "--overwrite" in r.stderr
@@ -230,7 +230,7 @@ def test_disk_full_is_one_clear_line(run, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", full)
     line = _one_line_error(run("stylize", src, "--style", "red"))
     assert "No space left on device" in line
-    assert not (tmp_path / "a_red.jpg").exists() and not leftovers(tmp_path)
+    assert not (tmp_path / "a_red_model-tiny.jpg").exists() and not leftovers(tmp_path)
 
 
 # ------------------------------------------------------------------- styles

@@ -41,8 +41,8 @@ def test_mixed_folder_finishes_reports_each_failure_and_writes_every_good_output
     for name in bad:
         assert sum(name in ln for ln in failed) == 1, (name, failed)
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
-        "one_red.jpg", "two_red.png", "gray16_red.png", "sub/deep_red.jpg"}
-    assert Image.open(out / "two_red.png").mode == "RGBA"
+        "one_red_model-tiny.jpg", "two_red_model-tiny.png", "gray16_red_model-tiny.png", "sub/deep_red_model-tiny.jpg"}
+    assert Image.open(out / "two_red_model-tiny.png").mode == "RGBA"
     assert snapshot(d) == before  # inputs untouched
     assert not leftovers(out)
     by_input = {os.path.basename(f["input"]): f for f in summary["files"]}
@@ -63,30 +63,45 @@ def test_table_summary_non_recursive_and_globs(run, tmp_path, mixed):
     s = json.loads(r.stdout)
     assert r.exit_code == 1 and (s["written"], s["failed"]) == (2, 2)  # bomb.png and missing.jpg fail
     assert "missing.jpg: no such file or folder" in r.stderr
-    assert sorted(p.name for p in out2.iterdir()) == ["gray16_blue.png", "two_blue.png"]
+    assert sorted(p.name for p in out2.iterdir()) == ["gray16_blue_model-tiny.png", "two_blue_model-tiny.png"]
 
 
-def test_second_run_refuses_then_skips_then_overwrites(run, tmp_path):
+def test_a_second_identical_batch_skips_everything_and_exits_0(run, tmp_path):
     d = tmp_path / "in"
     for i in range(3):
         photo(d / f"p{i}.jpg", seed=i)
     out = tmp_path / "out"
     assert run("batch", d, "--style", "red", "--out", out).exit_code == 0
-    (out / "p1_red.jpg").write_bytes(b"edited by hand")
+    (out / "p1_red_model-tiny.jpg").write_bytes(b"edited by hand")
     before = snapshot(out)
 
-    r = run("batch", d, "--style", "red", "--out", out)
-    assert r.exit_code == 1 and r.stderr.count("already exists") == 3
+    r = run("batch", d, "--style", "red", "--out", out, "--json")
+    s = json.loads(r.stdout)
+    assert r.exit_code == 0, r.output
+    assert (s["written"], s["skipped"], s["failed"]) == (0, 3, 0)
+    assert [f["status"] for f in s["files"]] == ["skipped"] * 3
+    assert snapshot(out) == before  # nothing written, the edited file kept
+
+    r = run("batch", d, "--style", "red", "--out", out)  # the table says so too
+    assert r.exit_code == 0 and "skipped (output exists)" in r.stdout and "failed" in r.stdout
     assert snapshot(out) == before
 
-    r = run("batch", d, "--style", "red", "--out", out, "--skip-existing", "--json")
+    r = run("batch", d, "--style", "red", "--out", out, "--skip-existing", "--json")  # still accepted
     assert r.exit_code == 0 and json.loads(r.stdout)["skipped"] == 3
-    assert snapshot(out) == before
 
     r = run("batch", d, "--style", "red", "--out", out, "--overwrite")
     assert r.exit_code == 0
-    assert Image.open(out / "p1_red.jpg").size == (40, 30)
+    assert Image.open(out / "p1_red_model-tiny.jpg").size == (40, 30)
     assert not leftovers(out)
+
+
+def test_stylize_still_refuses_an_existing_output_by_default(run, tmp_path):
+    """One photo named on the command line: an existing output is an error that says how to go on
+    (the user asked for this file; a batch's re-run is what skips)."""
+    src = photo(tmp_path / "a.jpg")
+    assert run("stylize", src, "--style", "red").exit_code == 0
+    r = run("stylize", src, "--style", "red")
+    assert r.exit_code == 1 and "already exists" in r.stderr and "--overwrite" in r.stderr
 
 
 def test_inputs_are_never_overwritten_even_with_overwrite(run, tmp_path):
@@ -106,9 +121,9 @@ def test_output_name_collisions_are_failures(run, tmp_path):
     out = tmp_path / "out"
     r = run("batch", d, "--style", "red", "--out", out, "--format", "png")
     assert r.exit_code == 1 and "is also the output of" in r.stderr
-    assert [p.name for p in out.iterdir()] == ["a_red.png"]
+    assert [p.name for p in out.iterdir()] == ["a_red_model-tiny.png"]
     r = run("batch", d, "--style", "red", "--out", out, "--format", "png", "--name", "{index}_{stem}.{ext}")
-    assert r.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["1_a.png", "2_a.png", "a_red.png"]
+    assert r.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["1_a.png", "2_a.png", "a_red_model-tiny.png"]
 
 
 def test_outputs_inside_the_input_folder_are_not_reprocessed(run, tmp_path):
@@ -163,14 +178,15 @@ def test_ctrl_c_stops_cleanly_with_exit_130(run, tmp_path, monkeypatch):
     assert r.exit_code == 130, r.output
     s = json.loads(r.stdout)
     assert s["stopped"] == "interrupted" and s["written"] == 2 and s["not_run"] == 3
-    assert "--skip-existing" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["p0_red.jpg", "p1_red.jpg"]
+    assert "run the same command again to continue" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["p0_red_model-tiny.jpg", "p1_red_model-tiny.jpg"]
     for p in out.iterdir():
         Image.open(p).load()  # complete files
     assert not leftovers(out)
     monkeypatch.setattr(Stylizer, "stylize", real)
-    r = run("batch", d, "--style", "red", "--out", out, "--skip-existing")
+    r = run("batch", d, "--style", "red", "--out", out, "--json")  # the same command resumes
     assert r.exit_code == 0 and len(list(out.iterdir())) == 5
+    assert (json.loads(r.stdout)["written"], json.loads(r.stdout)["skipped"]) == (3, 2)
 
 
 def test_disk_full_stops_the_batch_with_one_clear_line(run, tmp_path, monkeypatch):

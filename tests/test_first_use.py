@@ -123,13 +123,13 @@ def test_every_writing_command_takes_o_and_out(run, tmp_path):
     assert run("stylize", src, "--style", "red", "--output", tmp_path / "y.png").exit_code == 0
     assert run("batch", tmp_path / "in", "--style", "red", "-o", tmp_path / "styled").exit_code == 0
     assert (tmp_path / "x.png").is_file() and (tmp_path / "y.png").is_file()
-    assert (tmp_path / "styled" / "a_red.jpg").is_file()
+    assert (tmp_path / "styled" / "a_red_model-tiny.jpg").is_file()
 
 
 def test_global_flags_work_after_the_subcommand(run, tmp_path, threads_restored):
     src = photo(tmp_path / "a.jpg")
     r = run("stylize", src, "--style", "red", "-q")
-    assert r.exit_code == 0 and r.stderr == "" and (tmp_path / "a_red.jpg").is_file()
+    assert r.exit_code == 0 and r.stderr == "" and (tmp_path / "a_red_model-tiny.jpg").is_file()
     r = run("-q", "stylize", src, "--style", "blue")
     assert r.exit_code == 0 and r.stderr == ""
     r = run("stylize", src, "--style", "red", "--overwrite")
@@ -151,7 +151,7 @@ def test_errors_begin_with_Error(run, tmp_path):
         assert r.exit_code in (1, 2)
         assert [line for line in r.stderr.splitlines() if line.lower().startswith("error")][0].startswith("Error: ")
         assert "\nerror:" not in "\n" + r.stderr
-    (tmp_path / "a_red.jpg").write_bytes(b"taken")
+    (tmp_path / "a_red_model-tiny.jpg").write_bytes(b"taken")
     r = run("stylize", src, "--style", "red")  # an output that exists: found while planning
     assert r.exit_code == 1 and r.stderr.startswith("Error: output"), r.stderr
 
@@ -195,21 +195,21 @@ def test_python_api_finds_the_users_saved_styles(run, tmp_path, tiny_model_file,
     np.testing.assert_array_equal(np.asarray(by_name), np.asarray(stylizer.stylize(src, style=paint)))
     # The CLI renders the same picture for the same name.
     assert run("stylize", src, "--style", "mine").exit_code == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a_mine.png")), np.asarray(by_name))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a_mine_model-tiny.png")), np.asarray(by_name))
 
 
 def test_stylize_takes_several_photos(run, tmp_path):
     a, b = photo(tmp_path / "a.jpg"), photo(tmp_path / "b.png", 30, 20, seed=1)
     r = run("stylize", a, b, "--style", "red")
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "a_red.jpg").is_file() and Image.open(tmp_path / "b_red.png").size == (30, 20)
+    assert (tmp_path / "a_red_model-tiny.jpg").is_file() and Image.open(tmp_path / "b_red_model-tiny.png").size == (30, 20)
     assert r.stderr.count("wrote ") == 3  # one per photo, then the total
 
     r = run("stylize", a, b, a, "--style", "blue", "-o", f"{tmp_path / 'styled'}/")
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a_blue.jpg", "b_blue.png"]
+    assert sorted(p.name for p in (tmp_path / "styled").iterdir()) == ["a_blue_model-tiny.jpg", "b_blue_model-tiny.png"]
     r = run("stylize", a, b, "--style", "blue", "-o", tmp_path / "new")  # no extension: a folder
-    assert r.exit_code == 0 and (tmp_path / "new" / "b_blue.png").is_file(), r.output
+    assert r.exit_code == 0 and (tmp_path / "new" / "b_blue_model-tiny.png").is_file(), r.output
 
     before = snapshot(tmp_path)
     r = run("stylize", a, b, "--style", "red", "-o", tmp_path / "one.jpg")
@@ -225,10 +225,10 @@ def test_readme_commands_in_a_row_do_not_collide(run, tmp_path):
         r = run("stylize", src, "--style", paint, *extra)
         assert r.exit_code == 0, (extra, r.output)
     assert sorted(p.name for p in tmp_path.glob("photo_*")) == [
-        "photo_painting.jpg", "photo_painting_feedback.jpg", "photo_painting_refine1.jpg",
-        "photo_painting_strength0.5_keepcolor.jpg"]
+        "photo_painting_feedback_model-tiny.jpg", "photo_painting_model-tiny.jpg", "photo_painting_refine1_model-tiny.jpg",
+        "photo_painting_strength0.5_keepcolor_model-tiny.jpg"]
     r = run("batch", src, "--style", paint, "--feedback", "-o", tmp_path / "out")
-    assert r.exit_code == 0 and (tmp_path / "out" / "photo_painting_feedback.jpg").is_file()
+    assert r.exit_code == 0 and (tmp_path / "out" / "photo_painting_feedback_model-tiny.jpg").is_file()
 
 
 def test_dry_run_says_what_it_would_write_and_loads_and_writes_nothing(run, tmp_path, monkeypatch):
@@ -238,18 +238,18 @@ def test_dry_run_says_what_it_would_write_and_loads_and_writes_nothing(run, tmp_
         raise AssertionError("--dry-run loaded the model")
     monkeypatch.setattr(sc, "load_stylizer", no_model)
     a, b = photo(tmp_path / "in" / "a.jpg"), photo(tmp_path / "in" / "b.jpg", seed=1)
-    (tmp_path / "in" / "b_red.jpg").write_bytes(b"taken")
+    (tmp_path / "in" / "b_red_model-tiny.jpg").write_bytes(b"taken")
     before = snapshot(tmp_path)
 
     r = run("stylize", a, "--style", "red", "--dry-run")
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == f"would write {tmp_path / 'in' / 'a_red.jpg'} (from {a})"
+    assert r.stdout.strip() == f"would write {tmp_path / 'in' / 'a_red_model-tiny.jpg'} (from {a})"
     r = run("stylize", a, b, "--style", "red", "--dry-run")
     assert r.exit_code == 1 and "would fail: output" in r.stdout and "already exists" in r.stdout
     r = run("batch", tmp_path / "in", "--style", "red", "-o", tmp_path / "new" / "styled", "--dry-run", "--json")
     assert r.exit_code == 0, r.output
     files = json.loads(r.stdout)["files"]
-    assert [f["status"] for f in files] == ["would-write"] * 3  # a, b and the existing b_red.jpg
+    assert [f["status"] for f in files] == ["would-write"] * 3  # a, b and the existing b_red_model-tiny.jpg
     assert snapshot(tmp_path) == before and not (tmp_path / "new").exists()
 
 

@@ -132,7 +132,7 @@ def test_output_ending_with_slash_is_a_folder_to_create(run, tmp_path):
     r = run("stylize", src, "--style", "red", "-o", f"{tmp_path / 'new' / 'deeper'}/")
     assert r.exit_code == 0, r.output
     assert "end the path" not in r.stderr
-    assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == ["a_red.jpg"]
+    assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == ["a_red_model-tiny.jpg"]
 
     precious = tmp_path / "keep.jpg"
     precious.write_bytes(b"precious")
@@ -233,7 +233,7 @@ def test_batch_reports_symlink_loops_and_folders_named_like_images(run, tmp_path
     assert "symbolic link loop" in by_name["loop.jpg"]
     assert "broken symbolic link" in by_name["dangling.png"]
     assert "is a folder" in by_name["album.jpg"] and "--recursive" in by_name["album.jpg"]
-    assert [p.name for p in out.iterdir()] == ["good_red.jpg"]
+    assert [p.name for p in out.iterdir()] == ["good_red_model-tiny.jpg"]
 
     # --recursive: the folder's photo is stylized; the links are still reported.
     r = run("batch", d, "--recursive", "--style", "red", "--out", tmp_path / "out2", "--json")
@@ -308,7 +308,7 @@ def test_temp_of_a_killed_write_is_removed_by_the_next_run_and_live_ones_are_kep
     assert f"removed 1 unfinished temp file(s) that an interrupted run left in {out}" in r.stderr
     after = snapshot(tmp_path)
     assert set(before) - set(after) == {killed}
-    assert set(after) - set(before) == {out / "a_red.jpg"}
+    assert set(after) - set(before) == {out / "a_red_model-tiny.jpg"}
     assert all(after[p] == data for p, data in before.items() if p != killed)
     assert (out / ".link.qrst7890.normstyle-tmp.png").is_symlink()
 

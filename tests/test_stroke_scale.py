@@ -249,6 +249,6 @@ def test_cli_stroke_scale_reaches_the_render(run, tmp_path, monkeypatch):
     r = run("batch", src, "--style", "red", "--stroke-scale", "0", "--out", tmp_path / "o")
     assert r.exit_code == 0, r.output
     assert seen == [1.0, 2.5, 0.0]
-    assert (tmp_path / "o" / "p_red_strokes0.png").is_file()  # its own default name
+    assert (tmp_path / "o" / "p_red_strokes0_model-tiny.png").is_file()  # its own default name
     bad = run("stylize", src, "--style", "red", "--stroke-scale", "-1", "-o", tmp_path / "c.png")
     assert bad.exit_code == 2 and "--stroke-scale" in bad.output and not (tmp_path / "c.png").exists()
