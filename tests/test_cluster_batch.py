@@ -149,9 +149,11 @@ def test_a_bad_url_is_one_failure_line(run, tmp_path, url, why):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_out_may_not_be_a_url(run, tmp_path, photos):
+def test_out_may_not_be_a_url(run, tmp_path, photos, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     r = run("batch", photos, "--style", "red", "--out", "s3://bucket/out")
     assert r.exit_code == 2 and "not a URL" in r.stderr
+    assert not (tmp_path / "s3:").exists()  # not taken for a local folder named "s3:"
 
 
 def test_outputs_name_a_model_other_than_the_shipped_one(run, tmp_path, tiny_model_file):
