@@ -236,6 +236,10 @@ def run_training(configs: RunConfigs, *, resume: bool) -> None:
             say_what_to_try(trainer)
             raise click.exceptions.Exit(EXIT_INTERRUPTED)
         say(message)
+    elif not trainer.is_main:  # one replica of a torchrun run: rank 0 says the rest
+        say(f"done: step {trainer.step} (rank {trainer.rank} of {trainer.world_size}; rank 0 writes the "
+            "checkpoints into its own --out)")
+        return
     else:
         say(f"done: step {trainer.step}; checkpoint {final}")
     say_what_to_try(trainer)

@@ -92,11 +92,12 @@ def save_training_checkpoint(path: Path, *, model: StyleTransferModel, vgg_sourc
 
 
 def resume_training(path: Path, *, model: StyleTransferModel, optimizer: torch.optim.Optimizer,
-                    ema: "WeightEMA | None") -> dict[str, Any]:
+                    ema: "WeightEMA | None", data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Load a run's checkpoint into the live ``model``, ``optimizer`` and ``ema`` (and torch's
     RNG) to continue it; the checkpoint's data is returned (its "step" and "style_bank").
-    A checkpoint of another architecture is refused."""
-    data = read_checkpoint(path)
+    ``data``: the checkpoint already read (another replica's copy, sent over the process
+    group), ``path`` then only names it. A checkpoint of another architecture is refused."""
+    data = read_checkpoint(path) if data is None else data
     if saved_model_config(data["model_config"]) != model.config:
         raise CheckpointError(f"{path}: model config differs from this run's; "
                               "resume with the same model options or start a new --out folder")

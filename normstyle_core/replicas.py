@@ -38,6 +38,17 @@ def join_replicas(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def from_rank0(value: object, *, world_size: int) -> object:
+    """Rank 0's ``value`` on every replica. Under ``torchrun --nnodes N`` the run folder may be
+    each node's own disk: what rank 0 read there (which checkpoint, and its contents) is what
+    every replica must continue from, whatever its own disk holds."""
+    if world_size == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def any_replica(flag: bool, *, world_size: int, device: torch.device) -> bool:
     """Any replica asked to stop -> all stop at the same step (so checkpoints agree)."""
     if world_size == 1:

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .checkpoint import load_init_weights, resume_training, save_training_checkpoint
+from .checkpoint import load_init_weights, read_checkpoint, resume_training, save_training_checkpoint
 from .config import LossConfig, ModelConfig, TrainConfig
 from .data import ContentBatches, StyleSet, list_images
 from .devices import placement
@@ -34,7 +34,7 @@ from .models.norm_net import VGGStatsNormalizationNet
 from .models.style_transfer import StyleTransferModel
 from .models.vgg import VGG19, layer_names
 from .plots import loss_curve_png
-from .replicas import PasticheStep, any_replica, join_replicas, replica_placement, replicated
+from .replicas import PasticheStep, any_replica, from_rank0, join_replicas, replica_placement, replicated
 from .revival import revive_encoder
 from .run_folder import check_run_folder, log_path, remove_stale_temp_files, truncate_log, write_run_config
 from .run_styles import style_files_by_name
@@ -201,8 +201,8 @@ class Trainer:
             old.unlink(missing_ok=True)
         return path
 
-    def resume(self, path: Path) -> None:
-        data = resume_training(path, model=self.model, optimizer=self.optimizer, ema=self.ema)
+    def resume(self, path: Path, *, data: dict | None = None) -> None:
+        data = resume_training(path, model=self.model, optimizer=self.optimizer, ema=self.ema, data=data)
         self.step = int(data.get("step", 0))
         # The saved optimiser state carries the old learning rate; train_step sets lr_at(step)
         # before every update, so the one asked for now wins and a resume with a lower --lr
@@ -252,10 +252,16 @@ class Trainer:
         if self.is_main:
             remove_stale_temp_files(self.out_dir)
         if resume:
-            ckpt = latest_checkpoint(self.out_dir)
-            if ckpt is not None:
-                self.resume(ckpt)
-        if self.is_main:
+            # Rank 0's newest checkpoint, read once and sent to every replica: on several
+            # machines the others may have no copy (or an older one) on their own disks.
+            ckpt = latest_checkpoint(self.out_dir) if self.is_main else None
+            found = from_rank0((str(ckpt), read_checkpoint(ckpt)) if ckpt is not None else None,
+                               world_size=self.world_size)
+            if found is not None:
+                self.resume(Path(found[0]), data=found[1])
+        # Rank 0's config is the run's; a replica on another machine writes one into its own
+        # folder too, so the folder that holds its log is known as a run's when it comes back.
+        if self.is_main or not (self.out_dir / "config.json").exists():
             write_run_config(self.out_dir, train=cfg, model=self.model_cfg, loss=self.loss_cfg,
                              vgg_source=self.vgg.source, world_size=self.world_size)
         self.load_styles()
@@ -299,7 +305,7 @@ class Trainer:
                         log.info("step %d: revived %d dormant encoder units", self.step, revived)
                 if self.step % cfg.checkpoint_every == 0:
                     last_saved = self.save()
-                    if callback:
+                    if callback and last_saved is not None:  # rank 0 alone saves
                         callback(StepInfo(self.step, cfg.steps, {}, ema, "checkpoint", str(last_saved)))
                 if self.step % cfg.sample_every == 0 and self.is_main:
                     sheet = self.sample_sheet()

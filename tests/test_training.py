@@ -435,3 +435,62 @@ def test_sample_sheets_label_their_columns_with_the_style_names(tmp_path):
     # 4 rows of 32 px cells and 4 px gaps, plus an 18 px strip of labels with dark text in it
     assert labelled.height == 18 + 4 * (32 + 4) + 4
     assert labelled.crop((4, 0, labelled.width, 18)).getextrema()[0] < 128
+
+
+NODE_SCRIPT = """
+import sys, torch, torch.distributed as dist
+sys.path.insert(0, {here!r})
+from pathlib import Path
+from train_helpers import tiny_model_config, tiny_train_config
+from normstyle_core.training import Trainer
+node, steps = Path(sys.argv[1]), int(sys.argv[2])
+t = Trainer(tiny_train_config(node, steps=steps, checkpoint_every=2), model_config=tiny_model_config())
+t.fit()
+flat = torch.cat([p.detach().flatten() for p in t.model.parameters()])
+rank = dist.get_rank() if dist.is_initialized() else 0
+torch.save(flat, node / f"params_rank{{rank}}.pt")
+if dist.is_initialized():
+    dist.destroy_process_group()
+"""
+
+
+def _nodes(script: Path, folders: list[Path], steps: int) -> None:
+    """``torchrun --nnodes N`` with one process per simulated node, each with its own folder (its
+    own disk: per-node copies of the data, checkpoints only where rank 0 runs)."""
+    port = _free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", f"--nnodes={len(folders)}",
+                               "--nproc-per-node=1", f"--node-rank={rank}", "--master-addr=127.0.0.1",
+                               f"--master-port={port}", str(script), str(folder), str(steps)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank, folder in enumerate(folders)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), "\n".join(o[-2500:] for o in outs)
+
+
+def test_two_nodes_train_then_resume_on_one_then_on_two_again(tmp_path):
+    """Two machines simulated as two process groups on localhost: rank 0 alone writes
+    checkpoints (on its own node's disk); the run resumes on one node, then on two again, where
+    the second node has no checkpoint of its own and continues from rank 0's state."""
+    script = tmp_path / "node.py"
+    script.write_text(NODE_SCRIPT.format(here=str(HERE)))
+    node0, node1 = tmp_path / "node0", tmp_path / "node1"
+    _nodes(script, [node0, node1], steps=2)
+    assert [c.name for c in (node0 / "run").glob("ckpt_*.pt")] == ["ckpt_0000002.pt"]
+    assert not list((node1 / "run").glob("ckpt_*.pt"))  # rank 1 writes no checkpoint
+    p0, p1 = (torch.load(n / f"params_rank{r}.pt") for n, r in ((node0, 0), (node1, 1)))
+    torch.testing.assert_close(p0, p1, atol=0, rtol=0)
+
+    # One node goes on from the two-node checkpoint (a plain process, world size 1).
+    subprocess.run([sys.executable, str(script), str(node0), "4"], check=True, timeout=300,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True)
+    assert read_checkpoint(latest_checkpoint(node0 / "run"))["step"] == 4
+
+    # Two nodes again: node1's disk still has no checkpoint; both replicas continue at step 4.
+    _nodes(script, [node0, node1], steps=6)
+    p0, p1 = (torch.load(n / f"params_rank{r}.pt") for n, r in ((node0, 0), (node1, 1)))
+    torch.testing.assert_close(p0, p1, atol=0, rtol=0)
+    steps1 = [json.loads(line)["step"] for line in (node1 / "run" / "log.rank1.jsonl").read_text().splitlines()]
+    assert steps1 == [1, 2, 5, 6]  # rank 1 trained steps 5-6 from rank 0's step-4 state, not 3-6
+    assert not list((node1 / "run").glob("ckpt_*.pt"))
+    assert read_checkpoint(latest_checkpoint(node0 / "run"))["step"] == 6
