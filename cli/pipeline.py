@@ -112,13 +112,10 @@ def model_tag(model_path: Path | None) -> str | None:
     """The name a model other than the shipped one gives output names ({settings}: "_model-mine"
     for runs/mine or mine.pt), None for the shipped model. Read from the path alone: planning
     happens before the model loads."""
-    if model_path is None:
+    from normstyle_core.builtin_styles import is_shipped_model
+    if model_path is None or is_shipped_model(Path(model_path).expanduser()):
         return None
-    import normstyle_core
-    shipped = Path(normstyle_core.__file__).parent / "assets" / "default.pt"
     path = Path(model_path).expanduser()
-    if _same_file(path, shipped):
-        return None
     if path.is_dir() or not path.suffix:
         stem = path.resolve().name  # a training run folder: its name ("." included)
     else:

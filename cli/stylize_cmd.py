@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import click
+from click.core import ParameterSource
 
 from .common import (EXIT_ERROR, EXIT_INTERRUPTED, ProgressDisplay, error_line, is_quiet, load_stylizer, say,
                      stderr_console, stdout_console, thread_count)
@@ -109,6 +110,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     styles, refine_steps, as_json = style.specs, style.refine_steps, output.as_json
 
     started = time.perf_counter()
+    render = _style_default_strength(render, styles=styles, model_path=engine.model_path)
     # The style's name is part of output names; planning needs it before the model loads, so
     # use the user's spelling (file stem for files), the same name resolve_styles returns.
     from .style_bank import safe_name
@@ -206,6 +208,21 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
                      as_json=as_json, show_table=not per_file and not is_quiet(),
                      skips_existing=output.skip_existing, shard=str(shard) if shard is not None else None,
                      runner="ray" if ray_address is not None else "local")
+
+
+def _style_default_strength(render, *, styles: Sequence[str], model_path: Path | None):
+    """``render`` with a built-in style's own default strength where the user gave no --strength
+    and paints with that one style (builtin_styles.py: styles whose full strength erases the
+    photo), said in one line."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or len(styles) != 1 or ctx.get_parameter_source("strength") != ParameterSource.DEFAULT:
+        return render
+    from normstyle_core.builtin_styles import default_strength
+    own = default_strength(styles[0], model_path)
+    if own is None:
+        return render
+    say(f"{styles[0]}: at its own default strength {own:g} (--strength 1 for the full style)")
+    return dataclasses.replace(render, strength=own)
 
 
 def _dry_run(jobs: Sequence[Job], pre: Sequence[Result], *, as_json: bool) -> int:

@@ -118,3 +118,20 @@ def test_no_two_built_in_styles_look_the_same(shipped):
         closest.append((d, a, b))
     closest.sort()
     assert closest[0][0] > MIN_STYLE_DISTANCE, closest[:3]
+
+
+def test_a_style_with_its_own_default_strength_gets_it_unless_strength_is_given(raw_run, tmp_path, monkeypatch):
+    from normstyle_core.builtin_styles import default_strength
+    monkeypatch.delenv("NORMSTYLE_MODEL", raising=False)
+    own = default_strength("brushstrokes")
+    assert own is not None and 0 < own < 1
+    src = photo(tmp_path / "p.jpg", 48, 36)
+    r = raw_run("stylize", src, "--style", "brushstrokes", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert f"at its own default strength {own:g}" in r.output
+    assert (tmp_path / f"p_brushstrokes_strength{own:g}.jpg").is_file()
+    r = raw_run("stylize", src, "--style", "brushstrokes", "--strength", "1", "--device", "cpu")
+    assert r.exit_code == 0 and "own default strength" not in r.output
+    assert (tmp_path / "p_brushstrokes.jpg").is_file()
+    r = raw_run("stylize", src, "--style", "candy", "--device", "cpu")  # no note: the usual default
+    assert r.exit_code == 0 and "own default strength" not in r.output and (tmp_path / "p_candy.jpg").is_file()
