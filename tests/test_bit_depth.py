@@ -155,7 +155,7 @@ def test_an_asked_bit_depth_is_in_the_default_name(run, tmp_path):
     r = run("stylize", src, "--style", "red", "--bit-depth", "8")  # does not collide with it
     assert r.exit_code == 0, r.output
     (deep,) = [p for p in tmp_path.glob("g_red*.png") if "8bit" not in p.name]
-    (flat,) = tmp_path.glob("g_red*_8bit.png")
+    (flat,) = tmp_path.glob("g_red*_8bit_model-tiny.png")
     assert _read_raw(deep).dtype == np.uint16 and _read_raw(flat).dtype == np.uint8
 
 

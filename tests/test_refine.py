@@ -193,4 +193,4 @@ def test_stylize_and_batch_refine_style_images_on_their_photos(vrun, tmp_path):
     r = vrun("batch", tmp_path / "in", "--style", paint, "--refine", "3", "--out", tmp_path / "out")
     assert r.exit_code != 0  # the broken file fails the batch, but only it
     assert "not refining on" in r.output and "broken.png" in r.output
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_paint_refine3.png", "b_paint_refine3.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_paint_refine3_model-vggtiny.png", "b_paint_refine3_model-vggtiny.png"]
