@@ -269,6 +269,16 @@ class Stylizer:
         matrix = code.matrix if isinstance(code, StyleCode) else code
         return self.renderer.render(content, matrix, progress=progress)
 
+    def _strength_for(self, style: StyleInput | StyleCode, *, options: RenderOptions | None,
+                      strength: float | None) -> float | None:
+        """``strength`` as given; where neither it nor ``options`` is, a built-in style's own
+        default strength (styles whose full strength leaves little of the photo:
+        :mod:`normstyle_core.builtin_styles`), as ``normstyle stylize`` applies it."""
+        if strength is not None or options is not None or not isinstance(style, str):
+            return strength
+        from .builtin_styles import default_strength
+        return default_strength(style, self.info.get("path"))
+
     def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
                 strength: float | None = None, preserve_color: bool | None = None, max_size: int | None = None,
                 feedback: bool | None = None, stroke_scale: float | None = None,
@@ -285,6 +295,7 @@ class Stylizer:
         (:meth:`feedback`; built-in, refined and user codes are never corrected). By default
         (``None``) only on camera-size photos (:func:`normstyle_core.feedback.wanted`).
         ``progress``: called with (tiles done, tiles in all) as the network renders."""
+        strength = self._strength_for(style, options=options, strength=strength)
         opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
                        feedback=feedback, stroke_scale=stroke_scale)
         loaded = _as_loaded(image)
@@ -303,6 +314,7 @@ class Stylizer:
         which :func:`~normstyle_core.imaging.save_image` writes as PNG or TIFF): the render's float
         result at full size, so a smooth 16-bit gradient keeps its thousands of levels (an 8-bit
         result scaled up would keep 256). ``max_size`` shrinks the photo in floats too."""
+        strength = self._strength_for(style, options=options, strength=strength)
         opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
                        feedback=feedback, stroke_scale=stroke_scale)
         loaded = _as_loaded(image)
@@ -328,6 +340,7 @@ class Stylizer:
         an existing ``dst`` (never ``src`` itself). Returns ``dst``; ImageError/StyleError with one
         line for anything wrong, checked before the render where it can be."""
         src, dst = Path(src), Path(dst)
+        strength = self._strength_for(style, options=options, strength=strength)
         opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
                        feedback=feedback, stroke_scale=stroke_scale)
         if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
@@ -360,6 +373,7 @@ class Stylizer:
         """:meth:`stylize` on a float (H, W, 3) array in [0, 1], returning one of the same size, so
         high bit-depth pictures (the GIMP plug-in's layers) keep their precision. ``progress``
         gets (fraction, what is happening). ``options.max_size`` is not applied here."""
+        strength = self._strength_for(style, options=options, strength=strength)
         opts = _merged(options, strength=strength, preserve_color=preserve_color, feedback=feedback,
                        stroke_scale=stroke_scale)
         imaging.check_finite(rgb)  # files and other inputs are checked where they are loaded

@@ -135,3 +135,18 @@ def test_a_style_with_its_own_default_strength_gets_it_unless_strength_is_given(
     assert (tmp_path / "p_brushstrokes.jpg").is_file()
     r = raw_run("stylize", src, "--style", "candy", "--device", "cpu")  # no note: the usual default
     assert r.exit_code == 0 and "own default strength" not in r.output and (tmp_path / "p_candy.jpg").is_file()
+
+
+def test_the_api_gives_a_style_its_own_default_strength_too(shipped):
+    stylizer = shipped
+    from normstyle_core import RenderOptions
+    from normstyle_core.builtin_styles import default_strength
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8))
+    own = default_strength("brushstrokes")
+    as_is = np.asarray(stylizer.stylize(img, style="brushstrokes"))
+    np.testing.assert_array_equal(as_is, np.asarray(stylizer.stylize(img, style="brushstrokes", strength=own)))
+    full = np.asarray(stylizer.stylize(img, style="brushstrokes", strength=1.0))
+    assert np.abs(full.astype(int) - as_is).max() > 3  # the default is not the full style
+    np.testing.assert_array_equal(full, np.asarray(stylizer.stylize(img, style="brushstrokes",
+                                                                     options=RenderOptions())))
