@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from normstyle_core.errors import ConfigError
 
+from .common import disk_full
 from .pipeline import FAILED, NOT_RUN, OK, Job, Options, Result, load_job_image, planned_result, render_job, \
     write_job_output, _message
 
@@ -65,16 +66,18 @@ class RenderActor:
         self.opts = opts
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        rows: dict[str, list] = {"index": [], "status": [], "error": [], "seconds": [], "width": [], "height": []}
+        rows: dict[str, list] = {"index": [], "status": [], "error": [], "seconds": [], "width": [], "height": [],
+                                 "disk_full": []}
         for i, job in enumerate(batch["job"]):
             t0 = time.perf_counter()
-            status, error, size = OK, "", (0, 0)
+            status, error, size, full = OK, "", (0, 0), False
             try:
                 loaded = load_job_image(job)
                 image = render_job(job, self.stylizer, self.code, self.opts, loaded)
                 size = write_job_output(job, image, loaded, self.opts)
             except Exception as exc:  # noqa: BLE001 - one bad photo is one failed row
-                status, error = FAILED, _message(exc, job.source)
+                status, error, full = FAILED, _message(exc, job.source), disk_full(exc)
+            rows["disk_full"].append(full)
             rows["index"].append(int(batch["index"][i]))
             rows["status"].append(status)
             rows["error"].append(error)
@@ -187,6 +190,9 @@ def run_jobs_on_ray(jobs: Sequence[Job], code: Any, opts: Options, *, address: s
                 size = (int(row["width"]), int(row["height"])) if row["status"] == OK else None
                 results[job.index] = Result(job.source, str(job.out), row["status"], row["error"] or None,
                                             float(row["seconds"]), size)
+                if row["disk_full"]:  # as the local batch: one line, the photos not yet done not run
+                    stop = f"disk full: {row['error']}"
+                    break
                 on_result(job, results[job.index])
     except KeyboardInterrupt:
         stop = "interrupted"

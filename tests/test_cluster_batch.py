@@ -214,3 +214,38 @@ def test_ray_runner_on_a_local_cluster_matches_the_local_batch(tmp_path, photos,
     expected["p03_red_model-tiny.jpg"] = b"made by hand earlier"
     assert _files(on_ray) == expected
     assert not leftovers(on_ray)
+
+
+def test_without_ray_installed_ray_is_one_line_naming_the_extra(run, tmp_path, photos, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    out = tmp_path / "o"
+    r = run("batch", photos, "--style", "red", "--out", out, "--ray")
+    assert r.exit_code == 1 and 'pip install "normstyle[ray]"' in r.stderr
+    assert not any(p.is_file() for p in out.rglob("*")) if out.exists() else True
+
+
+def test_a_ray_actor_reports_a_full_disk_as_such_and_a_bad_photo_as_a_row(tmp_path, photos, tiny_model_file,
+                                                                          monkeypatch):
+    """The actor itself, in this process: each photo one row, never an exception out of it."""
+    import errno
+    import numpy as np
+    from cli.pipeline import Options, collect_inputs, plan
+    from cli.ray_runner import EngineSpec, RenderActor
+    from normstyle_core import Stylizer
+    inputs, _ = collect_inputs([str(photos)], recursive=False)
+    jobs = plan(inputs, out_dir=tmp_path / "o", out_file=None, template="{stem}.{ext}", style="red", fmt="same",
+                strength=1.0, overwrite=False, skip_existing=False)
+    code = Stylizer.load(tiny_model_file, device="cpu").style("red")
+    actor = RenderActor(engine=EngineSpec(model_path=str(tiny_model_file), device="cpu", precision="fp32",
+                                          threads=1), code=code, opts=Options())
+    bad = next(j for j in jobs if j.src.name == "broken.jpg")
+    good = next(j for j in jobs if j.src.name == "p00.jpg")
+    rows = actor({"index": np.array([bad.index, good.index]), "job": np.array([bad, good], dtype=object)})
+    assert rows["status"] == ["failed", "ok"] and "broken.jpg" in rows["error"][0] and rows["disk_full"] == [False, False]
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("normstyle_core.imaging.save_image", no_space)
+    other = next(j for j in jobs if j.src.name == "p01.jpg")
+    rows = actor({"index": np.array([other.index]), "job": np.array([other], dtype=object)})
+    assert rows["status"] == ["failed"] and rows["disk_full"] == [True] and "space" in rows["error"][0]
