@@ -269,15 +269,16 @@ class Stylizer:
         matrix = code.matrix if isinstance(code, StyleCode) else code
         return self.renderer.render(content, matrix, progress=progress)
 
-    def _strength_for(self, style: StyleInput | StyleCode, *, options: RenderOptions | None,
-                      strength: float | None) -> float | None:
-        """``strength`` as given; where neither it nor ``options`` is, a built-in style's own
-        default strength (styles whose full strength leaves little of the photo:
-        :mod:`normstyle_core.builtin_styles`), as ``normstyle stylize`` applies it."""
-        if strength is not None or options is not None or not isinstance(style, str):
-            return strength
-        from .builtin_styles import default_strength
-        return default_strength(style, self.info.get("path"))
+    def _options(self, style: StyleInput | StyleCode, options: RenderOptions | None, *,
+                 strength: float | None, **given) -> RenderOptions:
+        """``options`` (default: RenderOptions()) with the keywords that were given. Where neither
+        a strength nor ``options`` is given, a built-in style's own default strength (styles whose
+        full strength leaves little of the photo: :mod:`normstyle_core.builtin_styles`), as
+        ``normstyle stylize`` applies it."""
+        if strength is None and options is None and isinstance(style, str):
+            from .builtin_styles import default_strength
+            strength = default_strength(style, self.info.get("path"))
+        return _merged(options, strength=strength, **given)
 
     def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
                 strength: float | None = None, preserve_color: bool | None = None, max_size: int | None = None,
@@ -295,15 +296,9 @@ class Stylizer:
         (:meth:`feedback`; built-in, refined and user codes are never corrected). By default
         (``None``) only on camera-size photos (:func:`normstyle_core.feedback.wanted`).
         ``progress``: called with (tiles done, tiles in all) as the network renders."""
-        strength = self._strength_for(style, options=options, strength=strength)
-        opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
-                       feedback=feedback, stroke_scale=stroke_scale)
-        loaded = _as_loaded(image)
-        rgb, alpha = loaded.rgb, loaded.alpha
-        if opts.max_size is not None and max(rgb.shape[:2]) > opts.max_size:
-            rgb, alpha = _downscale(rgb, alpha, opts.max_size)
-        result = self._stylize_array(rgb, style=style, options=opts, report=None, tiles=progress,
-                                     dtype=np.uint8)
+        opts = self._options(style, options, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                             feedback=feedback, stroke_scale=stroke_scale)
+        result, alpha = self._render_photo(image, style=style, options=opts, progress=progress, dtype=np.uint8)
         return imaging.compose(result, alpha)
 
     def stylize_16bit(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
@@ -314,15 +309,22 @@ class Stylizer:
         which :func:`~normstyle_core.imaging.save_image` writes as PNG or TIFF): the render's float
         result at full size, so a smooth 16-bit gradient keeps its thousands of levels (an 8-bit
         result scaled up would keep 256). ``max_size`` shrinks the photo in floats too."""
-        strength = self._strength_for(style, options=options, strength=strength)
-        opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
-                       feedback=feedback, stroke_scale=stroke_scale)
+        opts = self._options(style, options, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                             feedback=feedback, stroke_scale=stroke_scale)
+        result, alpha = self._render_photo(image, style=style, options=opts, progress=progress, dtype=np.float32)
+        return imaging.Picture16.from_float(result, alpha)
+
+    def _render_photo(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions,
+                      progress: TileProgress | None, dtype: type) -> tuple[np.ndarray, np.ndarray | None]:
+        """(result, alpha) of a photo, shrunk to ``options.max_size`` first; 8-bit results
+        (``np.uint8``) shrink the photo as 8 bits, float ones in floats (keeping 16-bit levels)."""
         loaded = _as_loaded(image)
         rgb, alpha = loaded.rgb, loaded.alpha
-        if opts.max_size is not None and max(rgb.shape[:2]) > opts.max_size:
-            rgb, alpha = _downscale_float(rgb, alpha, opts.max_size)
-        result = self._stylize_array(rgb, style=style, options=opts, report=None, tiles=progress)
-        return imaging.Picture16.from_float(result, alpha)
+        if options.max_size is not None and max(rgb.shape[:2]) > options.max_size:
+            shrink = _downscale if dtype == np.uint8 else _downscale_float
+            rgb, alpha = shrink(rgb, alpha, options.max_size)
+        return self._stylize_array(rgb, style=style, options=options, report=None, tiles=progress,
+                                   dtype=dtype), alpha
 
     def stylize_file(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                      style: StyleInput | StyleCode, options: RenderOptions | None = None,
@@ -340,9 +342,8 @@ class Stylizer:
         an existing ``dst`` (never ``src`` itself). Returns ``dst``; ImageError/StyleError with one
         line for anything wrong, checked before the render where it can be."""
         src, dst = Path(src), Path(dst)
-        strength = self._strength_for(style, options=options, strength=strength)
-        opts = _merged(options, strength=strength, preserve_color=preserve_color, max_size=max_size,
-                       feedback=feedback, stroke_scale=stroke_scale)
+        opts = self._options(style, options, strength=strength, preserve_color=preserve_color, max_size=max_size,
+                             feedback=feedback, stroke_scale=stroke_scale)
         if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 100:
             raise ImageError(f"quality must be a whole number from 1 to 100, got {quality!r}")
         if src.exists() and dst.exists() and os.path.samefile(src, dst):
@@ -373,8 +374,7 @@ class Stylizer:
         """:meth:`stylize` on a float (H, W, 3) array in [0, 1], returning one of the same size, so
         high bit-depth pictures (the GIMP plug-in's layers) keep their precision. ``progress``
         gets (fraction, what is happening). ``options.max_size`` is not applied here."""
-        strength = self._strength_for(style, options=options, strength=strength)
-        opts = _merged(options, strength=strength, preserve_color=preserve_color, feedback=feedback,
+        opts = self._options(style, options, strength=strength, preserve_color=preserve_color, feedback=feedback,
                        stroke_scale=stroke_scale)
         imaging.check_finite(rgb)  # files and other inputs are checked where they are loaded
         return self._stylize_array(rgb, style=style, options=opts, report=progress, tiles=None)
