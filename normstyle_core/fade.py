@@ -2,9 +2,8 @@
 
 The painting is always rendered at full strength; ``strength`` then mixes it with the photo,
 pixel by pixel, after both are at full size (so 0 returns the photo itself, to rounding, and a
-16-bit photo keeps its levels). Earlier versions moved the style *code* towards the photo's own
-code instead (Ghiasi et al.); that changed the colours but every strength still came out as a
-fully painted picture (issue #38).
+16-bit photo keeps its levels). Moving the style *code* towards the photo's own code instead
+(Ghiasi et al.) changes the colours, but every strength still comes out fully painted.
 
 Where and how the two are mixed was chosen by measurement on development photos and artworks
 (``tools/strength_curve.py``; EXPERIMENTS.md, "Strength as a fade"): the mix is made in
