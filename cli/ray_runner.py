@@ -151,6 +151,27 @@ def _native_stderr_quiet():
             os.unlink(log_path)
 
 
+def _cluster_messages_to_stderr(say: Callable[[str], None]) -> None:
+    """Ray's driver prints the cluster's error messages ("a worker died ... the task will be
+    retried") to stdout, where they would break `--json`; here each becomes one line on stderr
+    (its first sentence). Ray has no option for it, so its printer is wrapped; a Ray without
+    that function keeps its own behaviour."""
+    import ray._private.worker as ray_worker
+    original = getattr(ray_worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "_normstyle", False):
+        return
+
+    def printer(data: dict, *args: Any, **kwargs: Any) -> None:
+        if data.get("pid") != "raylet":
+            return original(data, *args, **kwargs)
+        for text in data.get("lines", []):
+            text = " ".join(str(text).split())
+            retried = " (Ray retries it)" if "will be retried" in text else ""
+            say(f"ray: {text.split('. ')[0][:200]}{retried}")
+    printer._normstyle = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = printer
+
+
 def pool_size(resources: dict[str, float], *, device: str, threads: int) -> tuple[int, float, float]:
     """(actors, CPUs per actor, GPUs per actor): one actor per GPU where the run uses GPUs,
     else one per ``threads`` CPUs of the whole cluster."""
@@ -163,10 +184,12 @@ def pool_size(resources: dict[str, float], *, device: str, threads: int) -> tupl
 
 def run_jobs_on_ray(jobs: Sequence[Job], code: Any, opts: Options, *, address: str, engine: EngineSpec,
                     on_result: Callable[[Job, Result], None] = lambda job, r: None,
+                    on_message: Callable[[str], None] = lambda text: None,
                     local_cpus: int | None = None) -> tuple[list[Result], str | None]:
     """Render every job on a Ray cluster; (results in input order, stop reason or None), as
     :func:`cli.pipeline.run_jobs`."""
     ray = _connect(address, cpus=local_cpus)
+    _cluster_messages_to_stderr(on_message)
     started_here = address == "local"
     results: dict[int, Result] = {}
     for job in jobs:

@@ -109,6 +109,11 @@ def safe_name(text: str) -> str:
     return cleaned or "style"
 
 
+def shadowed_warning(name: str) -> str:
+    return (f"warning: the built-in style {name!r} is used; your user style of the same name is "
+            f"shadowed (rename it: `normstyle styles remove {name}` then add it under another name)")
+
+
 def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], None],
                 refine: Callable[[Path], Any] | None = None):
     """(StyleCode, display name) for one ``--style`` value; ``refine(path)``, when given, turns a
@@ -121,20 +126,46 @@ def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], 
         return stylizer.style_bank[current], current
     if spec in stylizer.style_bank:
         if bank.get(spec) is not None:
-            warn(f"warning: the built-in style {spec!r} is used; your user style of the same name is "
-                 f"shadowed (rename it: `normstyle styles remove {spec}` then add it under another name)")
+            warn(shadowed_warning(spec))
         return stylizer.style_bank[spec], spec
     if NAME_RE.match(spec) and bank.get(spec) is not None:
         return bank.code(spec, stylizer), spec
+    path = _existing_style_file(spec, builtin=stylizer.style_bank, bank=bank)
+    return stylizer.style(path, from_image_file=refine), path.stem
+
+
+def _existing_style_file(spec: str, *, builtin, bank: UserStyleBank) -> Path:
+    """``spec`` as a style file (image or .pt code) once it is known to be no style name; the
+    one-line refusal otherwise."""
+    errors = _core_errors()
     path = Path(spec).expanduser()
     if not path.exists():
-        builtin, user = sorted(stylizer.style_bank), bank.names()
-        raise errors.StyleError(f"style {spec!r} is not a built-in style ({listed(builtin)}), not a user "
+        names, user = sorted(builtin), bank.names()
+        raise errors.StyleError(f"style {spec!r} is not a built-in style ({listed(names)}), not a user "
                                 f"style ({listed(user)}) and not an existing file"
-                                + did_you_mean(spec, names=[*builtin, *user]))
+                                + did_you_mean(spec, names=[*names, *user]))
     if path.is_dir():
         raise errors.StyleError(f"style {spec!r} is a folder; give an image file or a style name")
-    return stylizer.style(path, from_image_file=refine), path.stem
+    return path
+
+
+def check_styles_early(specs: Sequence[str], model_path: Path | None, bank: UserStyleBank) -> None:
+    """Refuse a ``--style`` that names nothing before the model loads, with the error
+    :func:`resolve_one` would give after it: a misspelt name is answered without importing torch
+    (issue #39). Only for the shipped model, whose built-in names styles.json lists (a test keeps
+    them equal to the model's); another model's names are in the model, so resolve_one checks
+    them once it is loaded. A value that passes here can still fail there (an unreadable image,
+    a code of another shape): those need the model anyway."""
+    from normstyle_core.builtin_styles import style_notes
+    notes = style_notes(model_path)
+    if not notes.styles:
+        return
+    for spec in specs:
+        if spec in notes.styles or notes.aliases.get(spec) in notes.styles:
+            continue
+        if NAME_RE.match(spec) and bank.get(spec) is not None:
+            continue
+        _existing_style_file(spec, builtin=notes.styles, bank=bank)
 
 
 def resolve_styles(specs: Sequence[str], weights: Sequence[float] | None, stylizer,

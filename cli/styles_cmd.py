@@ -275,6 +275,44 @@ def remove_style(name, model_path, device, precision):
     raise StyleError(f"no user style named {name!r} (see `normstyle styles list`)")
 
 
+def _show_without_model(name: str, notes, model_path: Path | None) -> None:
+    """`styles show NAME` of the shipped model from its notes: the same lines, notes and errors
+    as with the model loaded (a user style is described, not encoded)."""
+    import os
+
+    from normstyle_core import StyleError
+    from normstyle_core.builtin_styles import SHIPPED_MODEL
+    from normstyle_core.user_styles import did_you_mean, listed, style_image_files
+
+    from .style_bank import shadowed_warning
+
+    model_file = model_path if model_path is not None else Path(os.environ.get("NORMSTYLE_MODEL", SHIPPED_MODEL))
+    bank = UserStyleBank()
+    user = bank.get(name)
+    current = notes.aliases.get(name)
+    if name not in notes.styles and user is None and current in notes.styles:
+        error_line(f"note: {name!r} is now called {current!r}; the old name still works for now")
+        name = current
+    if name not in notes.styles and user is None:
+        known = sorted(notes.styles) + bank.names()
+        raise StyleError(f"no style named {name!r} (known: {listed(known)})" + did_you_mean(name, names=known))
+    note = notes.styles.get(name)
+    if note is not None and user is not None:
+        error_line(shadowed_warning(name))
+    kind = "built-in" if note is not None else f"user ({user.kind})"
+    painting = style_image_files(model_file=model_file, root=bank.root).get(name)
+    lines = {"name": name, "kind": kind, "what": note.description if note else None,
+             "image": note.source if note else None,
+             "strength": (f"{note.default_strength:g} suggested (at 1 little of the photo is left)"
+                          if note is not None and note.default_strength is not None else None),
+             "painting": str(painting) if painting is not None else "not on this machine",
+             "source": user.source if user and note is None else None, "model": str(model_file)}
+    for key, value in lines.items():
+        if value is not None:
+            click.echo(f"{key:>8}: {value}")
+    click.echo(f"     see: normstyle styles list --sheet   (every style on one photo)")
+
+
 @styles.command("show")
 @click.argument("name")
 @click.option("--export", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -290,6 +328,13 @@ def show_style(name, export, as_json, model_path, device, precision):
 
     from normstyle_core.builtin_styles import renamed, style_notes
 
+    notes = style_notes(model_path)
+    if notes.styles and not as_json and export is None:
+        # The shipped model: its names and notes are in styles.json and the painting's path in
+        # the JSON beside the weights, so the text answer needs neither torch nor the model
+        # (issue #39). --json (the code's statistics) and --export need the code: the model.
+        _show_without_model(name, notes, model_path)
+        return
     stylizer = load_stylizer(model_path, "cpu", "fp32")
     bank = UserStyleBank()
     user = bank.get(name)

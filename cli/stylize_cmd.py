@@ -99,6 +99,19 @@ def summarize(results: Sequence[Result], *, stop: str | None, seconds: float, st
     return EXIT_ERROR if counts[FAILED] or counts[NOT_RUN] else 0
 
 
+def _check_engine_early(engine: EngineOptions) -> None:
+    """The --device and --model mistakes that need no torch to see, refused before torch loads
+    with the words Stylizer.load would use after it (issue #39: errors answer at once).
+    Whether CUDA is there, and what the model file holds, still need torch and are checked
+    when the model loads."""
+    from normstyle_core.errors import CheckpointError, DeviceError
+    spec = (engine.device or "auto").strip().lower()
+    if spec not in ("auto", "cpu") and not spec.startswith("cuda"):
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")  # as devices.resolve_device
+    if engine.model_path is not None and not Path(engine.model_path).exists():
+        raise CheckpointError(f"model file not found: {engine.model_path}")  # as Stylizer.load
+
+
 def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, style: StyleRequest,
              render, output: OutputOptions, engine: EngineOptions, single: bool, per_file: bool = False,
              urls: Sequence[str | None] | None = None, shard=None, ray_address: str | None = None) -> int:
@@ -139,6 +152,12 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         reporter.line(f"failed: {r.error}")
     for problem, count in Counter(j.error for j in blocked).items():
         reporter.line(f"failed: {problem}; {count} file(s) not stylized")
+    if any(j.status is None for j in jobs):  # as below: no render, no style needed
+        # A misspelt --style is answered before anything imports torch (the temp-file sweep
+        # below does) or loads the model: ~0.2 s instead of ~3 s (issue #39).
+        from .style_bank import UserStyleBank, check_styles_early
+        _check_engine_early(engine)
+        check_styles_early(styles, engine.model_path, UserStyleBank())
     _remove_stale_temps(jobs, reporter.info)
     todo = [j for j in jobs if j.status is None]
     stylizer = code = None
@@ -174,7 +193,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
             spec = EngineSpec(model_path=str(engine.model_path) if engine.model_path else None, device=engine.device,
                               precision=engine.precision, threads=thread_count() or 1)
             results, stop = run_jobs_on_ray(jobs, code, opts, address=ray_address, engine=spec,
-                                            on_result=reporter.result)
+                                            on_result=reporter.result, on_message=reporter.line)
         else:
             results, stop = run_jobs(jobs, stylizer, code, opts, on_start=reporter.start,
                                      on_result=reporter.result if not single else lambda j, r: None)

@@ -110,6 +110,42 @@ def did_you_mean(spec: str, *, names: Sequence[str]) -> str:
     return "; did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
 
 
+def built_in_image_names(model_file: Path | None) -> dict[str, str]:
+    """Built-in style name -> the painting's path as the model file's training record names it
+    (which may not exist on this machine); see :func:`style_image_files`. Reads the model: torch.
+    ``normstyle_core/model_summary.py`` keeps this beside the shipped model for `styles show`."""
+    if model_file is not None:
+        from .model_summary import read_summary_file
+        summary = read_summary_file(Path(model_file))  # no torch where the JSON beside it is current
+        if summary is not None and isinstance(summary.get("style_images"), dict):
+            return {str(k): str(v) for k, v in summary["style_images"].items()}
+    return image_names_in_model(model_file)
+
+
+def image_names_in_model(model_file: Path | None) -> dict[str, str]:
+    """:func:`built_in_image_names` read from the model file itself (torch)."""
+    from .safe_load import load_tensors_only  # torch: only when a model file is read
+    try:
+        data = load_tensors_only(Path(model_file))
+    except Exception:  # noqa: BLE001  (a file the model loader accepted; thumbnails are optional)
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    train = data.get("train_config") if isinstance(data.get("train_config"), dict) else {}
+    listed_files = [str(p) for p in (train.get("styles") or []) if isinstance(p, str)]
+    named = {Path(p).stem: p for p in reversed(listed_files)}  # the first of one stem wins
+    own = data.get("style_files")
+    if isinstance(own, dict):
+        named.update({str(k): str(v) for k, v in own.items()})
+    # A built-in style renamed after training (a misspelt file name corrected) keeps its painting.
+    renames = data.get("style_renames")
+    if isinstance(renames, dict):
+        for old, new in renames.items():
+            if str(old) in named:
+                named.setdefault(str(new), named.pop(str(old)))
+    return named
+
+
 def style_image_files(*, model_file: Path | None, root: Path | None = None) -> dict[str, Path]:
     """Name -> the image a named style was made from, for each style whose image exists here.
 
@@ -120,26 +156,8 @@ def style_image_files(*, model_file: Path | None, root: Path | None = None) -> d
     machine that has the data and nowhere else. User styles: the saved image, or for a refined
     code the image it was refined from, if it is still there."""
     found: dict[str, Path] = {}
-    if model_file is not None and Path(model_file).is_file():
-        from .safe_load import load_tensors_only  # torch: only when a model file is read
-        try:
-            data = load_tensors_only(Path(model_file))
-        except Exception:  # noqa: BLE001  (a file the model loader accepted; thumbnails are optional)
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        train = data.get("train_config") if isinstance(data.get("train_config"), dict) else {}
-        listed_files = [str(p) for p in (train.get("styles") or []) if isinstance(p, str)]
-        named = {Path(p).stem: p for p in reversed(listed_files)}  # the first of one stem wins
-        own = data.get("style_files")
-        if isinstance(own, dict):
-            named.update({str(k): str(v) for k, v in own.items()})
-        # A built-in style renamed after training (a misspelt file name corrected) keeps its painting.
-        renames = data.get("style_renames")
-        if isinstance(renames, dict):
-            for old, new in renames.items():
-                if str(old) in named:
-                    named.setdefault(str(new), named.pop(str(old)))
+    named = built_in_image_names(model_file) if model_file is not None and Path(model_file).is_file() else {}
+    if named:
         for name, text in named.items():
             path = Path(text).expanduser()
             if path.is_file():
