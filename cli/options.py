@@ -82,7 +82,7 @@ style_options = _grouped([
                  help="Blend weights, one per --style (normalised to sum to 1), e.g. 0.7,0.3."),
     click.option("--refine", "refine_steps", type=click.IntRange(0), default=0, show_default=True,
                  metavar="STEPS", help="Fit each style IMAGE to the photos with STEPS gradient steps "
-                 "first; closer to the painting (20 steps: about 1 min on a busy 2-core CPU, README; 50: a bit closer)."),
+                 "first; closer to the painting (20 steps; 50: a bit closer still; README gives the time)."),
 ], lambda styles, weights, refine_steps: StyleRequest(tuple(styles), weights, refine_steps), "style")
 
 
