@@ -130,17 +130,23 @@ def resolve_one(spec: str, stylizer, bank: UserStyleBank, warn: Callable[[str], 
         return stylizer.style_bank[spec], spec
     if NAME_RE.match(spec) and bank.get(spec) is not None:
         return bank.code(spec, stylizer), spec
-    path = _existing_style_file(spec, builtin=stylizer.style_bank, bank=bank)
+    from normstyle_core.builtin_styles import style_notes
+    path = _existing_style_file(spec, builtin=stylizer.style_bank, bank=bank,
+                                removed=style_notes(stylizer.info.get("path")).removed)
     return stylizer.style(path, from_image_file=refine), path.stem
 
 
-def _existing_style_file(spec: str, *, builtin, bank: UserStyleBank) -> Path:
+def _existing_style_file(spec: str, *, builtin, bank: UserStyleBank, removed: dict[str, str]) -> Path:
     """``spec`` as a style file (image or .pt code) once it is known to be no style name; the
-    one-line refusal otherwise."""
+    one-line refusal otherwise (saying why, for a name the shipped model no longer has)."""
     errors = _core_errors()
     path = Path(spec).expanduser()
     if not path.exists():
         names, user = sorted(builtin), bank.names()
+        if spec in removed:
+            raise errors.StyleError(f"{spec!r} is no longer a built-in style ({removed[spec]}); "
+                                    f"`normstyle styles list` shows the {len(names)} there are"
+                                    + did_you_mean(spec, names=[*names, *user]))
         raise errors.StyleError(f"style {spec!r} is not a built-in style ({listed(names)}), not a user "
                                 f"style ({listed(user)}) and not an existing file"
                                 + did_you_mean(spec, names=[*names, *user]))
@@ -165,7 +171,7 @@ def check_styles_early(specs: Sequence[str], model_path: Path | None, bank: User
             continue
         if NAME_RE.match(spec) and bank.get(spec) is not None:
             continue
-        _existing_style_file(spec, builtin=notes.styles, bank=bank)
+        _existing_style_file(spec, builtin=notes.styles, bank=bank, removed=notes.removed)
 
 
 def resolve_styles(specs: Sequence[str], weights: Sequence[float] | None, stylizer,

@@ -108,7 +108,7 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
         note = ", SHADOWED by the built-in style of this name" if r["shadowed"] else ""
         about = r["description"] or r["source"]
         if r["default_strength"] is not None:
-            about += f" (use strength {r['default_strength']:g}: at 1 little of the photo is left)"
+            about += f" (strength {r['default_strength']:g} by default: at 1 little of the photo is left)"
         table.add_row(r["name"], r["kind"] + note, about)
     stdout_console().print(table)
 
@@ -303,7 +303,7 @@ def _show_without_model(name: str, notes, model_path: Path | None) -> None:
     painting = style_image_files(model_file=model_file, root=bank.root).get(name)
     lines = {"name": name, "kind": kind, "what": note.description if note else None,
              "image": note.source if note else None,
-             "strength": (f"{note.default_strength:g} suggested (at 1 little of the photo is left)"
+             "strength": (f"{note.default_strength:g} by default (at 1 little of the photo is left; --strength 1 for it)"
                           if note is not None and note.default_strength is not None else None),
              "painting": str(painting) if painting is not None else "not on this machine",
              "source": user.source if user and note is None else None, "model": str(model_file)}
@@ -373,7 +373,7 @@ def show_style(name, export, as_json, model_path, device, precision):
     # People want to know what the style is and looks like; the code's statistics mean nothing
     # to them, so they stay in --json.
     lines = {"name": name, "kind": kind, "what": info["description"], "image": info["image_source"],
-             "strength": (f"{note.default_strength:g} suggested (at 1 little of the photo is left)"
+             "strength": (f"{note.default_strength:g} by default (at 1 little of the photo is left; --strength 1 for it)"
                           if note is not None and note.default_strength is not None else None),
              "painting": info["painting"] or "not on this machine",
              "source": info["source"], "model": info["model"], "exported": info.get("exported")}

@@ -150,3 +150,21 @@ def test_the_api_gives_a_style_its_own_default_strength_too(shipped):
     assert np.abs(full.astype(int) - as_is).max() > 3  # the default is not the full style
     np.testing.assert_array_equal(full, np.asarray(stylizer.stylize(img, style="brushstrokes",
                                                                      options=RenderOptions())))
+
+
+@pytest.mark.parametrize("name", ["trial", "starry-night-crop", "impronte-d-artista"])
+def test_a_removed_built_in_name_says_why_in_one_line(raw_run, tmp_path, monkeypatch, notes, name):
+    monkeypatch.delenv("NORMSTYLE_MODEL", raising=False)
+    src = photo(tmp_path / "p.jpg", 48, 36)
+    r = raw_run("stylize", src, "--style", name, "--device", "cpu")
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert f"'{name}' is no longer a built-in style ({notes['removed'][name]})" in r.stderr
+    assert not list(tmp_path.glob("p_*"))
+
+
+def test_resolving_a_removed_name_after_the_model_loads_says_why_too(shipped, notes):
+    """The same words where the early check is skipped (the style is resolved with the model)."""
+    from cli.style_bank import UserStyleBank, resolve_one
+    from normstyle_core import StyleError
+    with pytest.raises(StyleError, match=r"'trial' is no longer a built-in style \(a test image"):
+        resolve_one("trial", shipped, UserStyleBank(), lambda line: None)
