@@ -31,10 +31,8 @@ def _filesystem(url: str):
     import fsspec
     try:
         return fsspec.core.url_to_fs(url)
-    except ImportError as exc:  # fsspec's message names the package: "Install s3fs to access S3"
-        raise ValueError(f"cannot read {url}: {exc}") from None
-    except ValueError as exc:  # "Protocol not known: xyz"
-        raise ValueError(f"cannot read {url}: {exc}") from None
+    except (ImportError, ValueError) as exc:  # "Install s3fs to access S3", "Protocol not known: x"
+        raise ValueError(f"cannot read it: {exc}") from None
 
 
 def collect_url_inputs(url: str, *, recursive: bool) -> tuple[list[tuple[Path, Path, str]], list[tuple[str, str]]]:
@@ -77,7 +75,10 @@ def load_url_image(url: str):
     photo (normstyle_core.imaging.load_image); errors name the URL, not the temp file."""
     from normstyle_core.errors import ImageError
     from normstyle_core.imaging import load_image
-    fs, path = _filesystem(url)
+    try:
+        fs, path = _filesystem(url)
+    except ValueError as exc:
+        raise ImageError(f"{url}: {exc}") from None
     suffix = posixpath.splitext(path)[1][:16]
     fd, tmp = tempfile.mkstemp(prefix="normstyle-in-", suffix=suffix)  # 0600, ours alone
     try:
