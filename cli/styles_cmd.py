@@ -280,37 +280,22 @@ def _show_without_model(name: str, notes, model_path: Path | None) -> None:
     as with the model loaded (a user style is described, not encoded)."""
     import os
 
-    from normstyle_core import StyleError
     from normstyle_core.builtin_styles import SHIPPED_MODEL
-    from normstyle_core.user_styles import did_you_mean, listed, style_image_files
+    from normstyle_core.user_styles import style_image_files
 
     from .style_bank import shadowed_warning
 
     model_file = model_path if model_path is not None else Path(os.environ.get("NORMSTYLE_MODEL", SHIPPED_MODEL))
     bank = UserStyleBank()
     user = bank.get(name)
-    current = notes.aliases.get(name)
-    if name not in notes.styles and user is None and current in notes.styles:
-        error_line(f"note: {name!r} is now called {current!r}; the old name still works for now")
-        name = current
-    if name not in notes.styles and user is None:
-        known = sorted(notes.styles) + bank.names()
-        raise StyleError(f"no style named {name!r} (known: {listed(known)})" + did_you_mean(name, names=known))
+    name = _known_style_name(name, builtin=notes.styles, current=notes.aliases.get(name), bank=bank)
     note = notes.styles.get(name)
     if note is not None and user is not None:
         error_line(shadowed_warning(name))
     kind = "built-in" if note is not None else f"user ({user.kind})"
     painting = style_image_files(model_file=model_file, root=bank.root).get(name)
-    lines = {"name": name, "kind": kind, "what": note.description if note else None,
-             "image": note.source if note else None,
-             "strength": (f"{note.default_strength:g} by default (at 1 little of the photo is left; --strength 1 for it)"
-                          if note is not None and note.default_strength is not None else None),
-             "painting": str(painting) if painting is not None else "not on this machine",
-             "source": user.source if user and note is None else None, "model": str(model_file)}
-    for key, value in lines.items():
-        if value is not None:
-            click.echo(f"{key:>8}: {value}")
-    click.echo(f"     see: normstyle styles list --sheet   (every style on one photo)")
+    _echo_style(name=name, kind=kind, note=note, painting=str(painting) if painting is not None else None,
+                source=user.source if user and note is None else None, model=str(model_file))
 
 
 @styles.command("show")
@@ -322,7 +307,6 @@ def _show_without_model(name: str, notes, model_path: Path | None) -> None:
 def show_style(name, export, as_json, model_path, device, precision):
     """Show where style NAME comes from and its style code."""
     from normstyle_core import StyleError
-    from normstyle_core.user_styles import did_you_mean, listed
 
     from .style_bank import resolve_one
 
@@ -338,13 +322,8 @@ def show_style(name, export, as_json, model_path, device, precision):
     stylizer = load_stylizer(model_path, "cpu", "fp32")
     bank = UserStyleBank()
     user = bank.get(name)
-    current = renamed(name, stylizer.info.get("path"))
-    if name not in stylizer.style_bank and user is None and current in stylizer.style_bank:
-        error_line(f"note: {name!r} is now called {current!r}; the old name still works for now")
-        name = current
-    if name not in stylizer.style_bank and user is None:
-        known = sorted(stylizer.style_bank) + bank.names()
-        raise StyleError(f"no style named {name!r} (known: {listed(known)})" + did_you_mean(name, names=known))
+    name = _known_style_name(name, builtin=stylizer.style_bank, current=renamed(name, stylizer.info.get("path")),
+                             bank=bank)
     code, _ = resolve_one(name, stylizer, bank, error_line)
     kind = "built-in" if name in stylizer.style_bank else f"user ({user.kind})"
     m = code.matrix
@@ -372,12 +351,34 @@ def show_style(name, export, as_json, model_path, device, precision):
         return
     # People want to know what the style is and looks like; the code's statistics mean nothing
     # to them, so they stay in --json.
-    lines = {"name": name, "kind": kind, "what": info["description"], "image": info["image_source"],
-             "strength": (f"{note.default_strength:g} by default (at 1 little of the photo is left; --strength 1 for it)"
-                          if note is not None and note.default_strength is not None else None),
-             "painting": info["painting"] or "not on this machine",
-             "source": info["source"], "model": info["model"], "exported": info.get("exported")}
+    _echo_style(name=name, kind=kind, note=note, painting=info["painting"], source=info["source"],
+                model=info["model"], exported=info.get("exported"))
+
+
+def _known_style_name(name: str, *, builtin, current: str | None, bank: UserStyleBank) -> str:
+    """``name``, or the current name of an old built-in one (said in a note line); the one-line
+    refusal for a name that is no style. ``builtin``: the built-in names (a container)."""
+    from normstyle_core import StyleError
+    from normstyle_core.user_styles import did_you_mean, listed
+    if name in builtin or bank.get(name) is not None:
+        return name
+    if current in builtin:
+        error_line(f"note: {name!r} is now called {current!r}; the old name still works for now")
+        return current
+    known = sorted(builtin) + bank.names()
+    raise StyleError(f"no style named {name!r} (known: {listed(known)})" + did_you_mean(name, names=known))
+
+
+def _echo_style(*, name: str, kind: str, note, painting: str | None, source: str | None, model: str | None,
+                exported: str | None = None) -> None:
+    """`styles show`'s text answer, the same with or without the model loaded."""
+    strength = (f"{note.default_strength:g} by default (at 1 little of the photo is left; --strength 1 for it)"
+                if note is not None and note.default_strength is not None else None)
+    lines = {"name": name, "kind": kind, "what": note.description if note else None,
+             "image": note.source if note else None, "strength": strength,
+             "painting": painting or "not on this machine", "source": source, "model": model,
+             "exported": exported}
     for key, value in lines.items():
         if value is not None:
             click.echo(f"{key:>8}: {value}")
-    click.echo(f"     see: normstyle styles list --sheet   (every style on one photo)")
+    click.echo("     see: normstyle styles list --sheet   (every style on one photo)")
