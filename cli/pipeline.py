@@ -285,10 +285,14 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
     """Output path and pre-decided status for every input; ``settings`` fills {settings};
     ``urls`` gives the fsspec URL of each input that is not a local file (None for local ones)."""
     urls = list(urls) if urls is not None else [None] * len(inputs)
-    all_inputs = {src.resolve() for (src, _), url in zip(inputs, urls) if url is None}
+    # The local file behind every input, URLs included (file:// names one too): no output may
+    # land on any of them.
+    from .remote_inputs import local_file
+    local = [src if url is None else local_file(url) for (src, _), url in zip(inputs, urls)]
+    all_inputs = {path.resolve() for path in local if path is not None}
     claimed: dict[Path, Path] = {}
     jobs: list[Job] = []
-    for i, ((src, rel), url) in enumerate(zip(inputs, urls)):
+    for i, ((src, rel), url, here) in enumerate(zip(inputs, urls, local)):
         job = Job(index=i, src=src, rel_dir=rel, url=url)
         jobs.append(job)
         try:
@@ -303,7 +307,7 @@ def plan(inputs: Sequence[tuple[Path, Path]], *, out_dir: Path | None, out_file:
             continue
         job.out = out
         key = out.resolve()
-        if url is None and (key == src.resolve() or (out.exists() and _same_file(out, src))):
+        if here is not None and (key == here.resolve() or (out.exists() and _same_file(out, here))):
             job.status = FAILED
             job.error = (f"output {out} is the input itself; refusing to overwrite an input "
                          "(choose another -o/--out or --name template)")

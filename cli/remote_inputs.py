@@ -35,6 +35,17 @@ def _filesystem(url: str):
         raise ValueError(f"cannot read it: {exc}") from None
 
 
+def local_file(url: str) -> Path | None:
+    """The local file a ``file://`` (or other local-filesystem) URL names, None for a remote one:
+    planning must know it, so that an output never lands on it."""
+    try:
+        fs, path = _filesystem(url)
+    except ValueError:
+        return None
+    from fsspec.implementations.local import LocalFileSystem
+    return Path(path) if isinstance(fs, LocalFileSystem) else None
+
+
 def collect_url_inputs(url: str, *, recursive: bool) -> tuple[list[tuple[Path, Path, str]], list[tuple[str, str]]]:
     """([(remote path, sub-folder to mirror, file URL)], [(url, problem)]) for one URL naming a
     file, a folder or a glob pattern; image extensions only inside folders, as for local ones."""

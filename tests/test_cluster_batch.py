@@ -249,3 +249,12 @@ def test_a_ray_actor_reports_a_full_disk_as_such_and_a_bad_photo_as_a_row(tmp_pa
     other = next(j for j in jobs if j.src.name == "p01.jpg")
     rows = actor({"index": np.array([other.index]), "job": np.array([other], dtype=object)})
     assert rows["status"] == ["failed"] and rows["disk_full"] == [True] and "space" in rows["error"][0]
+
+
+def test_an_input_named_by_a_file_url_is_never_overwritten(run, tmp_path, photos):
+    """file:// names a local file: the output policy protects it as it protects a path."""
+    before = snapshot(photos)
+    r = run("batch", photos.as_uri() + "/", "--style", "red", "--out", photos, "--name", "{stem}.{ext}",
+            "--overwrite", "--json")
+    assert r.exit_code == 1 and r.stderr.count("the input itself") == 9, r.output  # 8 photos and broken.jpg
+    assert snapshot(photos) == before
