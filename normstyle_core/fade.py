@@ -17,21 +17,15 @@ from torch import Tensor
 
 from .errors import StyleError
 from .options import check_strength
+from .render_plan import FADE_GAMMA, FADE_SPACE, fade_weight as weight  # torch-free: the plan's
 
 SPACES = ("srgb", "linear", "lab")
-FADE_SPACE = "linear"
-FADE_GAMMA = 0.8
 
 # sRGB <-> CIE XYZ (D65), IEC 61966-2-1
 _RGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375),
                (0.2126729, 0.7151522, 0.0721750),
                (0.0193339, 0.1191920, 0.9503041))
 _WHITE = (0.95047, 1.0, 1.08883)
-
-
-def weight(strength: float, *, gamma: float = FADE_GAMMA) -> float:
-    """The painting's share of the mix for ``strength`` (0 -> 0, 1 -> 1)."""
-    return float(check_strength(strength)) ** gamma
 
 
 def to_linear(srgb: Tensor) -> Tensor:
@@ -70,6 +64,11 @@ def lab_to_srgb(lab: Tensor) -> Tensor:
     return to_srgb((xyz @ m.T).clamp(0, 1)).clamp(0, 1)
 
 
+def mix_linear(photo: Tensor, painting: Tensor, w: "Tensor | float") -> Tensor:
+    """``photo`` and ``painting`` (sRGB in [0, 1]) mixed in linear light, ``w`` of the painting."""
+    return to_srgb(torch.lerp(to_linear(photo), to_linear(painting), w)).clamp(0, 1)
+
+
 def fade(photo: Tensor, painting: Tensor, *, strength: float, space: str = FADE_SPACE,
          gamma: float = FADE_GAMMA) -> Tensor:
     """The mix of ``photo`` and ``painting`` (channel-last (..., 3) float tensors in [0, 1] of one
@@ -85,5 +84,5 @@ def fade(photo: Tensor, painting: Tensor, *, strength: float, space: str = FADE_
     if space == "srgb":
         return torch.lerp(photo, painting, w)
     if space == "linear":
-        return to_srgb(torch.lerp(to_linear(photo), to_linear(painting), w)).clamp(0, 1)
+        return mix_linear(photo, painting, w)
     return lab_to_srgb(torch.lerp(srgb_to_lab(photo), srgb_to_lab(painting), w))

@@ -27,20 +27,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from .render_plan import feedback_wanted as wanted  # noqa: F401 - the plan decides; importable here too
 from .style_code import Provenance, StyleCode
 
 FEEDBACK_RATE = 0.75
-
-
-def wanted(requested: bool | None, *, camera_size: bool) -> bool:
-    """Whether the step runs for one photo: as the caller asked (``--feedback`` / ``--no-feedback``)
-    or, by default (``None``), only for camera-size photos, those that get the fine detail
-    (:func:`normstyle_core.stroke_scale.detail_size`). On development photos the step lowers the
-    style loss by about 1% at 512 px and at 4x alike, and at 4x it put two more pairs nearest their
-    own artwork (EXPERIMENTS.md, "The feedback step at camera size"). Its cost is fixed, ~0.4 s on
-    a 2-core CPU: a fifth of a 5 MP photo's render and less above, but it would double a 1 MP
-    photo's."""
-    return camera_size if requested is None else requested
 
 
 def corrects(code: StyleCode, *, enabled: bool) -> bool:

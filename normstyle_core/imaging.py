@@ -13,16 +13,17 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageMode, ImageOps
-from torch import Tensor
 
 from .atomic import write_atomically
 from .errors import ImageError
 from .formats import WRITE_FORMATS
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: reading and writing pictures need none
+    from torch import Tensor
 
 try:
     import fcntl
@@ -378,6 +379,7 @@ def _write_tiff16(fh, pic: Picture16, *, icc_profile: bytes | None) -> None:
 
 def to_tensor(rgb: np.ndarray) -> Tensor:
     """(H, W, 3) float array -> (1, 3, H, W) float32 tensor."""
+    import torch
     return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
 
 
@@ -386,6 +388,43 @@ def to_array(image: Tensor) -> np.ndarray:
     if image.dim() == 4:
         image = image[0]
     return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def shrink_photo(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int, *,
+                 levels: int = 8) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rgb, alpha) with the longer side shrunk to ``max_size`` (Lanczos). ``levels=8`` resizes
+    8-bit levels (the result is for an 8-bit picture); 16 resizes in floats (Pillow's "F" mode,
+    channel by channel), keeping 16-bit levels."""
+    h, w = rgb.shape[:2]
+    scale = max_size / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if levels == 8:
+        img = Image.fromarray(to_uint8(rgb)).resize(size, Image.Resampling.LANCZOS)
+        out_alpha = None
+        if alpha is not None:
+            a = Image.fromarray(to_uint8(alpha)).resize(size, Image.Resampling.LANCZOS)
+            out_alpha = np.asarray(a, dtype=np.float32) / 255.0
+        return np.asarray(img, dtype=np.float32) / 255.0, out_alpha
+
+    def shrink(channel: np.ndarray) -> np.ndarray:
+        img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), "F")
+        return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+    out = np.clip(np.stack([shrink(rgb[..., i]) for i in range(3)], axis=-1), 0, 1)
+    return out, None if alpha is None else np.clip(shrink(alpha), 0, 1)
+
+
+def resize_float(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) floats -> (h, w, C) float32, resampled as ``F.interpolate(mode="bilinear",
+    antialias=True, align_corners=False)`` does (a triangle filter widened by the reduction, the
+    filter torch's antialias was made to match), channel by channel in Pillow's float mode."""
+    h, w = size
+    if rgb.shape[:2] == (h, w):
+        return np.ascontiguousarray(rgb, dtype=np.float32)
+    out = np.empty((h, w, rgb.shape[2]), dtype=np.float32)
+    for c in range(rgb.shape[2]):
+        img = Image.fromarray(np.ascontiguousarray(rgb[..., c], dtype=np.float32), "F")
+        out[..., c] = np.asarray(img.resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    return out
 
 
 def to_uint8(values: np.ndarray, *, band_rows: int = 256, out: np.ndarray | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import StyleError
 
@@ -49,6 +49,13 @@ class RenderOptions:
         object.__setattr__(self, "strength", check_strength(self.strength))
         if not math.isfinite(self.stroke_scale) or self.stroke_scale < 0:
             raise StyleError(f"stroke scale must be a finite number >= 0, got {self.stroke_scale}")
+
+
+def merged(options: RenderOptions | None, **given) -> RenderOptions:
+    """``options`` (default: RenderOptions()) with the keywords that were given (not None)."""
+    base = options or RenderOptions()
+    changes = {k: v for k, v in given.items() if v is not None}
+    return replace(base, **changes) if changes else base
 
 
 @dataclass(frozen=True)

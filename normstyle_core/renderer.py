@@ -22,6 +22,7 @@ from torch import Tensor
 from .devices import Placement
 from .errors import RenderError
 from .options import RendererOptions
+from .render_plan import network_padding
 
 log = logging.getLogger(__name__)
 
@@ -228,14 +229,8 @@ class Renderer:
             matrix = matrix[None]
         content = content.to(self.place.device)
         h, w = content.shape[-2:]
-        # Pad to a multiple of 4 (two stride-2 stages) and at least 16 px, so the inner 3x3
-        # reflection pads always fit; reflect where possible, replicate for tiny images.
-        ph, pw = max((-h) % 4, 16 - h), max((-w) % 4, 16 - w)
-        x = content
-        if ph > 0 or pw > 0:
-            ph, pw = max(ph, 0), max(pw, 0)
-            mode = "reflect" if h > ph and w > pw else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        ph, pw, mode = network_padding(h, w)
+        x = F.pad(content, (0, pw, 0, ph), mode=mode) if ph or pw else content
         fast = self.fast_transform()
         matrix = matrix.to(self.place.device)
         if x.shape[-2] * x.shape[-1] > self.tile_pixels:

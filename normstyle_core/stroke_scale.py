@@ -26,7 +26,6 @@ size the strokes get their bristle texture.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -35,72 +34,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .imaging import to_uint8
+# The sizes are the render plan's (torch-free); kept importable from here.
+from .render_plan import (DETAIL_FROM, DETAIL_MAX_PIXELS, DETAIL_SCALE, REFERENCE_PIXELS,  # noqa: F401
+                          detail_size, working_size)
 
-# The working size for stroke_scale 1, chosen on test photos of 0.26-0.39 MP and artworks held out
-# of training (not eval/). Painted larger the marks shrink to grain (4x photos at 1 MP: a 40%
-# higher style loss than at 0.4 MP). Painted smaller and guided back up, the network's pixel-level
-# grain is gone and the photo's edges come back from the guide: painted at 0.2 MP, 512 px photos
-# scored a 31% lower style loss and a 10% lower content loss than painted at their own size. At
-# 0.13 MP both were lower still, but faces went soft at 100% (EXPERIMENTS.md, "Stroke scale" and
-# "The working size").
-REFERENCE_PIXELS = 200_000
 # Guided filter window radius (working-size pixels) and regulariser (luminance variance units):
 # below a local contrast of ~sqrt(EPS) the photo's fine texture is not copied into the painting.
 RADIUS = 1
 EPS = 1e-3
 _LUMA = (0.299, 0.587, 0.114)
-# The fine-detail pass, chosen on photos upscaled 4x and artworks held out of training (not eval/;
-# EXPERIMENTS.md, "Fine detail" and "The band above the working size"): painted at 2x the working
-# sides, the band above a Gaussian of sigma 0.5 px (wider bands showed at 512 px as a weaker
-# style), less what the working size holds of it (which showed at 512 px as the network's
-# bristle texture laid over smooth paintings), its values beyond 3x its RMS squashed (hard edges
-# ring), x3: the full-size output ~1.4x sharper than the working-size painting blown up, at about
-# the style loss and top-1 of the 512 px renders; at the same sharpness the squashed band scored
-# a lower style loss than the plain one on 68 of 96 pairs.
-DETAIL_SCALE = 2
-# Photos whose sides are at least this many times the working size's get the fine detail: from
-# 3.2 MP at stroke scale 1, every camera photo of 12-48 MP. Below, a photo is mostly seen whole,
-# and there the band costs style: on development photos 2x and 3x the working sides it raised the
-# style loss seen at 512 px by 8% and 9% for a sharpness at 100% of 1.45x / 1.43x against
-# 1.15x / 1.07x without it (EXPERIMENTS.md, "Which photos get the fine detail"); it also made a
-# 1 MP photo 3.7x slower.
-DETAIL_FROM = 4.0
 DETAIL_SIGMA = 0.5
 DETAIL_GAIN = 3.0
 DETAIL_LIMIT = 3.0
-# Finer strokes (stroke_scale < 1) paint at a larger working size already; a detail render
-# beyond this many pixels would cost more than the painting itself.
-DETAIL_MAX_PIXELS = DETAIL_SCALE * DETAIL_SCALE * REFERENCE_PIXELS
 # Pixels per band of the full-size output: each band's maps and their products are a handful of
 # float tensors of 6 x this many values (~24 MB each), about 0.1 GB whatever the photo's width,
 # which keeps the 48 MP CLI run under its 3 GB bound with room to spare (benchmarks/RESULTS.md).
 BAND_PIXELS = 1_000_000
-
-
-def working_size(height: int, width: int, *, stroke_scale: float,
-                 reference_pixels: int = REFERENCE_PIXELS) -> tuple[int, int]:
-    """(h, w) to paint at; the photo's own size when it is small enough or ``stroke_scale`` is 0
-    (marks at the model's native pixel size)."""
-    if not math.isfinite(stroke_scale) or stroke_scale < 0:
-        raise ValueError(f"stroke scale must be a finite number >= 0, got {stroke_scale}")
-    if stroke_scale == 0:
-        return height, width
-    target = reference_pixels / (stroke_scale * stroke_scale)
-    if height * width <= target:
-        return height, width
-    f = math.sqrt(target / (height * width))
-    return max(16, round(height * f)), max(16, round(width * f))
-
-
-def detail_size(full: tuple[int, int], working: tuple[int, int]) -> tuple[int, int] | None:
-    """(h, w) of the fine-detail render of a photo of size ``full`` painted at ``working``; None
-    where the photo's sides are less than DETAIL_FROM times the working size's (no camera-size
-    photo) or the render would exceed DETAIL_MAX_PIXELS."""
-    h, w = working[0] * DETAIL_SCALE, working[1] * DETAIL_SCALE
-    if (full[0] < DETAIL_FROM * working[0] or full[1] < DETAIL_FROM * working[1]
-            or h * w > DETAIL_MAX_PIXELS * 1.01):
-        return None
-    return h, w
 
 
 def fine_detail(painting: Tensor, *, sigma: float = DETAIL_SIGMA) -> Tensor:
@@ -155,6 +104,12 @@ def guided_coefficients(guide_lo: Tensor, painting_lo: Tensor, *, radius: int = 
     return a, painting_lo - a * guide_lo
 
 
+def apply_guided(a: Tensor, base: Tensor, guide: Tensor) -> Tensor:
+    """The guided output ``a * guide + base`` in [0, 1], from the maps of
+    :func:`guided_coefficients` brought to the guide's size."""
+    return (a * guide + base).clamp(0, 1)
+
+
 def _bilinear_taps(n_out: int, n_in: int) -> tuple[Tensor, Tensor, Tensor]:
     """Source indices and weights of F.interpolate(mode='bilinear', align_corners=False)."""
     src = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
@@ -200,7 +155,7 @@ def guided_upsample(photo: np.ndarray, a: Tensor, base: Tensor, *, detail: Tenso
         sl = slice(top, min(top + rows, h_out))
         full = _bilinear_rows(maps, taps, sl, w_out)  # (2C, band, W)
         guide = torch.from_numpy(photo[sl]) @ luma  # (band, W)
-        band = (full[:c] * guide + full[c:]).clamp_(0, 1)
+        band = apply_guided(full[:c], full[c:], guide)
         if detail is not None:  # on the valid painting: saturated areas get their texture too
             band = band.add_(_bilinear_rows(fine, fine_taps, sl, w_out)).clamp_(0, 1)
         band = band.permute(1, 2, 0)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence, Union
 
@@ -18,17 +17,17 @@ from .checkpoint import load_model
 from .devices import Placement, placement
 from .errors import CheckpointError, ImageError, StyleError
 from .fade import fade
-from .feedback import corrects, wanted
+from .feedback import corrects
 from .formats import WRITE_FORMATS
 from .imaging import LoadedImage
 from .model_files import resolve_model_path
 from .models.style_transfer import StyleTransferModel
-from .options import DEFAULT_TILE_PIXELS, RendererOptions, RenderOptions
+from .options import DEFAULT_TILE_PIXELS, RendererOptions, RenderOptions, merged
 from .refine import RefineConfig, fit_for_refining, loss_config_of, refine_code
 from .renderer import Renderer, TileProgress, compile_key
 from .run_styles import style_bank_of
-from .stroke_scale import (above_working_size, detail_size, fine_detail, guided_coefficients, guided_upsample, luminance,
-                           soft_limit, working_size)
+from .render_plan import RenderPlan
+from .stroke_scale import above_working_size, fine_detail, guided_coefficients, guided_upsample, luminance, soft_limit
 from .style_code import Provenance, StyleCode
 from .user_styles import did_you_mean, find_user_style, listed, user_style_code, user_style_names
 
@@ -278,7 +277,7 @@ class Stylizer:
         if strength is None and options is None and isinstance(style, str):
             from .builtin_styles import default_strength
             strength = default_strength(style, self.info.get("path"))
-        return _merged(options, strength=strength, **given)
+        return merged(options, strength=strength, **given)
 
     def stylize(self, image: ImageInput, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
                 strength: float | None = None, preserve_color: bool | None = None, max_size: int | None = None,
@@ -321,8 +320,7 @@ class Stylizer:
         loaded = _as_loaded(image)
         rgb, alpha = loaded.rgb, loaded.alpha
         if options.max_size is not None and max(rgb.shape[:2]) > options.max_size:
-            shrink = _downscale if dtype == np.uint8 else _downscale_float
-            rgb, alpha = shrink(rgb, alpha, options.max_size)
+            rgb, alpha = imaging.shrink_photo(rgb, alpha, options.max_size, levels=8 if dtype == np.uint8 else 16)
         return self._stylize_array(rgb, style=style, options=options, report=None, tiles=progress,
                                    dtype=dtype), alpha
 
@@ -390,17 +388,15 @@ class Stylizer:
             report(1.0, "Rendered")
             return imaging.to_uint8(rgb) if dtype == np.uint8 else np.array(rgb, dtype=np.float32)
         self.renderer.begin_picture()
-        size = working_size(*rgb.shape[:2], stroke_scale=options.stroke_scale)
-        guided = size != rgb.shape[:2]
+        plan = RenderPlan.for_photo(*rgb.shape[:2], stroke_scale=options.stroke_scale, feedback=options.feedback)
+        size, fine_size, guided = plan.working, plan.fine, plan.guided
         if guided:  # a view of the full-size photo: no full-size float copy for the resize
             full = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
             content = F.interpolate(full, size=size, mode="bilinear", antialias=True, align_corners=False)
             content = content.contiguous().clamp_(0, 1)
         else:
             content = imaging.to_tensor(rgb)
-        fine_size = detail_size(rgb.shape[:2], size) if guided else None
-        feedback = wanted(options.feedback, camera_size=fine_size is not None)
-        code = self.code_for(code, content, feedback=feedback)
+        code = self.code_for(code, content, feedback=plan.feedback)
         report(0.1, "Rendering")
         out = self.render(content, code, progress=tiles)
         if options.preserve_color:
@@ -436,35 +432,3 @@ def _fader(strength: float) -> Callable[[Tensor, Tensor], Tensor] | None:
     if strength >= 1.0:
         return None
     return lambda photo, painting: fade(photo, painting, strength=strength)
-
-
-def _merged(options: RenderOptions | None, **given) -> RenderOptions:
-    """``options`` (default: RenderOptions()) with the keywords that were given (not None)."""
-    base = options or RenderOptions()
-    changes = {k: v for k, v in given.items() if v is not None}
-    return replace(base, **changes) if changes else base
-
-
-def _downscale_float(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
-    """:func:`_downscale` in floats (Pillow's "F" mode, channel by channel): keeps 16-bit levels."""
-    h, w = rgb.shape[:2]
-    scale = max_size / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-
-    def shrink(channel: np.ndarray) -> np.ndarray:
-        img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32), "F")
-        return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
-    out = np.clip(np.stack([shrink(rgb[..., i]) for i in range(3)], axis=-1), 0, 1)
-    return out, None if alpha is None else np.clip(shrink(alpha), 0, 1)
-
-
-def _downscale(rgb: np.ndarray, alpha: np.ndarray | None, max_size: int):
-    h, w = rgb.shape[:2]
-    scale = max_size / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = Image.fromarray(imaging.to_uint8(rgb)).resize(size, Image.Resampling.LANCZOS)
-    out_alpha = None
-    if alpha is not None:
-        a = Image.fromarray(imaging.to_uint8(alpha)).resize(size, Image.Resampling.LANCZOS)
-        out_alpha = np.asarray(a, dtype=np.float32) / 255.0
-    return np.asarray(img, dtype=np.float32) / 255.0, out_alpha

@@ -1,0 +1,56 @@
+"""Which runs paint without torch (normstyle_core/onnx_engine.py), decided before torch loads.
+
+A run of a few photos with the shipped model, in one built-in style or from one style image,
+with the default engine settings, starts in a fraction of the second that importing torch costs.
+Everything else (another model, a device or precision asked for, --compile, a blend, --refine, a
+user style, a code file, --preserve-color, --ray, many photos) loads torch as before; so does any
+photo of a quick run whose render plan the torch-free engine does not paint (camera-size photos).
+NORMSTYLE_ENGINE=torch turns the quick engine off.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+# Beyond this many photos the run's length, not its start, is what a user waits for, and the
+# torch engine renders each photo faster (bf16 on CPUs that have it, compiled in the background
+# once the photos ahead repay it): benchmarks/startup.py, "photos per second".
+QUICK_MAX_PHOTOS = 4
+
+
+def quick_stylizer(*, specs: Sequence[str], weights: Sequence[float] | None, refine_steps: int | None,
+                   engine, render, photos: int, ray_address: str | None, bank,
+                   load_torch: Callable[[], Any], threads: int | None):
+    """(QuickStylizer, QuickStyle) for this run, or None where it needs torch."""
+    from normstyle_core.onnx_engine import OnnxEngine, engine_setting
+    if engine_setting() == "torch" or not _default_engine(engine) or os.environ.get("NORMSTYLE_MODEL"):
+        return None
+    if ray_address is not None or refine_steps or len(specs) != 1 or weights or render.preserve_color:
+        return None
+    if not 1 <= photos <= QUICK_MAX_PHOTOS:
+        return None
+    from normstyle_core import builtin_styles
+    from .style_bank import NAME_RE
+    model, spec = builtin_styles.SHIPPED_MODEL, specs[0]
+    if NAME_RE.match(spec) is not None and bank.get(spec) is not None:
+        return None  # a user style (or one a built-in name shadows, which torch's path says)
+    builtin = spec in builtin_styles.style_notes(model).styles
+    path = Path(spec).expanduser()
+    if not builtin and (not path.is_file() or path.suffix.lower() == ".pt"):
+        return None  # a renamed built-in, a code file: torch's path resolves them
+    quick = OnnxEngine.open(model, encoder=not builtin, threads=threads)
+    if quick is None or (builtin and spec not in quick.codes):
+        return None
+    from normstyle_core.onnx_engine import QuickStylizer
+    stylizer = QuickStylizer(quick, model_path=model, load_torch=load_torch)
+    return stylizer, stylizer.style(spec if builtin else str(path), builtin=builtin)
+
+
+def _default_engine(engine) -> bool:
+    """The engine settings the torch-free engine stands in for: the shipped model on the CPU."""
+    from normstyle_core.onnx_engine import gpu_present
+    device = (engine.device or "auto").strip().lower()
+    precision = (engine.precision or "auto").strip().lower()
+    return (engine.model_path is None and engine.compile is not True and precision in ("auto", "fp32")
+            and (device == "cpu" or (device == "auto" and not gpu_present())))
