@@ -51,6 +51,7 @@ def engine_setting() -> str:
 @dataclass(frozen=True)
 class OnnxFiles:
     paint: Path
+    fade: Path
     encode: Path
     codes: Path
     manifest: Path
@@ -61,6 +62,7 @@ def onnx_files(model_path: str | os.PathLike[str]) -> OnnxFiles:
     path = Path(model_path)
     stem = path.with_suffix("")
     return OnnxFiles(paint=stem.with_name(stem.name + ".paint.onnx"),
+                     fade=stem.with_name(stem.name + ".fade.onnx"),
                      encode=stem.with_name(stem.name + ".encode.onnx"),
                      codes=stem.with_name(stem.name + ".codes.npz"),
                      manifest=stem.with_name(stem.name + ".onnx.json"))
@@ -98,7 +100,8 @@ class OnnxEngine:
                 or manifest.get("version") != MANIFEST_VERSION:
             return None
         from .model_summary import file_digest
-        checks = [(model_path, "model_sha256"), (files.paint, "paint_sha256"), (files.codes, "codes_sha256")]
+        checks = [(model_path, "model_sha256"), (files.paint, "paint_sha256"), (files.fade, "fade_sha256"),
+                  (files.codes, "codes_sha256")]
         if encoder:
             checks.append((files.encode, "encode_sha256"))
         try:
@@ -112,7 +115,7 @@ class OnnxEngine:
     def _session(self, which: str):
         if which not in self._sessions:
             import onnxruntime as ort
-            path = self.files.paint if which == "paint" else self.files.encode
+            path = getattr(self.files, which)
             options = ort.SessionOptions()
             options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_LEVEL)
             options.log_severity_level = 3  # errors only: its warnings are not the user's business
@@ -155,13 +158,16 @@ class OnnxEngine:
         content = imaging.resize_float(rgb, plan.working)
         ph, pw, mode = network_padding(*plan.working)
         padded = np.pad(content, ((0, ph), (0, pw), (0, 0)), mode="reflect" if mode == "reflect" else "edge")
-        feeds = {"photo": _nchw(rgb), "content": _nchw(content), "padded": _nchw(padded),
-                 "code": np.ascontiguousarray(code, dtype=np.float32),
-                 "mix": np.asarray(fade_weight(strength), dtype=np.float32)}
+        photo = _nchw(rgb)
+        feeds = {"photo": photo, "content": _nchw(content), "padded": _nchw(padded),
+                 "code": np.ascontiguousarray(code, dtype=np.float32)}
         painting, render = self._session("paint").run(None, feeds)
         if not np.isfinite(render).all():  # would be saved as a black image, silently
             raise RenderError("the render came out as NaN or infinite values: the style code or the "
                               "model's weights are broken")
+        if strength < 1.0:
+            mix = np.asarray(fade_weight(strength), dtype=np.float32)
+            painting = self._session("fade").run(None, {"photo": photo, "painting": painting, "mix": mix})[0]
         return painting[0].transpose(1, 2, 0)
 
 

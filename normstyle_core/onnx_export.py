@@ -4,13 +4,13 @@ The graphs are *exported from* the torch code, never written a second time: the 
 :class:`~normstyle_core.kernels.fast_net.FastTransform` (float32) followed by the guided
 upsampling's own functions (:func:`~normstyle_core.stroke_scale.guided_coefficients`,
 :func:`~normstyle_core.stroke_scale.apply_guided`) and the strength's fade
-(:func:`~normstyle_core.fade.mix_linear`); the encode graph is the model's Normalization Network.
+(:func:`~normstyle_core.fade.mix_linear`, a graph of its own); the encode graph is the model's Normalization Network.
 What the engine does around them (resizing, padding) is the render plan's
 (:mod:`normstyle_core.render_plan`). tests/test_onnx_engine.py checks the engine's pictures
 against the torch Stylizer's.
 
-Files written beside the model (``default.pt`` -> ``default.paint.onnx``, ``default.encode.onnx``,
-``default.codes.npz``, ``default.onnx.json``); the JSON names the model file's SHA-256, and the
+Files written beside the model (``default.pt`` -> ``default.paint.onnx``, ``default.fade.onnx``,
+``default.encode.onnx``, ``default.codes.npz``, ``default.onnx.json``); the JSON names the model file's SHA-256, and the
 engine uses the graphs only while it matches (a retrained model falls back to torch)::
 
     python tools/export_onnx.py normstyle_core/assets/default.pt
@@ -37,26 +37,32 @@ OPSET = 18
 
 
 class PaintGraph(nn.Module):
-    """(photo (1, 3, H, W), content (1, 3, h, w), padded content, code (rows, 2n), mix ()) ->
+    """(photo (1, 3, H, W), content (1, 3, h, w), padded content, code (rows, 2n)) ->
     (the painting at the photo's size, the network's render at the working size).
 
     ``content`` is the photo at the working size, ``padded`` the same padded for the network
-    (:func:`~normstyle_core.render_plan.network_padding`), ``mix`` the painting's fade weight
-    (:func:`~normstyle_core.render_plan.fade_weight`; 1: the painting itself)."""
+    (:func:`~normstyle_core.render_plan.network_padding`)."""
 
     def __init__(self, fast: FastTransform) -> None:
         super().__init__()
         self.fast = fast
 
-    def forward(self, photo: Tensor, content: Tensor, padded: Tensor, code: Tensor, mix: Tensor):
+    def forward(self, photo: Tensor, content: Tensor, padded: Tensor, code: Tensor):
         h, w = content.shape[-2], content.shape[-1]
         render = self.fast(padded, code[None])[..., :h, :w]
         a, base = guided_coefficients(luminance(content), render)
         maps = torch.nn.functional.interpolate(torch.cat([a, base], 1), size=photo.shape[-2:], mode="bilinear",
                                                align_corners=False)
-        painting = apply_guided(maps[:, :3], maps[:, 3:], luminance(photo))
-        faded = mix_linear(photo, painting, mix)
-        return torch.where(mix >= 1.0, painting, faded), render
+        return apply_guided(maps[:, :3], maps[:, 3:], luminance(photo)), render
+
+
+class FadeGraph(nn.Module):
+    """(photo, painting (1, 3, H, W), mix ()) -> the strength's fade, ``mix`` of the painting
+    (:func:`~normstyle_core.render_plan.fade_weight`). Its own graph: at full strength (the
+    default) its power functions would be a sixth of the paint graph's time for nothing."""
+
+    def forward(self, photo: Tensor, painting: Tensor, mix: Tensor) -> Tensor:
+        return mix_linear(photo, painting, mix)
 
 
 class EncodeGraph(nn.Module):
@@ -90,21 +96,25 @@ def export_onnx(model_path: Path) -> dict:
     hp = torch.export.Dim("hp", min=4, max=2048)
     wp = torch.export.Dim("wp", min=4, max=2048)
     code = next(iter(stylizer.style_bank.values())).matrix.float()
-    example = (torch.rand(1, 3, 400, 600), torch.rand(1, 3, 200, 300), torch.rand(1, 3, 200, 304),
-               code, torch.tensor(1.0))
+    example = (torch.rand(1, 3, 400, 600), torch.rand(1, 3, 200, 300), torch.rand(1, 3, 200, 304), code)
     with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-        paint_tmp, encode_tmp = Path(tmp) / "paint.onnx", Path(tmp) / "encode.onnx"
+        paint_tmp, encode_tmp, fade_tmp = (Path(tmp) / f"{n}.onnx" for n in ("paint", "encode", "fade"))
         torch.onnx.export(PaintGraph(fast).eval(), example, str(paint_tmp), dynamo=True, opset_version=OPSET,
-                          input_names=["photo", "content", "padded", "code", "mix"],
+                          input_names=["photo", "content", "padded", "code"],
                           output_names=["painting", "render"], external_data=False, verbose=False,
                           dynamic_shapes={"photo": {2: big_h, 3: big_w}, "content": {2: h, 3: w},
-                                          "padded": {2: 4 * hp, 3: 4 * wp}, "code": None, "mix": None})
+                                          "padded": {2: 4 * hp, 3: 4 * wp}, "code": None})
+        torch.onnx.export(FadeGraph().eval(), (torch.rand(1, 3, 40, 60), torch.rand(1, 3, 40, 60), torch.tensor(0.5)),
+                          str(fade_tmp), dynamo=True, opset_version=OPSET, input_names=["photo", "painting", "mix"],
+                          output_names=["faded"], external_data=False, verbose=False,
+                          dynamic_shapes={"photo": {2: big_h, 3: big_w}, "painting": {2: big_h, 3: big_w},
+                                          "mix": None})
         sh, sw = torch.export.Dim("sh", min=2, max=65536), torch.export.Dim("sw", min=2, max=65536)
         torch.onnx.export(EncodeGraph(model.normalization).eval(), (torch.rand(1, 3, 300, 400),),
                           str(encode_tmp), dynamo=True, opset_version=OPSET, input_names=["style"],
                           output_names=["code"], external_data=False, verbose=False,
                           dynamic_shapes={"style": {2: sh, 3: sw}})
-        for src, dst in ((paint_tmp, files.paint), (encode_tmp, files.encode)):
+        for src, dst in ((paint_tmp, files.paint), (encode_tmp, files.encode), (fade_tmp, files.fade)):
             write_bytes_atomically(dst, data=src.read_bytes())
     codes = {name: c.matrix.float().numpy() for name, c in sorted(stylizer.style_bank.items())}
 
@@ -115,6 +125,7 @@ def export_onnx(model_path: Path) -> dict:
         "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
         "model": model_path.name, "model_sha256": file_digest(model_path),
         "paint_sha256": file_digest(files.paint), "encode_sha256": file_digest(files.encode),
+        "fade_sha256": file_digest(files.fade),
         "codes_sha256": file_digest(files.codes),
         "code_shape": [rows, cols], "style_size": side, "opset": OPSET, "torch": torch.__version__,
     }

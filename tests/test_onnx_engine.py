@@ -65,7 +65,8 @@ def test_shipped_graphs_describe_the_shipped_model():
     files = onnx_files(SHIPPED_MODEL)
     manifest = json.loads(files.manifest.read_text())
     assert manifest["model_sha256"] == file_digest(SHIPPED_MODEL)
-    for path, key in ((files.paint, "paint_sha256"), (files.encode, "encode_sha256"), (files.codes, "codes_sha256")):
+    for path, key in ((files.paint, "paint_sha256"), (files.fade, "fade_sha256"), (files.encode, "encode_sha256"),
+                      (files.codes, "codes_sha256")):
         assert manifest[key] == file_digest(path), path
 
 
@@ -129,8 +130,8 @@ def test_other_or_damaged_graphs_are_not_used(tmp_path):
     model = tmp_path / "default.pt"
     shutil.copy(SHIPPED_MODEL, model)
     mine = onnx_files(model)
-    for src, dst in zip((files.paint, files.encode, files.codes, files.manifest),
-                        (mine.paint, mine.encode, mine.codes, mine.manifest)):
+    for src, dst in zip((files.paint, files.fade, files.encode, files.codes, files.manifest),
+                        (mine.paint, mine.fade, mine.encode, mine.codes, mine.manifest)):
         shutil.copy(src, dst)
     assert OnnxEngine.open(model, encoder=True) is not None
     data = bytearray(mine.encode.read_bytes())
@@ -206,5 +207,6 @@ def test_the_export_reproduces_the_shipped_graphs_behaviour(tmp_path):
     rgb = scene(300, 400)
     plan = RenderPlan.for_photo(300, 400, stroke_scale=1.0, feedback=None)
     code = shipped.codes["udnie"]
-    np.testing.assert_allclose(mine.paint(rgb, code, plan=plan, strength=1.0),
-                               shipped.paint(rgb, code, plan=plan, strength=1.0), atol=1e-4)
+    for strength in (1.0, 0.5):
+        np.testing.assert_allclose(mine.paint(rgb, code, plan=plan, strength=strength),
+                                   shipped.paint(rgb, code, plan=plan, strength=strength), atol=1e-4)
