@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 # Beyond this many photos the run's length, not its start, is what a user waits for, and the
-# torch engine renders each photo faster (bf16 on CPUs that have it, compiled in the background
-# once the photos ahead repay it): benchmarks/startup.py, "photos per second".
-QUICK_MAX_PHOTOS = 4
+# torch engine renders each photo faster: on one thread of a 2-core AVX-512 EPYC, 1 MP photos
+# took 0.27 s (torch, bf16) or 0.34 s (fp32) against ONNX Runtime's 0.36-0.41 s, and torch's
+# import and model load cost ~1.5 s, so torch breaks even near 15 photos (more with its
+# background compile). 8 stays on the safe side of that (EXPERIMENTS.md, "A torch-free engine").
+QUICK_MAX_PHOTOS = 8
 
 
 def quick_stylizer(*, specs: Sequence[str], weights: Sequence[float] | None, refine_steps: int | None,
                    engine, render, photos: int, ray_address: str | None, bank,
-                   load_torch: Callable[[], Any], threads: int | None):
+                   load_torch: Callable[[], Any], threads: int | None, warn: Callable[[str], None]):
     """(QuickStylizer, QuickStyle) for this run, or None where it needs torch."""
     from normstyle_core.onnx_engine import OnnxEngine, engine_setting
     if engine_setting() == "torch" or not _default_engine(engine) or os.environ.get("NORMSTYLE_MODEL"):
@@ -35,10 +37,15 @@ def quick_stylizer(*, specs: Sequence[str], weights: Sequence[float] | None, ref
     model, spec = builtin_styles.SHIPPED_MODEL, specs[0]
     if NAME_RE.match(spec) is not None and bank.get(spec) is not None:
         return None  # a user style (or one a built-in name shadows, which torch's path says)
-    builtin = spec in builtin_styles.style_notes(model).styles
+    notes = builtin_styles.style_notes(model)
+    current = notes.aliases.get(spec)
+    if spec not in notes.styles and current in notes.styles:
+        warn(f"note: the built-in style {spec!r} is now called {current!r}; the old name still works for now")
+        spec = current  # as style_bank.resolve_one says and does
+    builtin = spec in notes.styles
     path = Path(spec).expanduser()
     if not builtin and (not path.is_file() or path.suffix.lower() == ".pt"):
-        return None  # a renamed built-in, a code file: torch's path resolves them
+        return None  # a code file: torch's path reads it
     quick = OnnxEngine.open(model, encoder=not builtin, threads=threads)
     if quick is None or (builtin and spec not in quick.codes):
         return None

@@ -169,7 +169,7 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
         quick = quick_stylizer(specs=styles, weights=weight_list, refine_steps=refine_steps, engine=engine,
                                render=render, photos=len(todo), ray_address=ray_address, bank=UserStyleBank(),
                                load_torch=lambda: load_stylizer(engine.model_path, engine.device, engine.precision),
-                               threads=thread_count())
+                               threads=thread_count(), warn=reporter.line)
     if quick is not None:  # no torch: normstyle_core/onnx_engine.py
         stylizer, code = quick
     elif todo:
