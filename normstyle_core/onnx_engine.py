@@ -35,9 +35,10 @@ ENGINES = ("auto", "torch")
 # Above this many pixels a photo's whole-picture float maps (a dozen full-size planes) would cost
 # more memory than the torch path's bands; no such photo skips the fine detail at stroke scale 1.
 MAX_PHOTO_PIXELS = 8_000_000
-# ONNX Runtime's layout rewrites (level "all") pay off over many renders; a one-photo process
-# pays their set-up in its first render (benchmarks/startup.py, "extended" against "all").
-GRAPH_LEVEL = "ORT_ENABLE_EXTENDED"
+# ONNX Runtime's graph rewrites, all of them: its blocked (NCHWc) convolutions took the paint
+# graph's convs from 242 to 176 ms per 1 MP photo on one thread, and a fresh process's session
+# plus first render from 0.59-0.70 s to 0.51-0.67 s (EXPERIMENTS.md, "A torch-free engine").
+GRAPH_LEVEL = "ORT_ENABLE_ALL"
 
 
 def engine_setting() -> str:
