@@ -252,17 +252,17 @@ def parse_ints(text: str | None, what: str, count: int | None = None) -> tuple[i
 
 def data_home() -> Path:
     """Where user styles live: $NORMSTYLE_HOME, else the platform's user data dir."""
-    env = os.environ.get("NORMSTYLE_HOME")
-    if env:
-        return Path(env).expanduser()
+    from normstyle_core.environment import home
+    if home() is not None:
+        return home()
     import platformdirs
     return Path(platformdirs.user_data_dir("normstyle", appauthor=False))
 
 
 def cache_home() -> Path:
-    env = os.environ.get("NORMSTYLE_HOME")
-    if env:
-        return Path(env).expanduser() / "cache"
+    from normstyle_core.environment import home
+    if home() is not None:
+        return home() / "cache"
     import platformdirs
     return Path(platformdirs.user_cache_dir("normstyle", appauthor=False))
 

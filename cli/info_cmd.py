@@ -70,7 +70,8 @@ def info(as_json, probe, model_path, device, precision):
     from normstyle_core.model_summary import read_summary
 
     out: dict = {"normstyle": __version__}
-    path = model_path if model_path is not None else Path(os.environ.get("NORMSTYLE_MODEL", SHIPPED_MODEL))
+    from normstyle_core.environment import model_path as chosen_model
+    path = model_path if model_path is not None else (chosen_model() or SHIPPED_MODEL)
     out["model"] = {"path": str(path)}
     # The model's facts come from the JSON beside the weights when it still describes that file
     # (normstyle_core/model_summary.py): no torch, so `info` answers in a fraction of a second
@@ -121,10 +122,11 @@ def info(as_json, probe, model_path, device, precision):
         torch = sys.modules["torch"]  # placement() loaded it
         out["cuda"] = {"available": torch.cuda.is_available(),
                        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+    from normstyle_core import environment
     out["paths"] = {"data (user styles)": str(data_home() / "styles"), "cache": str(cache_home()),
                     "torch hub cache (VGG weights)": _torch_hub_dir(),
-                    "NORMSTYLE_MODEL": os.environ.get("NORMSTYLE_MODEL"),
-                    "NORMSTYLE_HOME": os.environ.get("NORMSTYLE_HOME"), "executable": sys.executable}
+                    "NORMSTYLE_MODEL": environment.raw("NORMSTYLE_MODEL"),
+                    "NORMSTYLE_HOME": environment.raw("NORMSTYLE_HOME"), "executable": sys.executable}
     if as_json:
         click.echo(json.dumps(out, indent=2))
     else:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 
 import click
+from normstyle_core.environment import MAX_THREADS
 
 from .common import (EXIT_ERROR, EXIT_INTERRUPTED, QUIET_HELP, THREADS_HELP, VERBOSE_HELP, add_global_options,
                      apply_global_flags, describe_os_error, error_line, is_user_error)
@@ -90,7 +90,8 @@ class NormstyleGroup(click.Group):
             error_line("interrupted")
             ctx.exit(EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - users' mistakes: one line, no traceback
-            if not is_user_error(exc) or os.environ.get("NORMSTYLE_DEBUG"):
+            from normstyle_core.environment import debug
+            if not is_user_error(exc) or debug():
                 raise
             message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
             error_line(f"Error: {message}")
@@ -102,7 +103,7 @@ class NormstyleGroup(click.Group):
 @click.version_option(package_name="normstyle", prog_name="normstyle")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N", envvar="NORMSTYLE_THREADS",
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, metavar="N", envvar="NORMSTYLE_THREADS",
               show_envvar=True, help=THREADS_HELP)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, threads: int | None) -> None:
@@ -117,6 +118,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, threads: int | None) -> N
 
     -v, -q and --threads may also follow the command. Set NORMSTYLE_DEBUG=1 to see tracebacks.
     """
+    from normstyle_core.environment import check_all
+    check_all()  # a wrong NORMSTYLE_* value is one line now, whether or not this command reads it
     apply_global_flags(ctx, verbose=verbose, quiet=quiet, threads=threads)
 
 

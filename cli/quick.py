@@ -9,7 +9,6 @@ NORMSTYLE_ENGINE=torch turns the quick engine off.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,7 +25,8 @@ def quick_stylizer(*, specs: Sequence[str], weights: Sequence[float] | None, ref
                    load_torch: Callable[[], Any], threads: int | None, warn: Callable[[str], None]):
     """(QuickStylizer, QuickStyle) for this run, or None where it needs torch."""
     from normstyle_core.onnx_engine import OnnxEngine, engine_setting
-    if engine_setting() == "torch" or not _default_engine(engine) or os.environ.get("NORMSTYLE_MODEL"):
+    from normstyle_core.environment import model_path
+    if engine_setting() == "torch" or not _default_engine(engine) or model_path() is not None:
         return None
     if ray_address is not None or refine_steps or len(specs) != 1 or weights or render.preserve_color:
         return None

@@ -278,14 +278,14 @@ def remove_style(name, model_path, device, precision):
 def _show_without_model(name: str, notes, model_path: Path | None) -> None:
     """`styles show NAME` of the shipped model from its notes: the same lines, notes and errors
     as with the model loaded (a user style is described, not encoded)."""
-    import os
-
+    
     from normstyle_core.builtin_styles import SHIPPED_MODEL
     from normstyle_core.user_styles import style_image_files
 
     from .style_bank import shadowed_warning
 
-    model_file = model_path if model_path is not None else Path(os.environ.get("NORMSTYLE_MODEL", SHIPPED_MODEL))
+    from normstyle_core.environment import model_path as chosen_model
+    model_file = model_path if model_path is not None else (chosen_model() or SHIPPED_MODEL)
     bank = UserStyleBank()
     user = bank.get(name)
     name = _known_style_name(name, builtin=notes.styles, current=notes.aliases.get(name), bank=bank)

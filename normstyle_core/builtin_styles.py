@@ -53,7 +53,8 @@ def _read(path: Path) -> StyleNotes:
 
 def is_shipped_model(model_path: str | os.PathLike[str] | None) -> bool:
     """Whether ``model_path`` (None: the default, NORMSTYLE_MODEL if set) is the shipped file."""
-    path = Path(model_path) if model_path is not None else Path(os.environ.get("NORMSTYLE_MODEL", SHIPPED_MODEL))
+    from .environment import model_path as chosen
+    path = Path(model_path) if model_path is not None else (chosen() or SHIPPED_MODEL)
     try:
         return path.resolve() == SHIPPED_MODEL.resolve()
     except OSError:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import imaging
-from .errors import ConfigError, RenderError
+from .errors import RenderError
 from .imaging import LoadedImage
 from .options import DEFAULT_TILE_PIXELS, RenderOptions, merged
 from .render_plan import RenderPlan, fade_weight, network_padding
@@ -31,7 +31,6 @@ from .render_plan import RenderPlan, fade_weight, network_padding
 MANIFEST_FORMAT = "normstyle-onnx"
 MANIFEST_VERSION = 1
 ENGINE_VARIABLE = "NORMSTYLE_ENGINE"
-ENGINES = ("auto", "torch")
 # Above this many pixels a photo's whole-picture float maps (a dozen full-size planes) would cost
 # more memory than the torch path's bands; no such photo skips the fine detail at stroke scale 1.
 MAX_PHOTO_PIXELS = 8_000_000
@@ -43,10 +42,8 @@ GRAPH_LEVEL = "ORT_ENABLE_ALL"
 
 def engine_setting() -> str:
     """NORMSTYLE_ENGINE: "auto" (default: the torch-free engine where it paints alike) or "torch"."""
-    value = os.environ.get(ENGINE_VARIABLE, "").strip().lower() or "auto"
-    if value not in ENGINES:
-        raise ConfigError(f"{ENGINE_VARIABLE}={os.environ.get(ENGINE_VARIABLE)!r}: use one of {', '.join(ENGINES)}")
-    return value
+    from .environment import read
+    return read(ENGINE_VARIABLE, "auto")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from dataclasses import dataclass, replace
 
 from .errors import StyleError
@@ -76,8 +75,14 @@ class RendererOptions:
                          tile_size: int | None = None) -> "RendererOptions":
         """The given values, the rest from NORMSTYLE_TILE_PIXELS / NORMSTYLE_TILE_SIZE or the
         defaults (NORMSTYLE_COMPILE is read by the compile policy, with ``compile`` None)."""
+        from .environment import read
         return cls(compile=compile,
-                   tile_pixels=int(os.environ.get("NORMSTYLE_TILE_PIXELS", DEFAULT_TILE_PIXELS)
-                                   if tile_pixels is None else tile_pixels),
-                   tile_size=int(os.environ.get("NORMSTYLE_TILE_SIZE", DEFAULT_TILE_SIZE)
-                                 if tile_size is None else tile_size))
+                   tile_pixels=read("NORMSTYLE_TILE_PIXELS", DEFAULT_TILE_PIXELS) if tile_pixels is None else tile_pixels,
+                   tile_size=read("NORMSTYLE_TILE_SIZE", DEFAULT_TILE_SIZE) if tile_size is None else tile_size)
+
+    def __post_init__(self) -> None:
+        from .environment import MAX_TILE_PIXELS, MAX_TILE_SIZE, MIN_TILE_SIZE
+        for name, low, high in (("tile_pixels", 0, MAX_TILE_PIXELS), ("tile_size", MIN_TILE_SIZE, MAX_TILE_SIZE)):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not low <= value <= high:
+                raise StyleError(f"{name} must be a whole number from {low} to {high}, got {value!r}")

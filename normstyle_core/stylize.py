@@ -43,7 +43,8 @@ __all__ = ["DEFAULT_TILE_PIXELS", "Stylizer", "compile_key", "default_model_path
 
 
 def default_model_path() -> Path:
-    return Path(os.environ.get("NORMSTYLE_MODEL", DEFAULT_MODEL))
+    from .environment import model_path
+    return model_path() or DEFAULT_MODEL
 
 
 def _as_loaded(image: ImageInput) -> LoadedImage:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,9 @@ LISTED_NAMES = 8
 
 def user_styles_dir() -> Path:
     """``$NORMSTYLE_HOME/styles``, else ``styles`` in the platform's user data folder."""
-    env = os.environ.get("NORMSTYLE_HOME")
-    if env:
-        return Path(env).expanduser() / "styles"
+    from .environment import home
+    if home() is not None:
+        return home() / "styles"
     import platformdirs
     return Path(platformdirs.user_data_dir("normstyle", appauthor=False)) / "styles"
 

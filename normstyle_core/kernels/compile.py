@@ -23,7 +23,6 @@ import torch
 
 log = logging.getLogger(__name__)
 
-_FALSE = ("0", "false", "no", "off")
 _lock = threading.Lock()
 
 
@@ -31,10 +30,11 @@ def compile_setting() -> bool | str:
     """NORMSTYLE_COMPILE, the one place it is read: True ("1"/"true"/...), False ("0"/"false"/
     "no"/"off", or a torch without ``torch.compile``) or "auto" (unset). What "auto" means for
     rendering is the Renderer's compile policy (:mod:`normstyle_core.renderer`)."""
-    raw = os.environ.get("NORMSTYLE_COMPILE", "").strip().lower()
-    if raw in _FALSE or not hasattr(torch, "compile"):
+    from ..environment import read
+    setting = read("NORMSTYLE_COMPILE", "auto")  # a value it does not know: one ConfigError line
+    if setting is False or not hasattr(torch, "compile"):
         return False
-    return "auto" if raw in ("", "auto") else True
+    return setting
 
 
 def compile_enabled() -> bool:
