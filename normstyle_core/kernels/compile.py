@@ -86,7 +86,7 @@ def setup_compile_cache() -> str:
         os.makedirs(path, exist_ok=True)
         import torch._inductor.config as inductor_config
         inductor_config.fx_graph_cache = True  # cross-process cache of compiled graphs
-    except Exception as exc:  # pragma: no cover - a read-only home must not break rendering
+    except Exception as exc:  # noqa: BLE001 - a read-only home must not break rendering
         log.debug("could not set up the Inductor cache at %s: %s", path, exc)
     return path
 
@@ -105,25 +105,33 @@ class SafeCompiled:
     def active(self) -> bool:
         return self.failed is None and compile_enabled()
 
-    def prepare(self) -> None:
-        """Make the torch.compile wrapper (cheap: the compiling happens on the first call)."""
-        if self._compiled is None:
+    def prepare(self) -> bool:
+        """Make the torch.compile wrapper (cheap: the compiling happens on the first call).
+        False, with the one warning, where even that fails (a cache folder that cannot be
+        used, a torch.compile that raises): rendering goes on eagerly."""
+        if self._compiled is None and self.failed is None:
             with _lock:
-                if self._compiled is None:
-                    setup_compile_cache()
-                    self._compiled = torch.compile(self.fn, **self.compile_kwargs)
+                if self._compiled is None and self.failed is None:
+                    try:
+                        setup_compile_cache()
+                        self._compiled = torch.compile(self.fn, **self.compile_kwargs)
+                    except Exception as exc:  # noqa: BLE001 - any stage of compiling: run eagerly
+                        self._fail(exc)
+        return self._compiled is not None and self.failed is None
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0][:300]
+        log.warning("torch.compile of the %s failed; using the eager version from now on (%s)",
+                    self.name, self.failed)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.active:
+        if not self.active or not self.prepare():
             return self.fn(*args, **kwargs)
-        self.prepare()
         try:
             return self._compiled(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
             out = self.fn(*args, **kwargs)  # a genuine input error raises here, unchanged
-            self.failed = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            log.warning("torch.compile of the %s failed; using the eager version from now on (%s)",
-                        self.name, self.failed)
+            self._fail(exc)
             return out
 
 
