@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import time
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
 
@@ -48,7 +49,22 @@ class UserStyleBank:
         return find_user_style(name, root=self.root)
 
     def all(self) -> list[UserStyle]:
-        return [s for s in (self.get(n) for n in self.names()) if s is not None]
+        """The readable styles; damaged records are skipped (:meth:`damaged` says which)."""
+        return [s for s, _ in self._read_all() if s is not None]
+
+    def damaged(self) -> list[str]:
+        """One line for each damaged record: what is wrong and how to repair it."""
+        return [why for s, why in self._read_all() if s is None and why]
+
+    def _read_all(self) -> list[tuple[UserStyle | None, str | None]]:
+        errors = _core_errors()
+        found = []
+        for name in self.names():
+            try:
+                found.append((self.get(name), None))
+            except errors.StyleError as exc:
+                found.append((None, str(exc)))
+        return found
 
     # ----------------------------------------------------------------- write
     def add(self, name: str, source: Path, *, kind: str, replace: bool = False,
@@ -59,10 +75,15 @@ class UserStyleBank:
         if not NAME_RE.match(name):
             raise errors.StyleError(f"invalid style name {name!r}: use letters, digits, '-' and '_' "
                                     "(up to 64, starting with a letter or digit)")
-        if self.get(name) is not None and not replace:
+        try:
+            exists = self.get(name) is not None
+        except errors.StyleError:  # a damaged record: --force repairs it
+            exists = True
+        if exists and not replace:
             raise errors.StyleError(f"user style {name!r} already exists; use --force to replace it")
         self.root.mkdir(parents=True, exist_ok=True)
-        suffix = source.suffix.lower() or ".img"
+        # the copy's name must never be the record's own (a style image named paint.json)
+        suffix = source.suffix.lower() if source.suffix.lower() not in ("", ".json") else ".img"
         data_file = self.root / f"{name}{suffix}"
         _atomic_copy(source, data_file)
         # Remove an older data file of the same name with another extension.
@@ -75,11 +96,14 @@ class UserStyleBank:
         return self.get(name)  # type: ignore[return-value]
 
     def remove(self, name: str) -> bool:
-        style = self.get(name)
-        if style is None:
+        """Remove user style ``name``: its record and its files in the bank (``name.*``), and
+        never a file the record points to elsewhere; works on a damaged record too."""
+        if not NAME_RE.match(name) or not (self.root / f"{name}.json").is_file():
             return False
+        for path in self.root.glob(f"{glob_escape(name)}.*"):
+            if path.stem == name and path.suffix != ".json" and (path.is_file() or path.is_symlink()):
+                path.unlink(missing_ok=True)  # a symlink: the link itself, never its target
         (self.root / f"{name}.json").unlink(missing_ok=True)
-        style.file.unlink(missing_ok=True)
         return True
 
     # ---------------------------------------------------------------- encode

@@ -81,12 +81,15 @@ def list_styles(as_json, sheet, out, photo, tile_size, columns, thumbnails, over
     for s in bank.all():
         rows.append({"name": s.name, "kind": f"user ({s.kind})", "source": s.source,
                      "shadowed": s.name in builtin, "description": None, "default_strength": None})
+    damaged = bank.damaged()  # listed apart, each with its repair; never the end of the list
+    for problem in damaged:
+        error_line(f"warning: {problem}")
     written, tiles = None, []
     if sheet:
         written, tiles = _write_gallery(stylizer, bank, out=out, photo=photo, tile_size=tile_size, columns=columns,
                                         thumbnails=thumbnails, overwrite=overwrite)
     if as_json:
-        payload = {"model_error": why, "user_styles_dir": str(bank.root), "styles": rows}
+        payload = {"model_error": why, "user_styles_dir": str(bank.root), "styles": rows, "damaged": damaged}
         if written is not None:
             payload["sheet"] = {"path": str(written), "tiles": tiles}
         click.echo(json.dumps(payload, indent=2))

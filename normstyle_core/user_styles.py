@@ -67,12 +67,36 @@ def find_user_style(name: str, *, root: Path | None = None) -> UserStyle | None:
     if not NAME_RE.match(name) or not meta.is_file():
         return None
     try:
-        data = json.loads(meta.read_text())
-        return UserStyle(name=name, kind=str(data["kind"]), file=folder / str(data["file"]),
-                         source=str(data.get("source", "")), added=float(data.get("added", 0)))
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a record")
+        kind, file = data["kind"], data["file"]
+        _check_record(name, kind=kind, file=file, folder=folder)
+        added = float(data.get("added", 0))
+        if added != added or added in (float("inf"), float("-inf")):
+            raise ValueError(f"'added' is {added}")
+        return UserStyle(name=name, kind=kind, file=folder / file, source=str(data.get("source", "")), added=added)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise StyleError(f"user style {name!r} is damaged ({meta}: {exc}); "
-                         f"remove it with `normstyle styles remove {name}`") from exc
+        raise StyleError(f"user style {name!r} is damaged ({meta.name}: {str(exc)[:200]}); remove it with "
+                         f"`normstyle styles remove {name}` or replace it with "
+                         f"`normstyle styles add {name} IMAGE --force`") from exc
+
+
+KINDS = ("image", "code", "refined")
+
+
+def _check_record(name: str, *, kind: Any, file: Any, folder: Path) -> None:
+    """A record names its own data file inside the bank, nothing else (ValueError otherwise):
+    a record edited to point at another file must never make `styles remove` delete that file,
+    nor make a render read it."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    if not isinstance(file, str) or file != Path(file).name or Path(file).stem != name \
+            or file.lower().endswith(".json"):
+        raise ValueError(f"its file {file!r} is not this style's file in the bank")
+    path = folder / file
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ValueError(f"its file {file!r} is not a plain file")
 
 
 def user_style_code(style: UserStyle, stylizer: Any):
