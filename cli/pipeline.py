@@ -70,10 +70,12 @@ class Result:
     error: str | None = None
     seconds: float = 0.0
     size: tuple[int, int] | None = None
+    warnings: tuple[str, ...] = ()  # what of the photo was not used or kept (frames, metadata, bits)
 
     def as_dict(self) -> dict[str, Any]:
         return {"input": self.input, "output": self.output, "status": self.status, "error": self.error,
-                "seconds": round(self.seconds, 4), "size": list(self.size) if self.size else None}
+                "seconds": round(self.seconds, 4), "size": list(self.size) if self.size else None,
+                "warnings": list(self.warnings)}
 
 
 @dataclass(frozen=True)
@@ -352,7 +354,8 @@ def write_job_output(job: Job, image, loaded, opts: Options) -> tuple[int, int]:
     save_image(image, job.out, quality=opts.quality,
                exif=loaded.exif if opts.keep_metadata else None,
                icc_profile=loaded.icc_profile if opts.keep_metadata else None,
-               overwrite=opts.overwrite)
+               metadata=loaded.info if opts.keep_metadata else None,
+               overwrite=opts.overwrite, notes=loaded.notes)
     return image.size
 
 
@@ -361,8 +364,12 @@ def render_job(job: Job, stylizer, code, opts: Options, loaded):
     from normstyle_core.imaging import output_bit_depth
     # 16 bits: the render's float result, never an 8-bit one scaled up (a bad request fails here,
     # before the render)
-    if output_bit_depth(opts.bit_depth, source_bit_depth=getattr(loaded, "bit_depth", 8), path=job.out) == 16:
+    depth = output_bit_depth(opts.bit_depth, source_bit_depth=getattr(loaded, "bit_depth", 8), path=job.out)
+    if depth == 16:
         return stylizer.stylize_16bit(loaded, style=code, options=opts.render)
+    if getattr(loaded, "bit_depth", 8) >= 16 and opts.bit_depth is None:
+        loaded.notes.append(f"written at 8 bits per channel: {job.out.suffix or 'this format'} holds no more "
+                            "(a .png or .tif output keeps 16)")
     # as keywords: the stylize signature every Stylizer version (and test double) has
     image = stylizer.stylize(loaded, style=code, **asdict(opts.render))
     if loaded.grayscale and opts.render.preserve_color and image.mode == "RGB":
@@ -455,7 +462,7 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
     read_pool = ThreadPoolExecutor(max_workers=readers, thread_name_prefix="normstyle-read")
     write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normstyle-write")
     reads: deque[tuple[Job, Future]] = deque()
-    writes: deque[tuple[Job, Future, float]] = deque()
+    writes: deque[tuple[Job, Future, float, list[str]]] = deque()
 
     def refill() -> None:
         while len(reads) < prefetch:
@@ -464,11 +471,11 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
                 return
             reads.append((job, read_pool.submit(load_job_image, job)))
 
-    def finish_write(job: Job, fut: Future, seconds: float) -> None:
+    def finish_write(job: Job, fut: Future, seconds: float, notes: list[str]) -> None:
         nonlocal stop
         try:
             size = fut.result()
-            results[job.index] = Result(job.source, str(job.out), OK, None, seconds, size)
+            results[job.index] = Result(job.source, str(job.out), OK, None, seconds, size, tuple(notes))
         except Exception as exc:  # noqa: BLE001 - reported per file
             results[job.index] = Result(job.source, str(job.out), FAILED, _message(exc, job.source), seconds)
             if disk_full(exc):  # the caller reports the stop in one line; no per-file lines
@@ -498,7 +505,8 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
                 drain(max_pending_writes)
                 continue
             seconds = time.perf_counter() - t0
-            writes.append((job, write_pool.submit(write_job_output, job, image, loaded, opts), seconds))
+            writes.append((job, write_pool.submit(write_job_output, job, image, loaded, opts), seconds,
+                           loaded.notes))
             drain(max_pending_writes)
         while writes:
             finish_write(*writes.popleft())
@@ -508,10 +516,10 @@ def run_jobs(jobs: Sequence[Job], stylizer, code, opts: Options, *,
             fut.cancel()
         # Writes already started complete (each is atomic); record what they produced.
         while writes:
-            job, fut, seconds = writes.popleft()
+            job, fut, seconds, notes = writes.popleft()
             try:
                 fut.result()
-                results[job.index] = Result(job.source, str(job.out), OK, None, seconds)
+                results[job.index] = Result(job.source, str(job.out), OK, None, seconds, warnings=tuple(notes))
             except Exception as exc:  # noqa: BLE001
                 results[job.index] = Result(job.source, str(job.out), FAILED, _message(exc, job.source))
     finally:

@@ -56,6 +56,8 @@ class Reporter(ProgressDisplay):
     def result(self, job: Job, result: Result) -> None:
         if self.progress is not None:
             self.progress.advance(self.task)
+        for note in result.warnings:
+            self.line(f"warning: {result.input}: {note}")
         if result.status == FAILED and job.index not in self.muted:
             self.line(f"failed: {result.error}")
         elif result.status == OK and self.per_file:
@@ -212,6 +214,8 @@ def _execute(inputs, problems, *, out_dir: Path | None, out_file: Path | None, s
     model_name = stylizer.info.get("path") if stylizer is not None else None
     if single:
         r = results[0]
+        for note in r.warnings:
+            error_line(f"warning: {r.input}: {note}")
         if as_json:
             click.echo(json.dumps({**r.as_dict(), "total_seconds": round(seconds, 3),
                                    "refine_seconds": round(refine_seconds, 3)}, indent=2))

@@ -116,7 +116,8 @@ class LoadedImage:
     icc_profile: bytes | None = None
     bit_depth: int = 8
     grayscale: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # metadata kept for the output: read_metadata
+    notes: list[str] = field(default_factory=list)  # what of the file is not used or kept, one line each
 
     @property
     def size(self) -> tuple[int, int]:
@@ -168,12 +169,16 @@ def from_pil(img: Image.Image) -> LoadedImage:
             img = ImageOps.exif_transpose(img)  # (a copy: only made when it rotates)
     except Exception:  # broken EXIF must not make a good image unusable
         pass
+    meta = read_metadata(img)
     mode = img.mode
     alpha = None
     bit_depth = 8
     grayscale = mode in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    elif mode in ("RGB", "L", "1") and "transparency" in img.info:  # a colour key (PNG tRNS): alpha
+        img = img.convert("RGBA")
         mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
@@ -194,7 +199,7 @@ def from_pil(img: Image.Image) -> LoadedImage:
             icc = None  # the CMYK profile does not describe the RGB we write
         rgb = _unit_float(img if mode == "RGB" else img.convert("RGB"))
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, exif=exif, icc_profile=icc,
-                       bit_depth=bit_depth, grayscale=grayscale)
+                       bit_depth=bit_depth, grayscale=grayscale, info=meta)
 
 
 def check_finite(pixels: np.ndarray) -> None:
@@ -218,11 +223,40 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     with open_image(path) as img:
         try:
             deep = _deep_pixels(Path(path), img)
-            if deep is not None:
-                return _from_deep(deep, img)
-            return from_pil(img)
+            loaded = _from_deep(deep, img) if deep is not None else from_pil(img)
         except ImageError as exc:  # from_pil does not know the file's name
             raise ImageError(f"{path}: {exc}") from None
+        frames = getattr(img, "n_frames", 1)
+        if isinstance(frames, int) and frames > 1:
+            kind = "pages" if img.format in ("TIFF", "MPO") else "frames"
+            loaded.notes.append(f"has {frames} {kind}: only the first is stylized")
+    return loaded
+
+
+def read_metadata(img: Image.Image) -> dict[str, Any]:
+    """What :func:`save_image` can carry over besides EXIF and ICC: resolution (``dpi``), XMP,
+    a JPEG comment and PNG text chunks, as far as ``img`` has them."""
+    meta: dict[str, Any] = {}
+    dpi = img.info.get("dpi")
+    if isinstance(dpi, tuple) and len(dpi) == 2 and all(isinstance(v, (int, float)) and 0 < v < 1e6 for v in dpi):
+        meta["dpi"] = (float(dpi[0]), float(dpi[1]))
+    text = {str(k): v for k, v in (getattr(img, "text", None) or {}).items() if isinstance(v, str)}
+    xmp = img.info.get("xmp") or text.pop(XMP_KEY, None)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if isinstance(xmp, bytes) and xmp:
+        meta["xmp"] = xmp
+    comment = img.info.get("comment")
+    if isinstance(comment, bytes) and comment:
+        meta["comment"] = comment
+    if text:
+        meta["text"] = text
+    return meta
+
+
+XMP_KEY = "XML:com.adobe.xmp"  # the PNG iTXt keyword XMP is stored under
+# A JPEG APP1 segment (EXIF, XMP) holds at most 65533 bytes of payload after its marker name.
+JPEG_SEGMENT_BYTES = 65533
 
 
 # --------------------------------------------------------------- 16 bits per channel
@@ -291,7 +325,8 @@ def _from_deep(arr: np.ndarray, img: Image.Image) -> LoadedImage:
     if grayscale:
         rgb = np.repeat(rgb, 3, axis=2)
     return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, exif=exif,
-                       icc_profile=img.info.get("icc_profile"), bit_depth=16, grayscale=grayscale)
+                       icc_profile=img.info.get("icc_profile"), bit_depth=16, grayscale=grayscale,
+                       info=read_metadata(img))
 
 
 @dataclass
@@ -458,39 +493,102 @@ def compose(rgb: np.ndarray, alpha: np.ndarray | None = None, *, bit_depth: int 
 
 def save_image(img: "Image.Image | Picture16", path: str | os.PathLike[str], *, quality: int = 95,
                exif: bytes | None = None, icc_profile: bytes | None = None,
-               overwrite: bool = True) -> Path:
+               metadata: dict[str, Any] | None = None, overwrite: bool = True,
+               notes: list[str] | None = None) -> Path:
     """Atomically write ``img`` (temp file in the same folder + rename).
 
-    The format follows the extension. JPEG cannot hold alpha: it is flattened onto white.
-    A :class:`Picture16` is written at 16 bits per channel, as PNG (EXIF and ICC kept) or TIFF
-    (ICC kept; tifffile writes no EXIF directory); other formats refuse it (ImageError).
-    ``overwrite=False`` refuses (ImageError) if ``path`` exists, atomically.
+    The format follows the extension. A :class:`Picture16` is written at 16 bits per channel, as
+    PNG or TIFF; other formats refuse it (ImageError). ``exif``, ``icc_profile`` and
+    ``metadata`` (:func:`read_metadata`: resolution, XMP, comment, text) are kept where the format
+    holds them; what it cannot hold (alpha in JPEG or BMP, flattened onto white; EXIF or XMP too
+    large for a JPEG segment; text in a JPEG; ...) is left out, never a failed write, and said in
+    one line each in ``notes``. ``overwrite=False`` refuses (ImageError) if ``path`` exists, atomically.
     """
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ImageError(f"{path}: unsupported output extension {path.suffix!r} "
                          f"(use one of {', '.join(sorted(WRITE_FORMATS))})")
+    notes = notes if notes is not None else []
+    meta = dict(metadata or {})
+    exif = _reset_orientation(exif) if exif else None
     if isinstance(img, Picture16):
         output_bit_depth(16, source_bit_depth=16, path=path)  # the format must hold 16 bits
         if fmt == "PNG":
-            data = _encode_png16(img, exif=_reset_orientation(exif) if exif else None, icc_profile=icc_profile)
+            data = _encode_png16(img, exif=exif, icc_profile=icc_profile)
             write = lambda fh: fh.write(data)  # noqa: E731
         else:
+            if exif:
+                notes.append("EXIF not kept: the 16-bit TIFF writer has no place for it (a .png keeps it)")
             write = lambda fh: _write_tiff16(fh, img, icc_profile=icc_profile)  # noqa: E731
+        _note_dropped(notes, meta, kept=(), fmt=f"16-bit {fmt}")
         return _commit_image(path, write=write, overwrite=overwrite)
-    if fmt in ("JPEG", "BMP") and img.mode == "RGBA":
+    if fmt in ("JPEG", "BMP") and img.mode in ("RGBA", "LA"):
+        alpha = img.getchannel("A")
+        if alpha.getextrema()[0] < 255:
+            notes.append(f"transparency flattened onto white: {fmt} holds no alpha (a .png keeps it)")
         bg = Image.new("RGB", img.size, (255, 255, 255))
-        bg.paste(img, mask=img.getchannel("A"))
+        bg.paste(img.convert("RGBA"), mask=alpha)
         img = bg
     kwargs: dict[str, Any] = {}
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = int(quality)
+    if fmt == "JPEG":
+        for name in ("exif", "xmp"):
+            value = exif if name == "exif" else meta.get("xmp")
+            if value and len(value) > JPEG_SEGMENT_BYTES:
+                notes.append(f"{name.upper()} not kept: {len(value)} bytes, more than a JPEG segment holds "
+                             f"({JPEG_SEGMENT_BYTES}); a .png or .webp keeps it")
+                if name == "exif":
+                    exif = None
+                else:
+                    meta.pop("xmp")
     if exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        kwargs["exif"] = _reset_orientation(exif)
+        kwargs["exif"] = exif
+    elif exif:
+        notes.append(f"EXIF not kept: {fmt} has no place for it")
     if icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = icc_profile
+    elif icc_profile:
+        notes.append(f"ICC profile not kept: {fmt} has no place for it")
+    kept = _metadata_kwargs(fmt, meta, kwargs)
+    _note_dropped(notes, meta, kept=kept, fmt=fmt)
     return _commit_image(path, write=lambda fh: img.save(fh, format=fmt, **kwargs), overwrite=overwrite)
+
+
+# What of read_metadata's keys each format's Pillow writer takes.
+_METADATA_KEPT = {"JPEG": ("dpi", "xmp", "comment"), "PNG": ("dpi", "xmp", "comment", "text"),
+                  "WEBP": ("xmp",), "TIFF": ("dpi",), "BMP": ("dpi",)}
+
+
+def _metadata_kwargs(fmt: str, meta: dict[str, Any], kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """Put what ``fmt`` holds of ``meta`` into Pillow's save ``kwargs``; the keys kept."""
+    kept = tuple(k for k in _METADATA_KEPT.get(fmt, ()) if k in meta)
+    if "dpi" in kept:
+        kwargs["dpi"] = meta["dpi"]
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+        info = PngInfo()
+        for key, value in (meta.get("text") or {}).items():
+            info.add_itxt(key, value)
+        if "xmp" in meta:
+            info.add_itxt(XMP_KEY, meta["xmp"].decode("utf-8", "replace"))
+        if "comment" in meta:
+            info.add_itxt("Comment", meta["comment"].decode("utf-8", "replace"))
+        kwargs["pnginfo"] = info
+    else:
+        if "xmp" in kept:
+            kwargs["xmp"] = meta["xmp"]
+        if "comment" in kept:
+            kwargs["comment"] = meta["comment"]
+    return kept
+
+
+def _note_dropped(notes: list[str], meta: dict[str, Any], *, kept: tuple[str, ...], fmt: str) -> None:
+    names = {"dpi": "resolution (DPI)", "xmp": "XMP", "comment": "the comment", "text": "text chunks"}
+    dropped = [names[k] for k in names if k in meta and k not in kept]
+    if dropped:
+        notes.append(f"{', '.join(dropped)} not kept: {fmt} has no place for {'it' if len(dropped) == 1 else 'them'}")
 
 
 def _commit_image(path: Path, *, write, overwrite: bool) -> Path:

@@ -361,10 +361,14 @@ class Stylizer:
             picture = self.stylize(loaded, style=style, options=opts)
             if loaded.grayscale and opts.preserve_color and picture.mode == "RGB":
                 picture = picture.convert("L")  # a gray photo with its own colours stays gray
-        return imaging.save_image(picture, dst, quality=quality,
-                                  exif=loaded.exif if keep_metadata else None,
-                                  icc_profile=loaded.icc_profile if keep_metadata else None,
-                                  overwrite=overwrite)
+        written = imaging.save_image(picture, dst, quality=quality,
+                                     exif=loaded.exif if keep_metadata else None,
+                                     icc_profile=loaded.icc_profile if keep_metadata else None,
+                                     metadata=loaded.info if keep_metadata else None,
+                                     overwrite=overwrite, notes=loaded.notes)
+        for note in loaded.notes:  # what of the photo was not used or kept: the library logs it
+            log.warning("%s: %s", src, note)
+        return written
 
     def stylize_array(self, rgb: np.ndarray, *, style: StyleInput | StyleCode, options: RenderOptions | None = None,
                       strength: float | None = None, preserve_color: bool | None = None,
