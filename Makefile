@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(NS) demo --out demo-out
+	$(NS) demo --out demo-out --overwrite
 
 # The bf16 tests run again on oneDNN's AVX-512 bf16 path: where the CPU has AMX, that is a
 # second code path with other rounding, so a bound tuned to one CPU kind fails here first.

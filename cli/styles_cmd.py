@@ -126,7 +126,7 @@ def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | No
     and, per tile, its label and whether the painting is shown."""
     from normstyle_core import StyleError
     from normstyle_core.formats import WRITE_FORMATS
-    from normstyle_core.imaging import load_image, save_image
+    from normstyle_core.imaging import load_image
     from normstyle_core.sheets import GalleryTile, gallery_sheet
     from normstyle_core.user_styles import style_image_files
 
@@ -135,13 +135,16 @@ def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | No
     if out.suffix.lower() not in WRITE_FORMATS:
         raise StyleError(f"{out}: unsupported gallery extension {out.suffix!r} "
                          f"(use one of {', '.join(sorted(WRITE_FORMATS))})")
-    if (out.exists() or out.is_symlink()) and not overwrite:  # before the renders, not after
-        raise StyleError(f"{out} already exists (use --overwrite to replace it)")
     if photo is None:
         photo = next((p for p in sample_photos() if p.name == GALLERY_PHOTO), None)
         if photo is None:
             raise StyleError("the gallery needs a photo: pass --photo FILE (or install the sample photos: "
                              "pip install 'normstyle[demo]')")
+    from normstyle_core.output_policy import OutputPolicy
+    policy = OutputPolicy.for_run(overwrite=overwrite, reads=[
+        (photo, "the gallery's photo"), (stylizer.info.get("path"), "the model in use"),
+        *((p, "a file of your style bank") for p in bank.root.glob("*"))])
+    policy.check(out)  # before the renders, not after
     picture = load_image(photo)
     names = sorted(stylizer.style_bank) + [n for n in bank.names() if n not in stylizer.style_bank]
     paintings = style_image_files(model_file=Path(stylizer.info["path"]), root=bank.root) if thumbnails else {}
@@ -164,7 +167,7 @@ def _write_gallery(stylizer, bank: UserStyleBank, *, out: Path, photo: Path | No
         raise StyleError("no styles to show: the model has no built-in styles and you have saved none "
                          "(`normstyle styles add NAME IMAGE`)")
     picture_sheet, _ = gallery_sheet(tiles=tiles, columns=columns, tile_width=tile_size)
-    return (save_image(picture_sheet, out, overwrite=overwrite),
+    return (policy.save_image(picture_sheet, out),
             [{"label": t.label, "painting": str(paintings[n]) if t.inset is not None else None}
              for n, t in zip(names, tiles)])
 
@@ -305,9 +308,10 @@ def _show_without_model(name: str, notes, model_path: Path | None) -> None:
 @click.argument("name")
 @click.option("--export", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Save the style code to this .pt file (usable as --style FILE.pt).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --export file.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @model_options
-def show_style(name, export, as_json, model_path, device, precision):
+def show_style(name, export, overwrite, as_json, model_path, device, precision):
     """Show where style NAME comes from and its style code."""
     from normstyle_core import StyleError
 
@@ -316,6 +320,17 @@ def show_style(name, export, as_json, model_path, device, precision):
     from normstyle_core.builtin_styles import renamed, style_notes
 
     notes = style_notes(model_path)
+    policy = None
+    if export is not None:  # before the model loads: a refused file name is answered at once
+        if export.suffix.lower() != ".pt":
+            raise StyleError(f"--export needs a .pt file name, got {export}")
+        from normstyle_core.builtin_styles import SHIPPED_MODEL
+        from normstyle_core.environment import model_path as chosen_model
+        from normstyle_core.output_policy import OutputPolicy
+        bank_files = [(p, "a file of your style bank") for p in UserStyleBank().root.glob("*")]
+        policy = OutputPolicy.for_run(overwrite=overwrite, reads=[
+            (model_path or chosen_model() or SHIPPED_MODEL, "the model in use"), *bank_files])
+        policy.check(export)
     if notes.styles and not as_json and export is None:
         # The shipped model: its names and notes are in styles.json and the painting's path in
         # the JSON beside the weights, so the text answer needs neither torch nor the model
@@ -336,10 +351,9 @@ def show_style(name, export, as_json, model_path, device, precision):
             "source": user.source if user and kind != "built-in" else None,
             "code_shape": list(m.shape), "gamma_mean": float(m[:, :n].mean()),
             "beta_mean": float(m[:, n:].mean()), "code_norm": float(m.norm())}
-    if export is not None:
-        if export.suffix.lower() != ".pt":
-            raise StyleError(f"--export needs a .pt file name, got {export}")
-        code.save(export)
+    if policy is not None:
+        import torch
+        policy.write(export, lambda fh: torch.save(code.payload(), fh))  # atomic, never over a file of yours
         info["exported"] = str(export)
     from normstyle_core.user_styles import style_image_files
     model_file = stylizer.info.get("path")

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "LOSS_PRESETS": "config", "LossConfig": "config", "ModelConfig": "config", "TrainConfig": "config",
     "CheckpointError": "errors", "ConfigError": "errors", "DeviceError": "errors", "ImageError": "errors",
-    "NormstyleError": "errors", "StyleError": "errors", "TrainingError": "errors",
+    "NormstyleError": "errors", "OutputError": "errors", "StyleError": "errors", "TrainingError": "errors",
     "WeightsUnavailableError": "errors",
     "ImageTransformNet": "models", "NormalizationNet": "models", "StyleTransferModel": "models",
     "VGG19": "models",

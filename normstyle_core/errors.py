@@ -38,5 +38,9 @@ class TrainingError(NormstyleError):
     """Training cannot continue (non-finite loss, empty data folder, ...)."""
 
 
+class OutputError(NormstyleError):
+    """An output may not be written: it exists (no --overwrite), or it is a file the run reads."""
+
+
 class RenderError(NormstyleError):
     """A render came out unusable (NaN or infinite pixels): broken style code or model weights."""

@@ -116,10 +116,14 @@ class StyleCode:
     # --------------------------------------------------------------------- files
     def save(self, path: str | os.PathLike[str]) -> None:
         from .checkpoint import atomic_torch_save
-        atomic_torch_save({"format": CODE_FORMAT, "version": CODE_VERSION, "name": self.name,
-                           "matrix": self.matrix, "provenance": self.provenance.value,
-                           # read by versions before provenance, which only knew this flag
-                           "feedback": self.feedback}, Path(path))
+        atomic_torch_save(self.payload(), Path(path))
+
+    def payload(self) -> dict:
+        """What a style-code file holds (:meth:`save`, :meth:`load`)."""
+        return {"format": CODE_FORMAT, "version": CODE_VERSION, "name": self.name,
+                "matrix": self.matrix, "provenance": self.provenance.value,
+                # read by versions before provenance, which only knew this flag
+                "feedback": self.feedback}
 
     @staticmethod
     def load(path: str | os.PathLike[str]) -> "StyleCode":

@@ -80,7 +80,7 @@ def test_eval_grid_table_json_and_sheet(run, tmp_path):
         assert sorted(r["per_style_top1"]) == ["s0", "s1", "s2"]
         assert sum(n for _, _, n in r["confusions"]) == round(r["n"] * (1 - r["retrieval_top1"]))
     table = run("eval", "--content", tmp_path / "c", "--style", tmp_path / "s", "--out", out, "--size", "64",
-                "--vgg-weights", "random", "--no-baselines")
+                "--vgg-weights", "random", "--no-baselines", "--overwrite")  # the first run's files: replaced
     assert table.exit_code == 0, table.output
     assert "normstyle misses:" in table.output or "normstyle: every output is nearest" in table.output
     assert "normstyle style loss by layer: relu1_1 " in table.output

@@ -76,7 +76,7 @@ def test_export_keeps_an_existing_file_unless_overwrite(raw_run, tmp_path, train
     model = tmp_path / "model.pt"
     model.write_bytes(b"mine")
     line = _one_line(raw_run("export", run_dir, "-o", model))
-    assert f"{model} exists" in line and "--overwrite" in line
+    assert f"{model}: already exists" in line and "--overwrite" in line  # the output policy's words
     assert model.read_bytes() == b"mine"
     r = raw_run("export", run_dir / "ckpt_0000001.pt", "-o", model, "--overwrite")
     assert r.exit_code == 0, r.output
