@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .options import setting_option
+
 
 @click.command("eval")
 @click.option("--content", "contents", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
@@ -30,8 +32,7 @@ import click
               metavar="FACTOR", help="Score the grid as a camera photo gets it: each photo upscaled FACTOR x, "
                                      "rendered, and the output brought back to the grid's size (4: a 512 px "
                                      "grid becomes 2048 px photos).")
-@click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
-              help="Stroke scale normstyle renders with (as `stylize --stroke-scale`).")
+@setting_option("stroke_scale")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval"),
               show_default=True, help="Folder for eval.json and sheet.png.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier eval.json and sheet.png in the folder.")

@@ -104,6 +104,8 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
+from normstyle_core.options import STROKE_SCALE  # torch-free
+
 if TYPE_CHECKING:  # the worker imports torch and the core only when a request needs them
     from normstyle_core.options import RenderOptions
 
@@ -121,7 +123,7 @@ PREVIEW_MAX_PIXELS = 400_000
 DEFAULT_CLIENT_TIMEOUT = 60.0
 MAX_CLIENTS = 16  # connections served at once; each idle one is closed after the client timeout
 MAX_LINE = 1 << 20  # a request is a few hundred bytes (paths and options)
-MAX_STROKE_SCALE = 16.0  # as the CLI's --stroke-scale
+MAX_STROKE_SCALE = STROKE_SCALE.maximum  # the setting's one declaration (normstyle_core.options)
 MAX_REFINE_STEPS = 1000  # the plug-in's dialog allows up to this many
 MAX_SIDE = 524288  # GIMP's largest image side (GIMP_MAX_IMAGE_SIZE)
 WORKDIR_PREFIX = "normstyle-worker-"

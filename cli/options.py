@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -87,32 +88,36 @@ style_options = _grouped([
 
 
 # ------------------------------------------------------------------ render
-def _finite_strength(ctx: click.Context, param: click.Parameter, value: float) -> float:
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     """FloatRange lets NaN through (every comparison with it is false)."""
     if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number between 0 and 1", ctx=ctx, param=param)
+        raise click.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
     return value
 
 
+def setting_option(name: str, **extra: Any):
+    """The click option of render setting ``name``, made from its one declaration
+    (normstyle_core.options.RenderOptions: range, flag, help, default)."""
+    declared = RenderOptions.ranges()[name]
+    default = next(f.default for f in dataclasses.fields(RenderOptions) if f.name == name)
+    kind = click.FloatRange if declared.kind is float else click.IntRange
+    bounds = (declared.minimum, declared.maximum) if declared.kind is float else \
+        (int(declared.minimum), int(declared.maximum))
+    return click.option(declared.flag, name, type=kind(*bounds), default=default, show_default=default is not None,
+                        callback=_finite if declared.kind is float else None, help=declared.help, **extra)
+
+
 render_options = _grouped([
-    click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
-                 callback=_finite_strength,
-                 help="Fade from the photo to the painting: 0 = the photo itself, 1 = the full painting; "
-                 "the steps between look even. Works with --preserve-color (colour and strength are "
-                 "separate)."),
+    setting_option("strength"),
     click.option("--feedback/--no-feedback", default=None,
                  help="Correct a style IMAGE's predicted code on each photo with one look at a small "
                  "render (~0.4 s on a 2-core CPU; a little closer to the painting, a little less of "
                  "the photo). Default: on for camera-size photos (about 3 MP and up at the default "
                  "stroke scale), where it adds a fifth of the time or less; off for smaller ones, "
                  "where it would double it. Built-in styles and code files are used as they are."),
-    click.option("--stroke-scale", type=click.FloatRange(0.0, 16.0), default=1.0, show_default=True,
-                 help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of "
-                 "any size as its 0.2 MP render looks (brush strokes, not grain, on a 24 MP photo); "
-                 "2 = strokes twice as large, 0.5 = finer; 0 = the model's own pixel size."),
+    setting_option("stroke_scale"),
     click.option("--preserve-color", is_flag=True, help="Keep the photo's colours, take the style's texture."),
-    click.option("--max-size", type=click.IntRange(min=16), default=None, metavar="PIXELS",
-                 help="Downscale so the longer side is at most this (default: full resolution)."),
+    setting_option("max_size", metavar="PIXELS"),
 ], RenderOptions, "render")
 
 

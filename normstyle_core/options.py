@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .errors import StyleError
 
@@ -15,15 +15,48 @@ DEFAULT_TILE_PIXELS = 2048 * 2048
 DEFAULT_TILE_SIZE = 1024  # full-resolution tile side; memory per tile ~ w0 * tile^2 * a few bytes
 
 
+@dataclass(frozen=True)
+class Range:
+    """The one declaration of a numeric render setting: its kind, range, command-line flag and
+    help. The CLI's options (cli/options.py), the GIMP worker's request fields and the plug-in's
+    dialog limits are made from it, and :class:`RenderOptions` checks every value by it."""
+
+    kind: type  # float or int
+    minimum: float
+    maximum: float
+    flag: str
+    help: str
+    label: str = ""  # the setting's name in sentences ("strength", "stroke scale")
+
+    def check(self, value: object) -> float | int:
+        """``value`` as this setting's kind; StyleError (one line) for anything else, NaN included."""
+        # a string or a bool is a caller's mistake, not a number to convert
+        ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+        if ok and self.kind is int:
+            ok = isinstance(value, numbers.Integral)
+        number = float(value) if ok else math.nan
+        if not (ok and math.isfinite(number) and self.minimum <= number <= self.maximum):
+            what = "a whole number" if self.kind is int else "a number"
+            raise StyleError(f"{self.label} must be {what} between {self.minimum:g} and {self.maximum:g}, "
+                             f"got {value!r}")
+        return int(value) if self.kind is int else number
+
+
+STRENGTH = Range(float, 0.0, 1.0, "--strength", label="strength",
+                 help="Fade from the photo to the painting: 0 = the photo itself, 1 = the full painting; the steps "
+                 "between look even. Works with --preserve-color (colour and strength are separate).")
+STROKE_SCALE = Range(float, 0.0, 16.0, "--stroke-scale", label="stroke scale",
+                     help="Size of the painting's strokes relative to the whole picture: 1 paints a photo of any "
+                     "size as its 0.2 MP render looks (brush strokes, not grain, on a 24 MP photo); 2 = strokes "
+                     "twice as large, 0.5 = finer; 0 = the model's own pixel size.")
+# Above the largest picture normstyle opens (imaging.MAX_PIXELS), a max size is no limit at all.
+MAX_SIZE = Range(int, 16, 1 << 20, "--max-size", label="max size",
+                 help="Downscale so the longer side is at most this (default: full resolution).")
+
+
 def check_strength(strength: object) -> float:
     """``strength`` as a float in [0, 1]; StyleError (one line) for anything else, NaN included."""
-    # a string or a bool is a caller's mistake, not a number to convert
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real):
-        raise StyleError(f"strength must be a number between 0 and 1, got {strength!r}")
-    value = float(strength)
-    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-        raise StyleError(f"strength must be a number between 0 and 1, got {strength!r}")
-    return value
+    return STRENGTH.check(strength)
 
 
 @dataclass(frozen=True)
@@ -38,16 +71,27 @@ class RenderOptions:
     on this photo first (:mod:`normstyle_core.feedback`); ``None``, the default, does it for
     camera-size photos only (:func:`normstyle_core.feedback.wanted`)."""
 
-    strength: float = 1.0
-    stroke_scale: float = 1.0
-    max_size: int | None = None
+    strength: float = field(default=1.0, metadata={"range": STRENGTH})
+    stroke_scale: float = field(default=1.0, metadata={"range": STROKE_SCALE})
+    max_size: int | None = field(default=None, metadata={"range": MAX_SIZE})
     preserve_color: bool = False
     feedback: bool | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strength", check_strength(self.strength))
-        if not math.isfinite(self.stroke_scale) or self.stroke_scale < 0:
-            raise StyleError(f"stroke scale must be a finite number >= 0, got {self.stroke_scale}")
+        for f in fields(self):
+            checked = f.metadata.get("range")
+            value = getattr(self, f.name)
+            if checked is not None and not (value is None and f.default is None):  # None: "no limit"
+                object.__setattr__(self, f.name, checked.check(value))
+        for name in ("preserve_color", "feedback"):
+            value = getattr(self, name)
+            if not (isinstance(value, bool) or (value is None and name == "feedback")):
+                raise StyleError(f"{name.replace('_', ' ')} must be true or false, got {value!r}")
+
+    @staticmethod
+    def ranges() -> dict[str, Range]:
+        """The numeric settings' declarations by field name."""
+        return {f.name: f.metadata["range"] for f in fields(RenderOptions) if "range" in f.metadata}
 
 
 def merged(options: RenderOptions | None, **given) -> RenderOptions:
