@@ -47,7 +47,8 @@ op             request fields                                   final event
 ``preview``    as ``stylize`` (``refine_steps`` and ``output``      ``{"event": "preview",
                are not used), and ``max_side`` (the preview's    "output", "width", "height",
                longest side, default 256), ``max_pixels``        "render_size": [h, w],
-               (the largest render, default 400000)              "reduced", "seconds"}``
+               (the largest render, default 400000)              "reduced", "seconds",
+                                                                "stages"}``
 ``shutdown``   --                                               ``{"event": "bye"}``
 =============  ===============================================  ===============================
 
@@ -60,6 +61,13 @@ the full render). Without ``reduced``, scaling the full render down gives the pr
 the guided upsampling's residual, the fine detail of a layer four times the working size or more
 (a band too fine to show at the working size) and the 8-bit rounding; such a layer's preview is
 painted with the code the full render uses (corrected by the feedback step).
+
+A dialog asks for many previews of one layer file, so the worker keeps what they share: the
+layer's pixels, its working-size content per brush size, a style file's code, and the painting
+at full strength per style and brush size. A strength change only fades that painting into the
+content again, as the core fades a picture painted at its own size (:mod:`normstyle_core.fade`);
+the preview is the same, to the bit, as one painted from scratch. The cache goes with the layer
+file (a new dialog's file replaces it; a file that is gone is forgotten).
 
 ``{"event": "progress", "fraction": 0..1, "message": str}`` reports progress;
 ``{"event": "error", "kind": str, "message": str}`` ends a failed request with one line for
@@ -101,6 +109,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterator
 
@@ -118,6 +127,12 @@ PREVIEW_MAX_SIDE = 256  # pixels: the dialog's preview area
 # The largest preview render: twice the working size of brush size 1 (stroke_scale.REFERENCE_PIXELS),
 # so brush sizes down to 0.7 are previewed as they will be rendered.
 PREVIEW_MAX_PIXELS = 400_000
+# What the worker keeps of the layer a dialog previews: its pixels (if no larger than this, so
+# that a brush size change does not read the file again), its last few working-size contents
+# and full-strength paintings (a strength change only fades the painting into the layer again).
+PREVIEW_KEEP_BYTES = 256 << 20
+PREVIEW_KEEP_SIZES = 4
+PREVIEW_KEEP_PAINTINGS = 8
 # The plug-in sends its request as soon as it connects and reads every event; a connection
 # silent this long is a client that hung or forgot to close.
 DEFAULT_CLIENT_TIMEOUT = 60.0
@@ -151,7 +166,7 @@ class Worker:
     def __init__(self, *, temp_root: Path | None = None, default_model: str | None = None) -> None:
         self._stylizer = None
         self._default_model = default_model  # used when a request names no model (gimp serve)
-        self._preview_src: tuple | None = None  # (key, working-size content): one layer cached
+        self._preview_cache: dict | None = None  # the previewed layer (see _preview_layer)
         self._key: tuple | None = None
         self._model_lock = threading.Lock()
         self._dir_lock = threading.Lock()
@@ -287,6 +302,7 @@ class Worker:
         import numpy as np
 
         t0 = time.perf_counter()
+        self.drop_preview_cache()  # OK was pressed: the dialog's layer file is gone
         r = _render_fields(req)
         src, w, h, c, dtype = r["src"], r["w"], r["h"], r["c"], r["dtype"]
         model, device, precision = r["model"], r["device"], r["precision"]
@@ -325,8 +341,8 @@ class Worker:
         import torch.nn.functional as F
 
         from normstyle_core import imaging
-        from normstyle_core.feedback import wanted
-        from normstyle_core.stroke_scale import detail_size, working_size
+        from normstyle_core.fade import fade
+        from normstyle_core.render_plan import RenderPlan
 
         t0 = time.perf_counter()
         r = _render_fields(req)
@@ -337,27 +353,37 @@ class Worker:
         _check_input(r)
         h, w = r["h"], r["w"]
         try:
-            work = working_size(h, w, stroke_scale=r["options"].stroke_scale)
+            plan = RenderPlan.for_photo(h, w, stroke_scale=r["options"].stroke_scale,
+                                        feedback=r["options"].feedback)
         except ValueError as exc:
             raise ProtocolError(f"bad request: {exc}") from None
+        work = plan.working
         # the code the full render will use: corrected by the feedback step where the layer is
         # camera size (the small render alone would not say so)
-        options = dataclasses.replace(r["options"], feedback=wanted(
-            r["options"].feedback, camera_size=detail_size((h, w), work) is not None))
+        options = dataclasses.replace(r["options"], feedback=plan.feedback)
         # (working_size rounds each side: brush size 1 may land a few pixels above the budget)
         reduced = work[0] * work[1] > max_pixels * 1.01
         if reduced:  # paint at the budget instead: strokes relatively larger than the render's
             f = math.sqrt(max_pixels / (h * w))
             work = (max(16, int(h * f)), max(16, int(w * f)))
+            options = dataclasses.replace(options, stroke_scale=0.0)
         dst = self.workdir / f"preview-{secrets.token_hex(8)}.raw"
+        stages = {}  # where the time went (the answer's "stages"; benchmarks/gimp_preview.py)
         with self._using_model(emit):
+            mark = time.perf_counter()
+            stages["wait"] = mark - t0
             st = self.stylizer(r["model"], r["device"], emit, precision=r["precision"])
+            stages["model"], mark = time.perf_counter() - mark, time.perf_counter()
             content = self._preview_content(r, work)
+            stages["layer"], mark = time.perf_counter() - mark, time.perf_counter()
             # at the working size the core paints as is (working_size(work) == work), so this is
-            # the painting that stylize_array guides back up to the layer's size
-            if reduced:
-                options = dataclasses.replace(options, stroke_scale=0.0)
-            painting = st.stylize_array(content, style=r["style"], options=options)
+            # the painting that stylize_array guides back up to the layer's size; painted at full
+            # strength and kept, so that a strength change only fades it into the layer again
+            painting = self._preview_painting(st, r, work, content, options)
+            stages["paint"], mark = time.perf_counter() - mark, time.perf_counter()
+        strength = options.strength
+        if strength < 1.0:  # as stylize_array fades a picture painted at its own size
+            painting = fade(torch.from_numpy(content), torch.from_numpy(painting), strength=strength).numpy()
         scale = min(1.0, max_side / max(work))
         size = (max(1, round(work[0] * scale)), max(1, round(work[1] * scale)))
         if size != work:
@@ -365,31 +391,104 @@ class Worker:
             painting = F.interpolate(t, size=size, mode="bilinear", antialias=True,
                                      align_corners=False)[0].permute(1, 2, 0).numpy()
         imaging.to_uint8(painting).tofile(dst)
+        stages["fade+scale+write"] = time.perf_counter() - mark
         return {"event": "preview", "output": str(dst), "width": size[1], "height": size[0],
                 "render_size": list(work), "reduced": reduced,
-                "seconds": round(time.perf_counter() - t0, 3)}
+                "seconds": round(time.perf_counter() - t0, 3),
+                "stages": {k: round(v, 3) for k, v in stages.items()}}
 
-    def _preview_content(self, r: dict, work: tuple[int, int]):
-        """The layer at the working size, as the core brings it there (float (h, w, 3));
-        the last one is kept: a dialog asks for many previews of one layer."""
-        import numpy as np
-        import torch
-        import torch.nn.functional as F
-
+    def _preview_layer(self, r: dict) -> dict:
+        """The cache of the layer a dialog previews (its pixels, its working-size contents, its
+        paintings): a dialog asks for many previews of one layer file. Another file starts a
+        new one; a cache whose file is gone (the dialog closed) is dropped."""
         src = r["src"]
         stat_ = src.stat()
-        key = (str(src), stat_.st_mtime_ns, stat_.st_size, r["w"], r["h"], r["c"], r["dtype"], work)
-        if self._preview_src is not None and self._preview_src[0] == key:
-            return self._preview_src[1]
-        data = np.fromfile(src, dtype=DTYPES[r["dtype"]]).reshape(r["h"], r["w"], r["c"])
-        rgb = np.clip(np.nan_to_num(data[..., :3].astype(np.float32) / SCALE[r["dtype"]], nan=0.0), 0, 1)
-        del data
-        if work != rgb.shape[:2]:  # as Stylizer.stylize_array brings a large photo to its working size
-            full = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        key = (str(src), stat_.st_mtime_ns, stat_.st_size, r["w"], r["h"], r["c"], r["dtype"])
+        layer = self._preview_cache
+        if layer is None or layer["key"] != key:
+            layer = self._preview_cache = {"key": key, "pixels": None, "content": OrderedDict(),
+                                           "paintings": OrderedDict(), "codes": {}}
+        return layer
+
+    def drop_preview_cache(self) -> None:
+        """Forget the previewed layer once its file is gone (its dialog closed): the memory of
+        a camera-size layer's pixels is not kept for the worker's whole life."""
+        layer = self._preview_cache
+        if layer is not None and not os.path.exists(layer["key"][0]):
+            self._preview_cache = None
+
+    def _preview_content(self, r: dict, work: tuple[int, int]):
+        """The layer at the working size, as the core brings it there (float (h, w, 3)); the
+        layer's pixels are kept (up to PREVIEW_KEEP_BYTES) so that another brush size does not
+        read the file again."""
+        import numpy as np
+        import torch.nn.functional as F
+
+        layer = self._preview_layer(r)
+        contents = layer["content"]
+        if work in contents:
+            contents.move_to_end(work)
+            return contents[work]
+        data = layer["pixels"]
+        if data is None:
+            data = np.fromfile(r["src"], dtype=DTYPES[r["dtype"]]).reshape(r["h"], r["w"], r["c"])
+            if data.nbytes <= PREVIEW_KEEP_BYTES:
+                layer["pixels"] = data
+        rgb = _layer_rgb(data, r["dtype"])
+        if work != tuple(rgb.shape[:2]):  # as Stylizer.stylize_array brings a large photo to its working size
+            full = rgb.permute(2, 0, 1)[None]
             rgb = F.interpolate(full, size=work, mode="bilinear", antialias=True, align_corners=False)
-            rgb = rgb.clamp_(0, 1)[0].permute(1, 2, 0).contiguous().numpy()
-        self._preview_src = (key, rgb)
-        return rgb
+            rgb = rgb.clamp_(0, 1)[0].permute(1, 2, 0).contiguous()
+        content = rgb.numpy()
+        contents[work] = content
+        while len(contents) > PREVIEW_KEEP_SIZES:
+            contents.popitem(last=False)
+        return content
+
+    def _preview_painting(self, st, r: dict, work: tuple[int, int], content, options):
+        """The painting of ``content`` at full strength, as :meth:`Stylizer.stylize_array` paints
+        it (kept per style, brush size and colour setting). A style file's code is read once."""
+        from normstyle_core import imaging
+
+        layer = self._preview_layer(r)
+        style = r["style"]
+        path = Path(style).expanduser()
+        try:  # a file (style image, .pt code): its code is kept while the file is unchanged
+            info = path.stat() if path.is_file() and style not in st.style_bank else None
+        except OSError:
+            info = None
+        style_key = (style, info.st_mtime_ns, info.st_size) if info else (style,)
+        key = (self._key, style_key, work, options.preserve_color, options.feedback, options.stroke_scale)
+        paintings = layer["paintings"]
+        if key in paintings:
+            paintings.move_to_end(key)
+            return paintings[key]
+        codes = layer["codes"]
+        code_key = (self._key, style_key)
+        code = codes.get(code_key)
+        if code is None:
+            code = st.style(style)
+            if info is not None:
+                codes[code_key] = code
+        # corrected on this content by the feedback step where the full render corrects it
+        code = st.code_for(code, imaging.to_tensor(content), feedback=options.feedback)
+        painting = st.stylize_array(content, style=code, options=dataclasses.replace(options, strength=1.0))
+        paintings[key] = painting
+        while len(paintings) > PREVIEW_KEEP_PAINTINGS:
+            paintings.popitem(last=False)
+        return painting
+
+
+def _layer_rgb(data, dtype: str):
+    """A layer's pixels (H, W, C) as a float32 (H, W, 3) tensor in [0, 1]: the values
+    :func:`render_float` makes of them (u8 / 255, u16 / 65535, floats with NaN as 0, clipped),
+    converted by torch on every core."""
+    import torch
+
+    t = torch.from_numpy(data)[..., :3]
+    if dtype == "float":
+        return torch.nan_to_num(t, nan=0.0).clamp_(0, 1).contiguous()
+    return t.to(torch.float32).div_(SCALE[dtype]).contiguous()
 
 
 def _render_fields(req: dict) -> dict:
@@ -671,6 +770,7 @@ def serve_socket(path: str, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, *,
             try:
                 conn, _ = server.accept()
             except TimeoutError:
+                worker.drop_preview_cache()  # a dialog closed: its layer's pixels go
                 with guard:
                     idle = not sessions and time.monotonic() - last_active[0] >= idle_timeout
                 if idle_timeout > 0 and idle:

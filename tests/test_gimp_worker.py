@@ -606,7 +606,7 @@ def test_renders_take_turns_on_the_model(tmp_path, tiny_model_file, monkeypatch)
 
 
 # ---------------------------------------------------------------------- preview, cancel, serve
-def _core_preview(st, rgb, *, style, stroke_scale, size, feedback=None):
+def _core_preview(st, rgb, *, style, stroke_scale, size, feedback=None, strength=1.0, preserve_color=False):
     """Computed here: the core's painting at the working size for stroke_scale, resized."""
     import torch
     import torch.nn.functional as F
@@ -620,7 +620,8 @@ def _core_preview(st, rgb, *, style, stroke_scale, size, feedback=None):
                              align_corners=False)[0].permute(1, 2, 0).numpy()
 
     work = working_size(*rgb.shape[:2], stroke_scale=stroke_scale)
-    painting = st.stylize_array(resize(rgb, work), style=style, stroke_scale=stroke_scale, feedback=feedback)
+    painting = st.stylize_array(resize(rgb, work), style=style, stroke_scale=stroke_scale, feedback=feedback,
+                                strength=strength, preserve_color=preserve_color)
     return to_uint8(resize(painting, size)), work
 
 
@@ -692,6 +693,153 @@ def test_preview_says_when_it_paints_smaller_than_the_render(tmp_path, tiny_mode
     ev = events[-1]
     assert ev["reduced"] and ev["render_size"][0] * ev["render_size"][1] <= 15000
     assert (ev["width"], ev["height"]) == (64, 43)
+
+
+def _preview(w, src, hw, **fields):
+    """One preview request on ``w``; returns (event, pixels)."""
+    events = []
+    req = {"op": "preview", "input": str(src), "width": hw[1], "height": hw[0], "channels": 4,
+           "dtype": "u8", "style": "red", "device": "cpu", **fields}
+    w.handle(req, events.append)
+    ev = events[-1]
+    assert ev["event"] == "preview", ev
+    pixels = np.frombuffer(Path(ev["output"]).read_bytes(), np.uint8)  # (not np.fromfile: counted)
+    return ev, pixels.reshape(ev["height"], ev["width"], 3)
+
+
+class _Counting:
+    """Counts the calls of ``owner.name`` (monkeypatched), calling through."""
+
+    def __init__(self, monkeypatch, owner, name):
+        self.calls = 0
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, counted)
+
+
+def test_a_strength_change_is_a_fade_of_the_kept_painting(tmp_path, tiny_model_file, monkeypatch):
+    """The dialog's previews of one layer share the worker's work: a strength change paints
+    nothing (only fades the kept painting into the layer), another brush size reads no file,
+    going back to a style paints nothing; and every preview is the one painted from scratch
+    (the core's, computed here), to the bit."""
+    from normstyle_core import Stylizer
+    from normstyle_core.renderer import Renderer
+
+    a = np.random.default_rng(8).integers(0, 256, (700, 900, 4), dtype=np.uint8)
+    src = tmp_path / "in.raw"
+    a.tofile(src)
+    renders = _Counting(monkeypatch, Renderer, "render")
+    reads = _Counting(monkeypatch, np, "fromfile")
+    w = worker.Worker(temp_root=tmp_path)
+    model = str(tiny_model_file)
+    steps = [  # (settings, renders it needs, file reads it needs)
+        (dict(style="red", strength=1.0), 1, 1),
+        (dict(style="red", strength=0.6), 0, 0),
+        (dict(style="red", strength=0.0), 0, 0),
+        (dict(style="blue", strength=0.6), 1, 0),
+        (dict(style="red", strength=0.3), 0, 0),
+        (dict(style="red", strength=0.3, stroke_scale=1.5), 1, 0),
+        (dict(style="red", strength=0.3, preserve_color=True), 1, 0),
+        (dict(style="red", strength=0.8, preserve_color=True), 0, 0),
+    ]
+    got = []
+    try:
+        for settings, need_renders, need_reads in steps:
+            before = (renders.calls, reads.calls)
+            ev, pixels = _preview(w, src, (700, 900), model=model, **settings)
+            if before != (0, 0):  # the first one also loads the model
+                assert (renders.calls - before[0], reads.calls - before[1]) == (need_renders, need_reads), settings
+            got.append((settings, ev, pixels))
+    finally:
+        w.close()
+    st = Stylizer.load(tiny_model_file, device="cpu")
+    rgb = a[..., :3] / np.float32(255)
+    for settings, ev, pixels in got:
+        expected, work = _core_preview(st, rgb, style=settings["style"], strength=settings["strength"],
+                                       stroke_scale=settings.get("stroke_scale", 1.0),
+                                       preserve_color=settings.get("preserve_color", False),
+                                       size=(ev["height"], ev["width"]))
+        assert tuple(ev["render_size"]) == work
+        np.testing.assert_array_equal(pixels, expected, err_msg=str(settings))
+    # strength 0 is the layer itself; 0.6 lies between it and the painting
+    full, faded, photo = (got[i][2].astype(int) for i in (0, 1, 2))
+    assert np.abs(full - photo).mean() > 5
+    assert np.abs(faded - photo).mean() < np.abs(full - photo).mean()
+
+
+def test_a_style_files_code_is_read_once_and_again_when_it_changes(tmp_path, tiny_model_file, monkeypatch):
+    """Style from Image: the style image is encoded once for all the previews of a layer; a
+    changed file (another picture under the same name) is encoded again and previewed anew."""
+    from normstyle_core import Stylizer
+
+    a = np.random.default_rng(9).integers(0, 256, (300, 400, 4), dtype=np.uint8)
+    src = tmp_path / "in.raw"
+    a.tofile(src)
+    painting = tmp_path / "painting.png"
+    Image.fromarray(np.random.default_rng(10).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(painting)
+    encodes = _Counting(monkeypatch, Stylizer, "encode")
+    w = worker.Worker(temp_root=tmp_path)
+    kw = dict(model=str(tiny_model_file), style=str(painting))
+    try:
+        _, first = _preview(w, src, (300, 400), strength=1.0, **kw)
+        _preview(w, src, (300, 400), strength=0.5, **kw)
+        _preview(w, src, (300, 400), strength=0.5, stroke_scale=2.0, **kw)
+        assert encodes.calls == 1
+        yy, xx = np.mgrid[0:40, 0:40]
+        Image.fromarray(np.dstack([xx * 6, yy * 6, 255 - xx * 6]).astype(np.uint8)).save(painting)
+        os.utime(painting, ns=(1, 1))  # a new mtime even where the clock is coarse
+        _, again = _preview(w, src, (300, 400), strength=1.0, **kw)
+        assert encodes.calls == 2
+    finally:
+        w.close()
+    st = Stylizer.load(tiny_model_file, device="cpu")
+    expected, _ = _core_preview(st, a[..., :3] / np.float32(255), style=painting, stroke_scale=1.0,
+                                size=again.shape[:2])
+    np.testing.assert_array_equal(again, expected)
+    assert np.abs(again.astype(int) - first).mean() > 0.5
+
+
+def test_a_new_layer_file_is_read_anew_and_a_gone_one_is_forgotten(tmp_path, tiny_model_file):
+    """The kept layer follows its file: other pixels (a new file under the same name, as a new
+    dialog writes) are previewed as they are; once the file is gone the worker lets go of it."""
+    src = tmp_path / "in.raw"
+    one = np.zeros((200, 300, 4), np.uint8)
+    one.tofile(src)
+    w = worker.Worker(temp_root=tmp_path)
+    kw = dict(model=str(tiny_model_file), strength=0.0)  # strength 0: the layer itself
+    try:
+        _, dark = _preview(w, src, (200, 300), **kw)
+        assert dark.max() == 0
+        np.full((200, 300, 4), 255, np.uint8).tofile(src)
+        os.utime(src, ns=(2, 2))
+        _, light = _preview(w, src, (200, 300), **kw)
+        assert light.min() == 255
+        assert w._preview_cache is not None
+        w.drop_preview_cache()
+        assert w._preview_cache is not None  # still there: kept
+        src.unlink()
+        w.drop_preview_cache()
+        assert w._preview_cache is None
+    finally:
+        w.close()
+
+
+@pytest.mark.parametrize("dtype", ["u8", "u16", "float"])
+def test_layer_pixels_become_the_floats_the_render_gets(dtype):
+    """The preview's fast conversion (torch) gives the render's values (numpy), to the bit."""
+    rng = np.random.default_rng(11)
+    if dtype == "float":
+        data = rng.normal(0.5, 0.6, (31, 17, 4)).astype(np.float32)
+        data[0, :4, 0] = [np.nan, np.inf, -np.inf, -0.0]
+    else:
+        data = rng.integers(0, 65536 if dtype == "u16" else 256, (31, 17, 4)).astype(worker.DTYPES[dtype])
+    expected = np.clip(np.nan_to_num(data[..., :3].astype(np.float32) / worker.SCALE[dtype], nan=0.0), 0, 1)
+    got = worker._layer_rgb(data, dtype).numpy()
+    assert got.shape == (31, 17, 3) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_a_client_that_goes_away_stops_its_render(tmp_path, tiny_model_file):

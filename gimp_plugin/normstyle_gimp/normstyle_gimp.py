@@ -156,10 +156,13 @@ class NormstyleGimp(Gimp.PlugIn):
                          Gimp.PDBStatusType.CALLING_ERROR)
         fmt, dtype, channels = _exchange_format(image, drawable)
         if run_mode == Gimp.RunMode.INTERACTIVE:
+            _trace({"kind": "run", "width": w, "height": h})
             GimpUi.init(PLUGIN_BINARY)
             title = "Apply Style" if name == PROC_STYLE else "Style from Image"
             dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
             dialog.fill(None)
+            if _tracing():
+                dialog.connect("map-event", _trace_shown)
             tmp = tempfile.mkdtemp(prefix="normstyle-preview-", dir=nsclient.exchange_dir(cfg))
             try:
                 src = os.path.join(tmp, "in.raw")
@@ -273,9 +276,14 @@ def _write_pixels(buffer, x, y, w, h, fmt, path):
             buffer.set(Gegl.Rectangle.new(x, y + row, w, n), fmt, fh.read(w * n * bpp))
 
 
+def _tracing():
+    return bool(os.environ.get("NORMSTYLE_GIMP_TRACE"))
+
+
 def _trace(event, pixels=None):
     """Appends an event to $NORMSTYLE_GIMP_TRACE (JSON lines; a preview's 8-bit RGB pixels go
-    next to it): what the real-GIMP tests read back from the dialog. Off without the variable."""
+    next to it): what the real-GIMP tests and benchmarks/gimp_preview.py read back from the
+    dialog. ``t``: the wall clock (time.time()). Off without the variable."""
     path = os.environ.get("NORMSTYLE_GIMP_TRACE")
     if not path:
         return
@@ -290,6 +298,11 @@ def _trace(event, pixels=None):
             fh.write(json.dumps(event) + "\n")
     except OSError:
         pass
+
+
+def _trace_shown(widget, event):
+    _trace({"kind": "dialog-shown"})
+    return False
 
 
 def _rgb_bytes(pixbuf):
@@ -308,9 +321,14 @@ class _Preview:
     worker at preview size with the dialog's current settings (``preview`` in
     cli/gimp_worker.py: painted at the size the full render paints at, so the strokes look as
     they will). Re-rendered DELAY_MS after the last change; renders run on a thread so the
-    dialog stays responsive, one at a time, and the newest settings win."""
+    dialog stays responsive, one at a time, and the newest settings win (a change that comes
+    during a render is rendered when it is back). The worker keeps the layer and the painting
+    between previews, so a strength change is a fade, not a render (cli/gimp_worker.py)."""
 
-    DELAY_MS = 250
+    # Only gathers the notifications of one action (a slider's step, a typed value): a render
+    # in progress already holds back the next one, so a longer wait would only add latency
+    # (it was 250 ms; the preview after a change is asked to show within 0.5 s, issue #39).
+    DELAY_MS = 30
 
     def __init__(self, dialog, config, proc_name, cfg, source):
         self.config, self.proc_name, self.cfg, self.source = config, proc_name, cfg, source
@@ -345,7 +363,16 @@ class _Preview:
         content.reorder_child(frame, 0)
         frame.show_all()
         self._notify = config.connect("notify", self._changed)
+        self._drawn = None  # (n, changed_at) of a preview set but not yet painted (traced)
+        self._clock = None
         self._timer = GLib.timeout_add(50, self._start)  # the first one as soon as the dialog shows
+
+    def _painted(self, clock):
+        if self._drawn is not None:
+            n, changed_at = self._drawn
+            self._drawn = None
+            _trace({"kind": "drawn", "n": n, "latency": round(time.monotonic() - changed_at, 3)})
+        return False
 
     def close(self):
         self.closed = True
@@ -401,6 +428,7 @@ class _Preview:
         if pspec.name in ("output", "refine-steps"):  # not what the preview shows
             return
         self._changed_at = time.monotonic()
+        _trace({"kind": "changed", "setting": pspec.name})
         if self._timer:
             GLib.source_remove(self._timer)
         self._timer = GLib.timeout_add(self.DELAY_MS, self._start)
@@ -450,8 +478,14 @@ class _Preview:
             self._count += 1
             _trace({"kind": "preview", "n": self._count, "settings": settings,
                     "width": w, "height": h, "render_size": [rh, rw], "reduced": event.get("reduced"),
-                    "seconds": event["seconds"],
+                    "seconds": event["seconds"], "stages": event.get("stages"),
                     "latency": round(time.monotonic() - changed_at, 3)}, event["pixels"])
+            if _tracing():  # when its pixels are on the screen: the next frame GTK paints
+                self._drawn = (self._count, changed_at)
+                clock = self.image.get_frame_clock()
+                if clock is not None and self._clock is None:
+                    self._clock = clock
+                    clock.connect("after-paint", self._painted)
         if self._pending:
             self._pending = False
             self._start()

@@ -2,8 +2,8 @@
 # Runs INSIDE the GIMP chroot: Xvfb + the GIMP 3 GUI on $1/input.png with a selection, driven
 # from the keyboard like a user would:
 #   1. Filters > Style Transfer > Apply Style...: the dialog's preview renders; the style
-#      (Alt+Y, Down) and the brush size (Alt+B, "2") are changed and the preview re-renders;
-#      OK (Alt+O) renders; one Ctrl+Z undoes it.
+#      (Alt+Y, Down), the strength (Alt+T, "0.6") and the brush size (Alt+B, "2") are changed
+#      and the preview re-renders after each; OK (Alt+O) renders; one Ctrl+Z undoes it.
 #   2. (unless NS_NO_CANCEL=1) Select None, Filters > Re-Show Last, brush size 0 (a long render
 #      at the layer's own size), OK, and the stop button of GIMP's progress is clicked while the
 #      worker paints; then one Ctrl+Z (which must undo Select None: the cancelled run left no
@@ -81,6 +81,8 @@ shot gui-3-dialog
 xdotool key alt+y; sleep 0.5                # St_yle: the next style (or NS_STYLE_DOWNS further)
 for i in $(seq ${NS_STYLE_DOWNS:-1}); do xdotool key Down; sleep 0.2; done
 wait_trace 120 "e['kind'] == 'preview' and e['n'] >= 2 and e['settings']['style'] != previews[0]['settings']['style']" || exit 1
+xdotool key alt+t; sleep 0.5; xdotool key ctrl+a; xdotool type "0.6"; xdotool key Tab   # S_trength 0.6
+wait_trace 120 "e['kind'] == 'preview' and e['settings']['strength'] == 0.6" || exit 1
 xdotool key alt+b; sleep 0.5; xdotool key ctrl+a; xdotool type "2"; xdotool key Tab   # _Brush size 2
 wait_trace 120 "e['kind'] == 'preview' and e['settings']['stroke_scale'] == 2.0" || exit 1
 sleep 1
