@@ -24,6 +24,21 @@ def error_line(message: str) -> None:
     click.echo(" ".join(str(message).split("\n")), err=True)
 
 
+
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses NaN and infinity (every comparison with NaN is false,
+    so FloatRange lets it through). Every float option of the CLI is one of these
+    (tests/test_finite_options.py)."""
+
+    name = "float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number is not None and (number != number or number in (float("inf"), float("-inf"))):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def is_user_error(exc: BaseException) -> bool:
     """A problem the user can fix: any NormstyleError, or an OSError about their files.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .common import FiniteFloat
 from .options import setting_option
 
 
@@ -28,7 +29,7 @@ from .options import setting_option
 @click.option("--feedback", "with_feedback", is_flag=True,
               help="Also score the predicted codes corrected by the feedback step (`stylize --feedback`), "
                    "as their own row.")
-@click.option("--camera-size", "camera_factor", type=click.FloatRange(1.0, 16.0), default=1.0, show_default=True,
+@click.option("--camera-size", "camera_factor", type=FiniteFloat(1.0, 16.0), default=1.0, show_default=True,
               metavar="FACTOR", help="Score the grid as a camera photo gets it: each photo upscaled FACTOR x, "
                                      "rendered, and the output brought back to the grid's size (4: a 512 px "
                                      "grid becomes 2048 px photos).")

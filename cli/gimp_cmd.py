@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .common import FiniteFloat
+
 _PLUGINS_DIR = click.option(
     "--plugins-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="GIMP 3 plug-ins folder (default: the one `normstyle gimp install` last used, else the user "
@@ -31,7 +33,7 @@ def gimp() -> None:
               show_default=True,
               help="daemon: one worker keeps the model loaded between calls (exits when idle); "
                    "oneshot: a fresh worker process per call.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=900.0, show_default=True,
+@click.option("--idle-timeout", type=FiniteFloat(min=0), default=900.0, show_default=True,
               help="Seconds a daemon worker waits for the next call before it exits.")
 @click.option("--no-check", is_flag=True,
               help="Do not start the worker to check it and read the model's style list.")
@@ -111,7 +113,7 @@ def doctor_cmd(plugins_dir, quick) -> None:
 @click.option("--model", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Model for requests that name none (default: NORMSTYLE_MODEL or the packaged "
                    "model); a plug-in installed with --model names its own.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--idle-timeout", type=FiniteFloat(min=0), default=0.0, show_default=True,
               help="Exit after this many seconds without a call (0: run until stopped).")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False), default=None,
               help="Append the worker's log to this file (default: the terminal).")

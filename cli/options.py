@@ -23,7 +23,7 @@ import click
 
 from normstyle_core.options import RenderOptions
 
-from .common import model_options, parse_floats
+from .common import FiniteFloat, model_options, parse_floats
 from .pipeline import DEFAULT_TEMPLATE, OUTPUT_FORMATS, check_template
 
 
@@ -88,23 +88,16 @@ style_options = _grouped([
 
 
 # ------------------------------------------------------------------ render
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    """FloatRange lets NaN through (every comparison with it is false)."""
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a finite number", ctx=ctx, param=param)
-    return value
-
-
 def setting_option(name: str, **extra: Any):
     """The click option of render setting ``name``, made from its one declaration
     (normstyle_core.options.RenderOptions: range, flag, help, default)."""
     declared = RenderOptions.ranges()[name]
     default = next(f.default for f in dataclasses.fields(RenderOptions) if f.name == name)
-    kind = click.FloatRange if declared.kind is float else click.IntRange
+    kind = FiniteFloat if declared.kind is float else click.IntRange
     bounds = (declared.minimum, declared.maximum) if declared.kind is float else \
         (int(declared.minimum), int(declared.maximum))
     return click.option(declared.flag, name, type=kind(*bounds), default=default, show_default=default is not None,
-                        callback=_finite if declared.kind is float else None, help=declared.help, **extra)
+                        help=declared.help, **extra)
 
 
 render_options = _grouped([

