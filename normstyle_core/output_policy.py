@@ -63,6 +63,7 @@ class OutputPolicy:
     def write(self, path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> Path:
         """Check ``path``, then create it atomically with what ``write`` writes to its open file."""
         path = self.check(path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # created with the first file, not before
         try:
             return write_atomically(path, write=write, overwrite=self.overwrite)
         except FileExistsError:  # it appeared meanwhile

@@ -143,3 +143,14 @@ def test_export_never_writes_over_the_checkpoint_it_reads(world):
     r = normstyle("export", copy, "-o", copy, "--overwrite", home=world / "home")
     refused(r, "the run being exported")
     assert snapshot(world) == before
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 4000), (4000, 3)])
+def test_eval_refuses_a_picture_too_small_to_score_in_one_line_and_writes_nothing(world, size):
+    bad = world / "photos" / "thin.png"
+    Image.new("RGB", size, (10, 20, 30)).save(bad)
+    out = world / "eval"
+    r = normstyle("eval", "--content", world / "photos", "--style", world / "photos", "-o", out,
+                  "--no-baselines", "--size", "64", "--vgg-weights", "random", home=world / "home")
+    refused(r, "thin.png", "at least 16 px")
+    assert not out.exists()
