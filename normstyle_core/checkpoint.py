@@ -13,7 +13,7 @@ import torch
 
 from .atomic import write_atomically
 from .config import LossConfig, TrainConfig, config_to_dict, model_differences, saved_model_config
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .models.style_transfer import StyleTransferModel
 from .safe_load import load_failure_reason, load_tensors_only
 
@@ -142,11 +142,15 @@ def load_model(path: Path) -> tuple[StyleTransferModel, dict[str, Any]]:
     data = read_checkpoint(path)
     try:
         config = saved_model_config(data["model_config"])
+        from .models.norm_net import smallest_style_size
+        if config.style_size < smallest_style_size(config):
+            raise ConfigError(f"style_size {config.style_size} is smaller than its style encoder reads "
+                              f"({smallest_style_size(config)})")
         model = StyleTransferModel(config)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v
                                for k, v in inference_state(data).items()})
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: damaged normstyle checkpoint ({exc})") from exc
+    except (KeyError, RuntimeError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: damaged normstyle checkpoint ({str(exc).splitlines()[0][:300]})") from exc
     model.eval()
     return model, data
 

@@ -15,6 +15,13 @@ StyleEncoderKind = Literal["paper", "vgg"]
 EncoderActivation = Literal["relu", "leaky_relu"]
 
 
+# What a model file may declare (ModelConfig.__post_init__): far beyond any trained model, short
+# of sizes that would allocate gigabytes before a shape error could say the file is damaged.
+MAX_WIDTH = 4096
+MAX_RESIDUAL = 64
+MIN_STYLE_SIZE, MAX_STYLE_SIZE = 1, 4096
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the Image Transformation Network and the Normalization Network."""
@@ -44,10 +51,20 @@ class ModelConfig:
     encoder_activation: EncoderActivation = "relu"
 
     def __post_init__(self) -> None:
-        if len(self.widths) != 3 or any(w <= 0 for w in self.widths):
-            raise ConfigError(f"widths must be three positive ints, got {self.widths}")
-        if self.num_residual < 0:
-            raise ConfigError("num_residual must be >= 0")
+        def whole(value: object, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        if not isinstance(self.widths, tuple) or len(self.widths) != 3 or \
+                not all(whole(w, 1, MAX_WIDTH) for w in self.widths):
+            raise ConfigError(f"widths must be three whole numbers from 1 to {MAX_WIDTH}, got {self.widths!r}")
+        if not whole(self.num_residual, 0, MAX_RESIDUAL):
+            raise ConfigError(f"num_residual must be a whole number from 0 to {MAX_RESIDUAL}, got {self.num_residual!r}")
+        # what the encoder in use can read at the least is checked where a model is built or
+        # loaded (training.smallest_style_size), with its own words
+        if not whole(self.style_size, MIN_STYLE_SIZE, MAX_STYLE_SIZE):
+            raise ConfigError(f"style_size must be a whole number from {MIN_STYLE_SIZE} to {MAX_STYLE_SIZE}, "
+                              f"got {self.style_size!r}")
+        if not whole(self.norm_hidden, 1, 1 << 16):
+            raise ConfigError(f"norm_hidden must be a whole number from 1 to 65536, got {self.norm_hidden!r}")
         if self.style_encoder not in ("paper", "vgg"):
             raise ConfigError(f"style_encoder must be 'paper' or 'vgg', got {self.style_encoder!r}")
         if self.encoder_activation not in ("relu", "leaky_relu"):

@@ -30,6 +30,7 @@ from .errors import ConfigError, TrainingError
 from .loss_network import load_loss_network
 from .losses import PerceptualLoss
 from .model_files import CKPT_GLOB, latest_checkpoint  # noqa: F401 (part of this module's API)
+from .models.norm_net import smallest_style_size  # noqa: F401 (part of this module's API)
 from .models.norm_net import VGGStatsNormalizationNet
 from .models.style_transfer import StyleTransferModel
 from .models.vgg import VGG19, layer_names
@@ -74,19 +75,6 @@ class FirstStepsTimer:
             return None
         self.times.append(seconds)
         return sum(self.times) / len(self.times) if len(self.times) == self.wanted else None
-
-
-def smallest_style_size(config: ModelConfig) -> int:
-    """The smallest style image side ``config``'s style encoder can read. The paper's encoder
-    has three unpadded 9x9 stride-2 convs (57 -> 25 -> 9 -> 1 px); the vgg encoder's deepest
-    statistics layer must keep at least one pixel after VGG's 2x2 poolings."""
-    if config.style_encoder == "paper":
-        side = 1
-        for _ in range(3):
-            side = (side - 1) * 2 + 9
-        return side
-    deepest = max(layer_names().index(name) for name in config.encoder_layers)
-    return 2 ** sum(1 for name in layer_names()[:deepest] if name.startswith("pool"))
 
 
 class Trainer:

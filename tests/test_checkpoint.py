@@ -129,3 +129,20 @@ def test_random_bytes_are_called_corrupt_not_python_objects(tmp_path):
     message = str(info.value)
     assert "not a normstyle file" in message and "or it is corrupt" in message
     assert "Python objects" not in message and "weights_only" not in message
+
+
+@pytest.mark.parametrize("field,value", [("style_size", 0), ("style_size", 4), ("style_size", -3), ("style_size", 1.5),
+                                         ("widths", [0, 16, 32]), ("widths", [8, 16]), ("num_residual", -1),
+                                         ("num_residual", 10**9), ("norm_hidden", 0), ("widths", ["a", 16, 32])])
+def test_a_model_file_with_impossible_shapes_is_one_line(tmp_path, field, value):
+    """A model file whose stored config no network could have (issue #37: style_size 0 was a
+    torch traceback at the first style image)."""
+    from normstyle_core.builtin_styles import SHIPPED_MODEL
+    from normstyle_core.checkpoint import load_model
+    data = torch.load(SHIPPED_MODEL, weights_only=True)
+    data["model_config"][field] = value
+    bad = tmp_path / "bad.pt"
+    torch.save(data, bad)
+    with pytest.raises(CheckpointError) as err:
+        load_model(bad)
+    assert "damaged normstyle checkpoint" in str(err.value) and "\n" not in str(err.value)

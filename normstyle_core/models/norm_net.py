@@ -154,6 +154,19 @@ class VGGStatsNormalizationNet(nn.Module):
         return self.head(self.style_features(style))
 
 
+def smallest_style_size(config: ModelConfig) -> int:
+    """The smallest style image side ``config``'s style encoder can read. The paper's encoder
+    has three unpadded 9x9 stride-2 convs (57 -> 25 -> 9 -> 1 px); the vgg encoder's deepest
+    statistics layer must keep at least one pixel after VGG's 2x2 poolings."""
+    if config.style_encoder == "paper":
+        side = 1
+        for _ in range(3):
+            side = (side - 1) * 2 + 9
+        return side
+    deepest = max(layer_names().index(name) for name in config.encoder_layers)
+    return 2 ** sum(1 for name in layer_names()[:deepest] if name.startswith("pool"))
+
+
 def build_normalization_net(config: ModelConfig) -> nn.Module:
     if config.style_encoder == "vgg":
         return VGGStatsNormalizationNet(config)
