@@ -96,8 +96,8 @@ def check_template(template: str) -> None:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise ValueError(f"bad output name template {template!r}: {exc}") from None
-    for f in fields:
-        base = f.split("!")[0].split(":")[0]
+    bases = [f.split("!")[0].split(":")[0] for f in fields]
+    for base in bases:
         if base not in TEMPLATE_FIELDS:
             raise ValueError(f"unknown field {{{base}}} in output name template; "
                              f"use {', '.join('{' + x + '}' for x in TEMPLATE_FIELDS)}")
@@ -105,7 +105,7 @@ def check_template(template: str) -> None:
     if Path(sample).suffix.lower().lstrip(".") not in WRITABLE:
         raise ValueError(f"the output name template must end with .{{ext}} or one of "
                          f".{', .'.join(sorted(WRITABLE))} (got {sample!r} for photo.jpg)")
-    if "{stem}" not in template and "{name}" not in template and "{index" not in template:
+    if not {"stem", "name", "index"} & set(bases):  # {stem!r} and {index:03d} count too
         raise ValueError("the output name template must contain {stem}, {name} or {index}, "
                          "or every file would get the same name")
 

@@ -154,3 +154,14 @@ def test_eval_refuses_a_picture_too_small_to_score_in_one_line_and_writes_nothin
                   "--no-baselines", "--size", "64", "--vgg-weights", "random", home=world / "home")
     refused(r, "thin.png", "at least 16 px")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("template,want", [("{stem!r}.{ext}", "'a'.png"), ("{stem:>3}_{style}.{ext}", "  a_udnie.png"),
+                                           ("{index:03d}.{ext}", "001.png")])
+def test_a_valid_format_in_the_name_template_is_accepted(world, template, want):
+    out = world / "out"
+    out.mkdir()
+    r = normstyle("stylize", world / "photos" / "a.png", "--style", "udnie", "--name", template, "-o", out,
+                  home=world / "home")
+    assert r.returncode == 0, r.stderr
+    assert [p.name for p in out.iterdir()] == [want]
