@@ -197,6 +197,14 @@ QUIET_HELP = "Only warnings and errors: no progress bars, no 'wrote ...' lines."
 THREADS_HELP = "CPU threads for torch (default: torch's choice, usually one per core)."
 
 
+def _threads_type() -> click.IntRange:
+    from normstyle_core.environment import MAX_THREADS, VARIABLES
+    return click.IntRange(min=VARIABLES["NORMSTYLE_THREADS"].minimum, max=MAX_THREADS)
+
+
+THREADS_TYPE = _threads_type()  # the root's --threads, the sub-commands' and NORMSTYLE_THREADS: one range
+
+
 def _sub_flag(name: str):
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         if value:  # 0, False, None: not given at this level
@@ -214,7 +222,7 @@ def add_global_options(cmd: click.Command) -> click.Command:
                          callback=_sub_flag("verbose"), help=VERBOSE_HELP),
             click.Option(["-q", "--quiet", "global_quiet"], is_flag=True, expose_value=False,
                          callback=_sub_flag("quiet"), help=QUIET_HELP),
-            click.Option(["--threads", "global_threads"], type=click.IntRange(min=1), default=None,
+            click.Option(["--threads", "global_threads"], type=THREADS_TYPE, default=None,
                          expose_value=False, metavar="N", callback=_sub_flag("threads"), help=THREADS_HELP),
         ])
         cmd._normstyle_global_flags = True  # type: ignore[attr-defined]

@@ -12,9 +12,8 @@ import importlib.util
 import sys
 
 import click
-from normstyle_core.environment import MAX_THREADS
 
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, QUIET_HELP, THREADS_HELP, VERBOSE_HELP, add_global_options,
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, QUIET_HELP, THREADS_HELP, THREADS_TYPE, VERBOSE_HELP, add_global_options,
                      apply_global_flags, describe_os_error, error_line, is_user_error)
 
 # Commands written elsewhere, registered only if their module exists, imported only when used:
@@ -103,7 +102,7 @@ class NormstyleGroup(click.Group):
 @click.version_option(package_name="normstyle", prog_name="normstyle")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
-@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None, metavar="N", envvar="NORMSTYLE_THREADS",
+@click.option("--threads", type=THREADS_TYPE, default=None, metavar="N", envvar="NORMSTYLE_THREADS",
               show_envvar=True, help=THREADS_HELP)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, threads: int | None) -> None:

@@ -164,3 +164,23 @@ def test_module_reads_no_torch():
 def test_unknown_names_are_a_programming_error():
     with pytest.raises(KeyError):
         environment.raw("NORMSTYLE_NOPE")
+
+
+def test_every_threads_option_has_the_declared_range():
+    from cli.common import THREADS_TYPE
+    from cli.main import cli
+    found = [p for _, c in _walk(cli) for p in c.params if p.name in ("threads", "global_threads")]
+    assert len(found) > 5 and all(p.type is THREADS_TYPE for p in found)
+    assert (THREADS_TYPE.min, THREADS_TYPE.max) == (VARIABLES["NORMSTYLE_THREADS"].minimum, MAX_THREADS)
+
+
+def _walk(group, ctx=None):
+    import click
+    ctx = ctx or click.Context(group)
+    yield (), group
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _walk(command, click.Context(command, parent=ctx))
+        else:
+            yield (name,), command
