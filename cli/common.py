@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import importlib.abc
 import importlib.util
 import logging
@@ -197,12 +198,12 @@ QUIET_HELP = "Only warnings and errors: no progress bars, no 'wrote ...' lines."
 THREADS_HELP = "CPU threads for torch (default: torch's choice, usually one per core)."
 
 
-def _threads_type() -> click.IntRange:
+@functools.cache
+def threads_type() -> click.IntRange:
+    """The one range of the root's --threads, the sub-commands' and NORMSTYLE_THREADS (made on
+    first use: importing this module stays light for `normstyle gimp`'s commands)."""
     from normstyle_core.environment import MAX_THREADS, VARIABLES
     return click.IntRange(min=VARIABLES["NORMSTYLE_THREADS"].minimum, max=MAX_THREADS)
-
-
-THREADS_TYPE = _threads_type()  # the root's --threads, the sub-commands' and NORMSTYLE_THREADS: one range
 
 
 def _sub_flag(name: str):
@@ -222,7 +223,7 @@ def add_global_options(cmd: click.Command) -> click.Command:
                          callback=_sub_flag("verbose"), help=VERBOSE_HELP),
             click.Option(["-q", "--quiet", "global_quiet"], is_flag=True, expose_value=False,
                          callback=_sub_flag("quiet"), help=QUIET_HELP),
-            click.Option(["--threads", "global_threads"], type=THREADS_TYPE, default=None,
+            click.Option(["--threads", "global_threads"], type=threads_type(), default=None,
                          expose_value=False, metavar="N", callback=_sub_flag("threads"), help=THREADS_HELP),
         ])
         cmd._normstyle_global_flags = True  # type: ignore[attr-defined]

@@ -13,8 +13,8 @@ import sys
 
 import click
 
-from .common import (EXIT_ERROR, EXIT_INTERRUPTED, QUIET_HELP, THREADS_HELP, THREADS_TYPE, VERBOSE_HELP, add_global_options,
-                     apply_global_flags, describe_os_error, error_line, is_user_error)
+from .common import (EXIT_ERROR, EXIT_INTERRUPTED, QUIET_HELP, THREADS_HELP, VERBOSE_HELP, add_global_options,
+                     apply_global_flags, describe_os_error, error_line, is_user_error, threads_type)
 
 # Commands written elsewhere, registered only if their module exists, imported only when used:
 # name -> (module, attribute, short help shown in `normstyle --help` without importing it).
@@ -102,7 +102,7 @@ class NormstyleGroup(click.Group):
 @click.version_option(package_name="normstyle", prog_name="normstyle")
 @click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.option("-q", "--quiet", is_flag=True, help=QUIET_HELP)
-@click.option("--threads", type=THREADS_TYPE, default=None, metavar="N", envvar="NORMSTYLE_THREADS",
+@click.option("--threads", type=threads_type(), default=None, metavar="N", envvar="NORMSTYLE_THREADS",
               show_envvar=True, help=THREADS_HELP)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, threads: int | None) -> None:

@@ -167,11 +167,11 @@ def test_unknown_names_are_a_programming_error():
 
 
 def test_every_threads_option_has_the_declared_range():
-    from cli.common import THREADS_TYPE
+    from cli.common import threads_type
     from cli.main import cli
     found = [p for _, c in _walk(cli) for p in c.params if p.name in ("threads", "global_threads")]
-    assert len(found) > 5 and all(p.type is THREADS_TYPE for p in found)
-    assert (THREADS_TYPE.min, THREADS_TYPE.max) == (VARIABLES["NORMSTYLE_THREADS"].minimum, MAX_THREADS)
+    assert len(found) > 5 and all(p.type is threads_type() for p in found)
+    assert (threads_type().min, threads_type().max) == (VARIABLES["NORMSTYLE_THREADS"].minimum, MAX_THREADS)
 
 
 def _walk(group, ctx=None):
