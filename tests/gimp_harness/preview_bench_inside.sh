@@ -40,11 +40,18 @@ for i in $(seq 60); do
 done
 sleep 3                                    # let the plug-in menus register, GIMP settle
 for open in $(seq "${NS_OPENS:-4}"); do
-  xdotool mousemove 400 300                # no window manager: focus follows the pointer
   base=$(count)
-  xdotool key alt+r; sleep 1; xdotool key Up; sleep 0.5; xdotool key Right; sleep 1
-  mark "open-$open"
-  xdotool key Return                       # "Apply Style...": the dialog, whose preview renders
+  for try in 1 2 3; do                     # a busy machine may drop a key of the menu walk
+    xdotool mousemove 400 300              # no window manager: focus follows the pointer
+    xdotool key alt+r; sleep 1; xdotool key Up; sleep 0.5; xdotool key Right; sleep 1
+    mark "open-$open"
+    xdotool key Return                     # "Apply Style...": the dialog, whose preview renders
+    for i in $(seq 100); do
+      xdotool search --onlyvisible --name 'Apply Style' >/dev/null 2>&1 && break 2; sleep 0.1
+    done
+    echo "no dialog after the menu (try $try)" >&2
+    xdotool key Escape; sleep 0.3; xdotool key Escape; sleep 0.3; xdotool key Escape; sleep 1
+  done
   wait_drawn "$base" "first preview of dialog $open"
   DLG=$(xdotool search --onlyvisible --name 'Apply Style' 2>/dev/null | head -1)
   [ -n "$DLG" ] && xdotool windowfocus --sync "$DLG" 2>/dev/null
